@@ -1,0 +1,213 @@
+package twofactor
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterDirective("two_factor", parseCaddyfile)
+	// After basic_auth, like any authentication, and before the handlers
+	// that serve content, so no global order option is needed.
+	httpcaddyfile.RegisterDirectiveOrder("two_factor", httpcaddyfile.After, "basic_auth")
+}
+
+// parseCaddyfile makes the route of a two_factor directive. The route
+// matches what the user's matcher matches and also path_prefix, so the
+// sign-in pages are reachable whatever the matcher is.
+func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	h.Next() // directive name
+	matcherSet, err := h.ExtractMatcherSet()
+	if err != nil {
+		return nil, err
+	}
+	tf := new(TwoFactor)
+	if err := tf.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	vals := h.NewRoute(nil, tf)
+	if matcherSet != nil && len(vals) == 1 {
+		route := vals[0].Value.(caddyhttp.Route)
+		prefix := tf.PathPrefix
+		if prefix == "" {
+			prefix = DefaultPathPrefix
+		}
+		pages := caddy.ModuleMap{"path": caddyconfig.JSON(caddyhttp.MatchPath{prefix, prefix + "/*"}, nil)}
+		route.MatcherSetsRaw = []caddy.ModuleMap{matcherSet, pages}
+		vals[0].Value = route
+	}
+	return vals, nil
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	two_factor [<matcher>] {
+//	    user <name> <hash>          # repeatable; hash from `caddy hash-password`
+//	    db <path>
+//	    issuer <name>
+//	    encryption_key <base64 of 32 bytes>
+//	    path_prefix <path>
+//	    session_idle <duration>
+//	    session_lifetime <duration>
+//	    pending_lifetime <duration>
+//	    concurrent_sessions
+//	    same_site lax|strict
+//	    recovery_codes <count>
+//	    max_attempts <count>
+//	    attempt_window <duration>
+//	    lockout <duration>
+//	    max_ip_attempts <count>
+//	}
+func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := make(map[string]bool)
+	for d.NextBlock(0) {
+		sub := d.Val()
+		if sub != "user" {
+			if seen[sub] {
+				return d.Errf("%s is set twice", sub)
+			}
+			seen[sub] = true
+		}
+		switch sub {
+		case "user":
+			var name, hash string
+			if !d.Args(&name, &hash) {
+				return d.Errf("user needs a name and a password hash from `caddy hash-password`: user <name> <hash>")
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			if _, err := newAccount(hash); err != nil && !isPlaceholder(hash) {
+				return d.Errf("user %s: %v", name, err)
+			}
+			h.Users = append(h.Users, Account{Username: name, Password: hash})
+		case "db":
+			if err := oneArg(d, &h.DB); err != nil {
+				return err
+			}
+		case "issuer":
+			if err := oneArg(d, &h.Issuer); err != nil {
+				return err
+			}
+		case "encryption_key":
+			if err := oneArg(d, &h.EncryptionKey); err != nil {
+				return err
+			}
+		case "path_prefix":
+			if err := oneArg(d, &h.PathPrefix); err != nil {
+				return err
+			}
+			if h.PathPrefix == "" || h.PathPrefix[0] != '/' || h.PathPrefix == "/" {
+				return d.Errf("path_prefix must be a path below the root, like /_2fa")
+			}
+		case "same_site":
+			if err := oneArg(d, &h.SameSite); err != nil {
+				return err
+			}
+			if h.SameSite != "lax" && h.SameSite != "strict" {
+				return d.Errf("same_site must be lax or strict, not %q", h.SameSite)
+			}
+		case "concurrent_sessions":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.ConcurrentSessions = true
+		case "session_idle":
+			if err := durationArg(d, &h.SessionIdle); err != nil {
+				return err
+			}
+		case "session_lifetime":
+			if err := durationArg(d, &h.SessionLifetime); err != nil {
+				return err
+			}
+		case "pending_lifetime":
+			if err := durationArg(d, &h.PendingLifetime); err != nil {
+				return err
+			}
+		case "attempt_window":
+			if err := durationArg(d, &h.AttemptWindow); err != nil {
+				return err
+			}
+		case "lockout":
+			if err := durationArg(d, &h.Lockout); err != nil {
+				return err
+			}
+		case "recovery_codes":
+			if err := countArg(d, &h.RecoveryCodes); err != nil {
+				return err
+			}
+		case "max_attempts":
+			if err := countArg(d, &h.MaxAttempts); err != nil {
+				return err
+			}
+		case "max_ip_attempts":
+			if err := countArg(d, &h.MaxIPAttempts); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unrecognized two_factor subdirective %q", sub)
+		}
+	}
+	return nil
+}
+
+func isPlaceholder(s string) bool {
+	return len(s) > 2 && s[0] == '{' && s[len(s)-1] == '}'
+}
+
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
+	var raw string
+	if err := oneArg(d, &raw); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(raw)
+	if err != nil {
+		return d.Errf("%s: %v", name, err)
+	}
+	if dur <= 0 {
+		return d.Errf("%s must be positive, not %s", name, raw)
+	}
+	if (name == "attempt_window" || name == "lockout") && dur > maxAttemptWindow {
+		return d.Errf("%s must be at most %s", name, maxAttemptWindow)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+func countArg(d *caddyfile.Dispenser, dst *int) error {
+	name := d.Val()
+	var raw string
+	if err := oneArg(d, &raw); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 {
+		return d.Errf("%s must be a whole number of at least 1, not %q", name, raw)
+	}
+	*dst = n
+	return nil
+}
+
+// Interface guards
+var _ caddyfile.Unmarshaler = (*TwoFactor)(nil)

@@ -1,0 +1,349 @@
+// Package twofactor is a Caddy HTTP handler, two_factor, that closes the
+// routes it matches until the user has signed in with a password and a
+// second factor (a TOTP code, or a one-time recovery code).
+//
+// It serves its own sign-in pages under a path prefix (/_2fa by default):
+// login, TOTP setup on first sign-in, confirmation on every later one, and
+// logout. Users, enrollments and server-side sessions are kept in an
+// embedded bbolt database.
+//
+// Once a request is let through, these placeholders are set:
+//
+//	{http.auth.user.id}              the user name
+//	{http.two_factor.user}           the user name
+//	{http.two_factor.method}         how the second factor was given: totp, recovery or setup
+//	{http.two_factor.confirmed_at}   when it was given (RFC 3339)
+//	{http.two_factor.session_expires} when the session ends at the latest (RFC 3339)
+package twofactor
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-two-factor/caddy-two-factor/seal"
+)
+
+func init() {
+	caddy.RegisterModule(TwoFactor{})
+}
+
+// Defaults of the config fields.
+const (
+	DefaultPathPrefix      = "/_2fa"
+	DefaultSessionIdle     = 30 * time.Minute
+	DefaultSessionLifetime = 12 * time.Hour
+	DefaultPendingLifetime = 5 * time.Minute
+	DefaultRecoveryCodes   = 10
+	DefaultMaxAttempts     = 5
+	DefaultAttemptWindow   = 5 * time.Minute
+	DefaultLockout         = 15 * time.Minute
+	DefaultMaxIPAttempts   = 50
+)
+
+// TwoFactor is an HTTP handler that lets a request through only once its
+// client has signed in with a password and a second factor, and otherwise
+// sends it to the sign-in pages it serves under path_prefix.
+//
+// An unauthenticated request that accepts text/html is redirected to
+// {path_prefix}/login?next=<original path and query>; any other gets 401.
+//
+// The handler must also see requests for its own pages: the Caddyfile
+// directive adds a matcher set for path_prefix to the route it makes. In
+// JSON, add {"path": ["/_2fa/*"]} as an extra matcher set of the route.
+type TwoFactor struct {
+	// The bbolt database file with enrollments and sessions. It is opened
+	// once per file and shared by every site that names it. Default:
+	// two_factor/two_factor.db in Caddy's data directory.
+	DB string `json:"db,omitempty"`
+
+	// The issuer shown in authenticator apps. Default: the site's host name.
+	Issuer string `json:"issuer,omitempty"`
+
+	// The users who may sign in, with password hashes from
+	// `caddy hash-password` (bcrypt or argon2id).
+	Users []Account `json:"users,omitempty"`
+
+	// Base64 of 32 random bytes that encrypt TOTP secrets at rest (AES-256-GCM).
+	// Placeholders such as {env.TWO_FACTOR_KEY} or {file.path} are resolved
+	// at provisioning. Without a key, secrets are stored unencrypted and a
+	// warning is logged.
+	EncryptionKey string `json:"encryption_key,omitempty"`
+
+	// Where the sign-in pages are served. Default: /_2fa
+	PathPrefix string `json:"path_prefix,omitempty"`
+
+	// A session not used for this long ends. Default: 30m
+	SessionIdle caddy.Duration `json:"session_idle,omitempty"`
+
+	// A session ends this long after sign-in, whatever its activity. Default: 12h
+	SessionLifetime caddy.Duration `json:"session_lifetime,omitempty"`
+
+	// How long a user has, after the password step, to give the second
+	// factor. Default: 5m
+	PendingLifetime caddy.Duration `json:"pending_lifetime,omitempty"`
+
+	// Keep a user's other sessions when they sign in again. By default a
+	// new sign-in ends all older sessions of the user, and each sign-in
+	// rotates the user's session identifier.
+	ConcurrentSessions bool `json:"concurrent_sessions,omitempty"`
+
+	// The SameSite attribute of the session cookie: lax or strict. Default: lax
+	SameSite string `json:"same_site,omitempty"`
+
+	// How many recovery codes a user gets at enrollment. Default: 10
+	RecoveryCodes int `json:"recovery_codes,omitempty"`
+
+	// Failed passwords and codes an account may have within attempt_window
+	// before it is locked. Default: 5
+	MaxAttempts int `json:"max_attempts,omitempty"`
+
+	// The window in which failures are counted. Default: 5m
+	AttemptWindow caddy.Duration `json:"attempt_window,omitempty"`
+
+	// How long a locked account or client stays locked. Default: 15m
+	Lockout caddy.Duration `json:"lockout,omitempty"`
+
+	// Failures one client IP may have within attempt_window, over all
+	// accounts, before it is locked. The client IP is Caddy's, which honours
+	// the server's trusted_proxies. Default: 50
+	MaxIPAttempts int `json:"max_ip_attempts,omitempty"`
+
+	accounts    map[string]account
+	fakeAccount account
+	sealer      *seal.Sealer
+	db          *database
+	dbPath      string
+	sameSite    http.SameSite
+	attempts    *attemptTracker
+	logger      *zap.Logger
+	now         func() time.Time
+}
+
+// Account is a user who may sign in.
+type Account struct {
+	// The user name.
+	Username string `json:"username"`
+
+	// The password hash, from `caddy hash-password` (bcrypt or argon2id,
+	// in Modular Crypt Format).
+	Password string `json:"password"` //nolint:gosec // a hash, not a password
+}
+
+// CaddyModule returns the Caddy module information.
+func (TwoFactor) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.two_factor",
+		New: func() caddy.Module { return new(TwoFactor) },
+	}
+}
+
+// Provision applies defaults, resolves placeholders and opens the database.
+func (h *TwoFactor) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.now == nil {
+		h.now = time.Now
+	}
+	h.applyDefaults()
+
+	repl := caddy.NewReplacer()
+	if err := h.provisionAccounts(repl); err != nil {
+		return err
+	}
+	if err := h.provisionSealer(repl); err != nil {
+		return err
+	}
+
+	h.dbPath = repl.ReplaceKnown(h.DB, "")
+	if h.dbPath == "" {
+		h.dbPath = filepath.Join(caddy.AppDataDir(), "two_factor", "two_factor.db")
+	}
+	if abs, err := filepath.Abs(h.dbPath); err == nil {
+		h.dbPath = abs
+	}
+	db, err := openDatabase(h.dbPath, h.logger)
+	if err != nil {
+		return err
+	}
+	h.db = db
+	h.attempts = db.attempts
+	return nil
+}
+
+func (h *TwoFactor) applyDefaults() {
+	if h.PathPrefix == "" {
+		h.PathPrefix = DefaultPathPrefix
+	}
+	h.PathPrefix = "/" + strings.Trim(h.PathPrefix, "/")
+	if h.SessionIdle == 0 {
+		h.SessionIdle = caddy.Duration(DefaultSessionIdle)
+	}
+	if h.SessionLifetime == 0 {
+		h.SessionLifetime = caddy.Duration(DefaultSessionLifetime)
+	}
+	if h.PendingLifetime == 0 {
+		h.PendingLifetime = caddy.Duration(DefaultPendingLifetime)
+	}
+	if h.SameSite == "" {
+		h.SameSite = "lax"
+	}
+	if h.RecoveryCodes == 0 {
+		h.RecoveryCodes = DefaultRecoveryCodes
+	}
+	if h.MaxAttempts == 0 {
+		h.MaxAttempts = DefaultMaxAttempts
+	}
+	if h.AttemptWindow == 0 {
+		h.AttemptWindow = caddy.Duration(DefaultAttemptWindow)
+	}
+	if h.Lockout == 0 {
+		h.Lockout = caddy.Duration(DefaultLockout)
+	}
+	if h.MaxIPAttempts == 0 {
+		h.MaxIPAttempts = DefaultMaxIPAttempts
+	}
+	switch strings.ToLower(h.SameSite) {
+	case "strict":
+		h.sameSite = http.SameSiteStrictMode
+	default:
+		h.sameSite = http.SameSiteLaxMode
+	}
+}
+
+func (h *TwoFactor) provisionAccounts(repl *caddy.Replacer) error {
+	h.accounts = make(map[string]account, len(h.Users))
+	for i, u := range h.Users {
+		name := normalizeUsername(repl.ReplaceKnown(u.Username, ""))
+		if err := checkUsername(name); err != nil {
+			return fmt.Errorf("user %d: %w", i, err)
+		}
+		if _, dup := h.accounts[name]; dup {
+			return fmt.Errorf("user %d: %q is declared twice", i, name)
+		}
+		acct, err := newAccount(repl.ReplaceKnown(u.Password, ""))
+		if err != nil {
+			return fmt.Errorf("user %q: %w", name, err)
+		}
+		h.accounts[name] = acct
+	}
+	if len(h.Users) > 0 {
+		// Unknown users are checked against a hash of the same algorithm and
+		// cost as a real user's, so the time taken does not tell who exists.
+		fake, err := fakeAccountLike(h.accounts[normalizeUsername(repl.ReplaceKnown(h.Users[0].Username, ""))])
+		if err != nil {
+			return err
+		}
+		h.fakeAccount = fake
+	} else {
+		fake, err := fakeAccountLike(account{})
+		if err != nil {
+			return err
+		}
+		h.fakeAccount = fake
+	}
+	return nil
+}
+
+func (h *TwoFactor) provisionSealer(repl *caddy.Replacer) error {
+	var key []byte
+	if h.EncryptionKey != "" {
+		resolved := repl.ReplaceKnown(h.EncryptionKey, "")
+		if resolved == "" {
+			return fmt.Errorf("encryption_key %q is empty once resolved (is the environment variable or file set?)", h.EncryptionKey)
+		}
+		var err error
+		if key, err = seal.ParseKey(resolved); err != nil {
+			return fmt.Errorf("encryption_key: %w", err)
+		}
+	}
+	sealer, err := seal.New(key)
+	if err != nil {
+		return fmt.Errorf("encryption_key: %w", err)
+	}
+	h.sealer = sealer
+	if !sealer.Encrypts() {
+		h.logger.Warn("no encryption_key set: TOTP secrets are stored unencrypted in the database; set encryption_key to base64 of 32 random bytes (head -c 32 /dev/urandom | base64)")
+	}
+	return nil
+}
+
+// Validate checks the config.
+func (h *TwoFactor) Validate() error {
+	if strings.ContainsAny(h.PathPrefix, " ?#*{}\\") || h.PathPrefix == "/" {
+		return fmt.Errorf("path_prefix %q must be a plain path below the root, like /_2fa", h.PathPrefix)
+	}
+	for name, d := range map[string]caddy.Duration{
+		"session_idle":     h.SessionIdle,
+		"session_lifetime": h.SessionLifetime,
+		"pending_lifetime": h.PendingLifetime,
+		"attempt_window":   h.AttemptWindow,
+		"lockout":          h.Lockout,
+	} {
+		if d < 0 {
+			return fmt.Errorf("%s must be positive, not %s", name, time.Duration(d))
+		}
+	}
+	switch strings.ToLower(h.SameSite) {
+	case "lax", "strict":
+	default:
+		return fmt.Errorf("same_site must be lax or strict, not %q", h.SameSite)
+	}
+	if h.RecoveryCodes < 0 || h.RecoveryCodes > 100 {
+		return fmt.Errorf("recovery_codes must be between 1 and 100, not %d", h.RecoveryCodes)
+	}
+	if h.MaxAttempts < 0 || h.MaxIPAttempts < 0 {
+		return errors.New("max_attempts and max_ip_attempts must be positive")
+	}
+	return nil
+}
+
+// Cleanup releases this config's use of the database.
+func (h *TwoFactor) Cleanup() error {
+	if h.db == nil {
+		return nil
+	}
+	_, err := databases.Delete(h.dbPath)
+	return err
+}
+
+// normalizeUsername puts a user name in Unicode NFKC form, so names that
+// look the same (fullwidth letters, composed accents) are the same name.
+func normalizeUsername(name string) string {
+	return norm.NFKC.String(strings.TrimSpace(name))
+}
+
+func checkUsername(name string) error {
+	if name == "" {
+		return errors.New("user name is empty")
+	}
+	if len(name) > 128 {
+		return fmt.Errorf("user name %q is longer than 128 bytes", name[:32]+"…")
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("user name %q has a control character", name)
+		}
+	}
+	return nil
+}
+
+// key encodes bytes for a cookie or a form field.
+func encodeKey(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*TwoFactor)(nil)
+	_ caddy.Validator             = (*TwoFactor)(nil)
+	_ caddy.CleanerUpper          = (*TwoFactor)(nil)
+	_ caddyhttp.MiddlewareHandler = (*TwoFactor)(nil)
+)

@@ -1,0 +1,726 @@
+package twofactor
+
+import (
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	qrcode "github.com/skip2/go-qrcode"
+	"go.uber.org/zap"
+
+	"github.com/caddy-two-factor/caddy-two-factor/recovery"
+	"github.com/caddy-two-factor/caddy-two-factor/redirect"
+	"github.com/caddy-two-factor/caddy-two-factor/store"
+	"github.com/caddy-two-factor/caddy-two-factor/totp"
+)
+
+// maxFormBytes caps a POST body to the module's pages.
+const maxFormBytes = 64 << 10
+
+// Messages shown to users. One message for every kind of bad sign-in, so
+// the page never tells an unknown user from a wrong password.
+const (
+	msgBadLogin      = "The user name or password is not right."
+	msgBadCode       = "That code is not right. Codes change every 30 seconds, and each works only once."
+	msgCodeFormat    = "Enter the 6-digit code from your authenticator app."
+	msgConfirmFormat = "Enter the 6-digit code from your authenticator app, or one of your recovery codes."
+	msgExpiredForm   = "This form has expired or was sent from another site. Please start again."
+	msgLocked        = "Too many failed attempts. Please wait before trying again."
+)
+
+// servePage serves one of the module's own pages.
+func (h *TwoFactor) servePage(w http.ResponseWriter, r *http.Request, page string) error {
+	type handlers struct {
+		get, post func(http.ResponseWriter, *http.Request) error
+	}
+	var hs handlers
+	switch page {
+	case "", "login":
+		hs = handlers{h.getLogin, h.postLogin}
+	case "setup":
+		hs = handlers{h.getSetup, h.postSetup}
+	case "confirm":
+		hs = handlers{h.getConfirm, h.postConfirm}
+	case "logout":
+		hs = handlers{h.getLogout, h.postLogout}
+	case "static/style.css", "static/app.js":
+		hs = handlers{get: h.serveStatic}
+	default:
+		return h.render(w, http.StatusNotFound, "error", pageData{Title: "Page not found", Error: "There is no such page."})
+	}
+	switch {
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		return hs.get(w, r)
+	case r.Method == http.MethodPost && hs.post != nil:
+		return hs.post(w, r)
+	default:
+		allow := "GET, HEAD"
+		if hs.post != nil {
+			allow += ", POST"
+		}
+		w.Header().Set("Allow", allow)
+		return h.render(w, http.StatusMethodNotAllowed, "error", pageData{Title: "Method not allowed", Error: "This page does not accept " + r.Method + " requests."})
+	}
+}
+
+func (h *TwoFactor) serveStatic(w http.ResponseWriter, r *http.Request) error {
+	name := strings.TrimPrefix(r.URL.Path[len(h.PathPrefix):], "/static/")
+	body, err := templatesFS.ReadFile("templates/" + name)
+	if err != nil {
+		return h.render(w, http.StatusNotFound, "error", pageData{Title: "Page not found", Error: "There is no such page."})
+	}
+	hdr := w.Header()
+	if strings.HasSuffix(name, ".css") {
+		hdr.Set("Content-Type", "text/css; charset=utf-8")
+	} else {
+		hdr.Set("Content-Type", "text/javascript; charset=utf-8")
+	}
+	hdr.Set("Cache-Control", "public, max-age=3600")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Content-Length", strconv.Itoa(len(body)))
+	_, err = w.Write(body)
+	return err
+}
+
+// readForm parses a POST body of at most maxFormBytes. It answers the
+// request itself (413, 400) and returns false when the body is unusable.
+func (h *TwoFactor) readForm(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			_ = h.render(w, http.StatusRequestEntityTooLarge, "error", pageData{Title: "Request too large", Error: "The form sent was too large."})
+		} else {
+			_ = h.render(w, http.StatusBadRequest, "error", pageData{Title: "Bad request", Error: "The form could not be read."})
+		}
+		return nil, false
+	}
+	for _, values := range r.PostForm {
+		if len(values) > 1 {
+			_ = h.render(w, http.StatusBadRequest, "error", pageData{Title: "Bad request", Error: "The form has a repeated field."})
+			return nil, false
+		}
+	}
+	return r.PostForm, true
+}
+
+// rejectForgery answers a POST whose origin or anti-CSRF token is wrong.
+func (h *TwoFactor) rejectForgery(w http.ResponseWriter, r *http.Request, user string) error {
+	h.audit(r, "csrf_rejected", user, "")
+	return h.render(w, http.StatusForbidden, "error", pageData{Title: "Form expired", Error: msgExpiredForm})
+}
+
+// redirectTo sends the browser to a path of ours or to a checked next.
+func redirectTo(w http.ResponseWriter, target string) error {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Location", target)
+	w.WriteHeader(http.StatusSeeOther)
+	return nil
+}
+
+func (h *TwoFactor) page(name string) string { return h.PathPrefix + "/" + name }
+
+func (h *TwoFactor) safeNext(next string) string { return redirect.Safe(next, h.PathPrefix) }
+
+// ---- login ----
+
+func (h *TwoFactor) getLogin(w http.ResponseWriter, r *http.Request) error {
+	next := h.safeNext(r.URL.Query().Get("next"))
+	if _, err := h.fullSession(r, h.now()); err == nil {
+		return redirectTo(w, next)
+	}
+	return h.renderLogin(w, r, http.StatusOK, next, "", "")
+}
+
+func (h *TwoFactor) renderLogin(w http.ResponseWriter, r *http.Request, status int, next, username, msg string) error {
+	token, err := h.loginCSRF(w, r)
+	if err != nil {
+		return caddyhttpError(err)
+	}
+	return h.render(w, status, "login", pageData{Title: "Sign in", CSRF: token, Next: next, Username: username, Error: msg})
+}
+
+func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
+	form, ok := h.readForm(w, r)
+	if !ok {
+		return nil
+	}
+	next := h.safeNext(form.Get("next"))
+	if !sameOrigin(r) || !h.validLoginCSRF(r, form.Get("csrf")) {
+		return h.rejectForgery(w, r, "")
+	}
+	name := normalizeUsername(form.Get("username"))
+	password := form.Get("password")
+	if len(name) > 128 {
+		name = name[:128]
+	}
+
+	now := h.now()
+	ip := clientIP(r)
+	acct, known := h.lookupAccount(name)
+	lockedUntil, err := h.attempts.lockedUntil(name, known, ip, now)
+	if err != nil {
+		return caddyhttpError(err)
+	}
+	// The hash is always checked, locked or not, known or not: every
+	// answer before a right password costs the same.
+	passwordOK := acct.check(password) && known
+	if !lockedUntil.IsZero() {
+		h.audit(r, "login_locked", knownName(name, known), "locked")
+		return h.renderLocked(w, "login", lockedUntil, now)
+	}
+	if !passwordOK {
+		if err := h.attempts.fail(name, known, ip, h.limits(), now); err != nil {
+			return caddyhttpError(err)
+		}
+		h.audit(r, "login_failed", knownName(name, known), "bad_password")
+		return h.renderLogin(w, r, http.StatusUnauthorized, next, form.Get("username"), msgBadLogin)
+	}
+
+	var (
+		token    string
+		enrolled bool
+	)
+	err = h.db.store.Update(func(tx store.Tx) error {
+		// Whatever session the browser had is replaced, never upgraded.
+		if key, ok := sessionKey(r); ok {
+			if err := tx.DeleteSession(key); err != nil {
+				return err
+			}
+		}
+		u, err := tx.User(name)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		enrolled = u != nil && u.TOTP != nil
+		token, err = h.newSession(tx, r, store.Session{
+			User:     name,
+			Stage:    store.StagePending,
+			Created:  now,
+			LastSeen: now,
+			Expires:  now.Add(time.Duration(h.PendingLifetime)),
+			Next:     next,
+		})
+		return err
+	})
+	if err != nil {
+		return caddyhttpError(err)
+	}
+	h.setSessionCookie(w, r, token)
+	h.audit(r, "password_accepted", name, "")
+	if enrolled {
+		return redirectTo(w, h.page("confirm"))
+	}
+	return redirectTo(w, h.page("setup"))
+}
+
+// lookupAccount returns the account of a user declared in the config or
+// managed in the database, or a fake one that costs the same to check.
+func (h *TwoFactor) lookupAccount(name string) (account, bool) {
+	if a, ok := h.accounts[name]; ok {
+		return a, true
+	}
+	var hash string
+	_ = h.db.store.View(func(tx store.Tx) error {
+		if u, err := tx.User(name); err == nil {
+			hash = u.PasswordHash
+		}
+		return nil
+	})
+	if hash != "" {
+		if a, err := newAccount(hash); err == nil {
+			return a, true
+		}
+	}
+	return h.fakeAccount, false
+}
+
+func (h *TwoFactor) limits() limits {
+	return limits{
+		maxAccount: h.MaxAttempts,
+		maxIP:      h.MaxIPAttempts,
+		window:     time.Duration(h.AttemptWindow),
+		lockout:    time.Duration(h.Lockout),
+	}
+}
+
+func (h *TwoFactor) renderLocked(w http.ResponseWriter, page string, until, now time.Time) error {
+	wait := max(int(until.Sub(now).Round(time.Second)/time.Second), 1)
+	w.Header().Set("Retry-After", strconv.Itoa(wait))
+	return h.render(w, http.StatusTooManyRequests, "locked", pageData{
+		Title:      "Too many attempts",
+		Error:      msgLocked,
+		RetryAfter: humanDuration(time.Duration(wait) * time.Second),
+		Next:       page,
+	})
+}
+
+func humanDuration(d time.Duration) string {
+	if d < time.Minute {
+		return strconv.Itoa(int(d/time.Second)) + " seconds"
+	}
+	m := int((d + time.Minute - 1) / time.Minute)
+	if m == 1 {
+		return "1 minute"
+	}
+	return strconv.Itoa(m) + " minutes"
+}
+
+// ---- setup ----
+
+func (h *TwoFactor) getSetup(w http.ResponseWriter, r *http.Request) error {
+	now := h.now()
+	sess, user, err := h.pendingSession(r, now)
+	if err != nil {
+		return h.noPending(w, err)
+	}
+	if user.TOTP != nil {
+		return redirectTo(w, h.page("confirm"))
+	}
+	secret, err := h.pendingSecret(sess)
+	if err != nil {
+		return caddyhttpError(err)
+	}
+	return h.renderSetup(w, r, http.StatusOK, sess, secret, "")
+}
+
+// noPending answers a step page reached without a password-only session.
+func (h *TwoFactor) noPending(w http.ResponseWriter, err error) error {
+	if errors.Is(err, errNoSession) {
+		return redirectTo(w, h.page("login"))
+	}
+	return caddyhttpError(err)
+}
+
+// pendingSecret returns the secret being set up in sess, creating it on
+// first use. It is kept, sealed, in the session, so reloading the page shows
+// the same secret and the form never carries it.
+func (h *TwoFactor) pendingSecret(sess *store.Session) ([]byte, error) {
+	if sess.PendingSecret == nil {
+		fresh, err := totp.NewSecret()
+		if err != nil {
+			return nil, err
+		}
+		sealed, err := h.sealer.Seal(fresh, sess.User)
+		if err != nil {
+			return nil, err
+		}
+		err = h.db.store.Update(func(tx store.Tx) error {
+			s, err := tx.Session(sess.Key)
+			if err != nil {
+				return err
+			}
+			if s.PendingSecret == nil { // another tab may have won
+				s.PendingSecret = sealed
+				if err := tx.PutSession(s); err != nil {
+					return err
+				}
+			}
+			sess.PendingSecret = s.PendingSecret
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return h.sealer.Open(sess.PendingSecret, sess.User)
+}
+
+func (h *TwoFactor) renderSetup(w http.ResponseWriter, r *http.Request, status int, sess *store.Session, secret []byte, msg string) error {
+	issuer := h.issuer(r)
+	uri, err := totp.URI(issuer, sess.User, secret)
+	if err != nil {
+		return caddyhttpError(err)
+	}
+	png, err := qrcode.Encode(uri, qrcode.Medium, 256)
+	if err != nil {
+		return caddyhttpError(err)
+	}
+	encoded := totp.EncodeSecret(secret)
+	return h.render(w, status, "setup", pageData{
+		Title:         "Set up two-factor sign-in",
+		CSRF:          h.sessionCSRF(sess.Key),
+		Username:      sess.User,
+		Issuer:        issuer,
+		Secret:        encoded,
+		SecretGrouped: totp.GroupSecret(encoded),
+		QR:            template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png)),
+		Error:         msg,
+	})
+}
+
+// issuer names the site in authenticator apps: the configured issuer, or
+// the host the user signed in on.
+func (h *TwoFactor) issuer(r *http.Request) string {
+	if h.Issuer != "" {
+		return h.Issuer
+	}
+	host := r.Host
+	if hst, _, err := net.SplitHostPort(host); err == nil {
+		host = hst
+	}
+	return host
+}
+
+func (h *TwoFactor) postSetup(w http.ResponseWriter, r *http.Request) error {
+	form, ok := h.readForm(w, r)
+	if !ok {
+		return nil
+	}
+	now := h.now()
+	sess, user, err := h.pendingSession(r, now)
+	if err != nil {
+		return h.noPending(w, err)
+	}
+	if !sameOrigin(r) || !h.validCSRF(form.Get("csrf"), "session", sess.Key[:]) {
+		return h.rejectForgery(w, r, sess.User)
+	}
+	if user.TOTP != nil {
+		// Enrolled meanwhile (another tab): a pending session can never
+		// replace an existing authenticator.
+		return redirectTo(w, h.page("confirm"))
+	}
+	if sess.PendingSecret == nil {
+		return redirectTo(w, h.page("setup"))
+	}
+	secret, err := h.sealer.Open(sess.PendingSecret, sess.User)
+	if err != nil {
+		return caddyhttpError(err)
+	}
+	code, ok := totp.ParseCode(form.Get("code"))
+	if !ok {
+		return h.renderSetup(w, r, http.StatusBadRequest, sess, secret, msgCodeFormat)
+	}
+	ip := clientIP(r)
+	if until, err := h.attempts.lockedUntil(sess.User, true, ip, now); err != nil {
+		return caddyhttpError(err)
+	} else if !until.IsZero() {
+		h.audit(r, "setup_locked", sess.User, "locked")
+		return h.renderLocked(w, "setup", until, now)
+	}
+	step, ok := totp.Verify(secret, code, now, 0)
+	if !ok {
+		if err := h.attempts.fail(sess.User, true, ip, h.limits(), now); err != nil {
+			return caddyhttpError(err)
+		}
+		h.audit(r, "setup_failed", sess.User, "bad_code")
+		return h.renderSetup(w, r, http.StatusUnauthorized, sess, secret, msgBadCode)
+	}
+
+	var (
+		token string
+		codes []string
+		next  string
+	)
+	err = h.db.store.Update(func(tx store.Tx) error {
+		s, err := tx.Session(sess.Key)
+		if err != nil || s.Stage != store.StagePending || string(s.PendingSecret) != string(sess.PendingSecret) {
+			return errNoSession
+		}
+		u, err := tx.User(s.User)
+		if errors.Is(err, store.ErrNotFound) {
+			u, err = &store.User{Name: s.User, Created: now}, nil
+		}
+		if err != nil {
+			return err
+		}
+		if u.TOTP != nil {
+			return errAlreadyEnrolled
+		}
+		var digests [][]byte
+		if codes, digests, err = recovery.Generate(h.RecoveryCodes); err != nil {
+			return err
+		}
+		u.TOTP = &store.Enrollment{Secret: s.PendingSecret, LastStep: step, RecoveryDigests: digests, EnrolledAt: now}
+		next = s.Next
+		token, err = h.completeSignIn(tx, r, u, s, "setup", now)
+		return err
+	})
+	switch {
+	case errors.Is(err, errAlreadyEnrolled):
+		return redirectTo(w, h.page("confirm"))
+	case errors.Is(err, errNoSession):
+		return redirectTo(w, h.page("login"))
+	case err != nil:
+		return caddyhttpError(err)
+	}
+	h.setSessionCookie(w, r, token)
+	if err := h.attempts.succeed(sess.User); err != nil {
+		h.logger.Error("clearing 2FA failure count", zap.Error(err))
+	}
+	h.audit(r, "enrolled", sess.User, "")
+	return h.render(w, http.StatusOK, "recovery", pageData{
+		Title:         "Save your recovery codes",
+		Username:      sess.User,
+		RecoveryCodes: codes,
+		CodesFile:     codesFile(h.issuer(r), sess.User, codes),
+		Next:          h.safeNext(next),
+	})
+}
+
+var errAlreadyEnrolled = errors.New("already enrolled")
+
+// codesFile is a data: URL of a text file with the codes, for the page's
+// download link; it is built here so the template never writes a URL.
+func codesFile(issuer, user string, codes []string) template.URL {
+	var b strings.Builder
+	b.WriteString("Recovery codes for " + user + " at " + issuer + "\n")
+	b.WriteString("Each code works once, in place of an authenticator code.\n\n")
+	for _, c := range codes {
+		b.WriteString(c + "\n")
+	}
+	return template.URL("data:text/plain;charset=utf-8;base64," + base64.StdEncoding.EncodeToString([]byte(b.String())))
+}
+
+// completeSignIn ends the pending session s and starts a signed-in one for
+// u, in the transaction tx. Unless concurrent sessions are allowed, the
+// user's session identifier is rotated and every other session of theirs
+// ends. The caller has already updated u's enrollment.
+func (h *TwoFactor) completeSignIn(tx store.Tx, r *http.Request, u *store.User, s *store.Session, method string, now time.Time) (string, error) {
+	if !h.ConcurrentSessions || u.SessionID == "" {
+		id, err := store.NewID()
+		if err != nil {
+			return "", err
+		}
+		u.SessionID = id
+	}
+	if err := tx.PutUser(u); err != nil {
+		return "", err
+	}
+	if err := tx.DeleteSession(s.Key); err != nil {
+		return "", err
+	}
+	if !h.ConcurrentSessions {
+		others, err := tx.UserSessions(u.Name)
+		if err != nil {
+			return "", err
+		}
+		for _, o := range others {
+			if err := tx.DeleteSession(o.Key); err != nil {
+				return "", err
+			}
+		}
+	}
+	return h.newSession(tx, r, store.Session{
+		User:          u.Name,
+		Stage:         store.StageFull,
+		UserSessionID: u.SessionID,
+		Created:       now,
+		LastSeen:      now,
+		Expires:       now.Add(time.Duration(h.SessionLifetime)),
+		ConfirmedAt:   now,
+		Method:        method,
+	})
+}
+
+// ---- confirm ----
+
+func (h *TwoFactor) getConfirm(w http.ResponseWriter, r *http.Request) error {
+	sess, user, err := h.pendingSession(r, h.now())
+	if err != nil {
+		return h.noPending(w, err)
+	}
+	if user.TOTP == nil {
+		return redirectTo(w, h.page("setup"))
+	}
+	return h.renderConfirm(w, http.StatusOK, sess, "")
+}
+
+func (h *TwoFactor) renderConfirm(w http.ResponseWriter, status int, sess *store.Session, msg string) error {
+	return h.render(w, status, "confirm", pageData{
+		Title:    "Two-factor sign-in",
+		CSRF:     h.sessionCSRF(sess.Key),
+		Username: sess.User,
+		Error:    msg,
+	})
+}
+
+// errBadCode is a second factor that did not match; errReplayedCode one
+// that matched a step already used (told apart in the audit log only).
+var (
+	errBadCode      = errors.New("bad code")
+	errReplayedCode = errors.New("replayed code")
+)
+
+func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {
+	form, ok := h.readForm(w, r)
+	if !ok {
+		return nil
+	}
+	now := h.now()
+	sess, user, err := h.pendingSession(r, now)
+	if err != nil {
+		return h.noPending(w, err)
+	}
+	if !sameOrigin(r) || !h.validCSRF(form.Get("csrf"), "session", sess.Key[:]) {
+		return h.rejectForgery(w, r, sess.User)
+	}
+	if user.TOTP == nil {
+		return redirectTo(w, h.page("setup"))
+	}
+	input := form.Get("code")
+	code, isTOTP := totp.ParseCode(input)
+	recoveryCode, isRecovery := recovery.Parse(input)
+	if !isTOTP && !isRecovery {
+		return h.renderConfirm(w, http.StatusBadRequest, sess, msgConfirmFormat)
+	}
+	ip := clientIP(r)
+	if until, err := h.attempts.lockedUntil(sess.User, true, ip, now); err != nil {
+		return caddyhttpError(err)
+	} else if !until.IsZero() {
+		h.audit(r, "confirm_locked", sess.User, "locked")
+		return h.renderLocked(w, "confirm", until, now)
+	}
+
+	method := "totp"
+	if isRecovery {
+		method = "recovery"
+	}
+	var (
+		token string
+		next  string
+	)
+	err = h.db.store.Update(func(tx store.Tx) error {
+		s, err := tx.Session(sess.Key)
+		if err != nil || s.Stage != store.StagePending {
+			return errNoSession
+		}
+		u, err := tx.User(s.User)
+		if err != nil || u.TOTP == nil {
+			return errNoSession
+		}
+		if isTOTP {
+			secret, err := h.sealer.Open(u.TOTP.Secret, u.Name)
+			if err != nil {
+				return err
+			}
+			step, ok := totp.Verify(secret, code, now, u.TOTP.LastStep)
+			if !ok {
+				if _, used := totp.Verify(secret, code, now, 0); used {
+					return errReplayedCode
+				}
+				return errBadCode
+			}
+			u.TOTP.LastStep = step
+		} else {
+			i := recovery.Match(recoveryCode, u.TOTP.RecoveryDigests)
+			if i < 0 {
+				return errBadCode
+			}
+			u.TOTP.RecoveryDigests = append(u.TOTP.RecoveryDigests[:i], u.TOTP.RecoveryDigests[i+1:]...)
+		}
+		next = s.Next
+		token, err = h.completeSignIn(tx, r, u, s, method, now)
+		return err
+	})
+	switch {
+	case errors.Is(err, errBadCode), errors.Is(err, errReplayedCode):
+		if err := h.attempts.fail(sess.User, true, ip, h.limits(), now); err != nil {
+			return caddyhttpError(err)
+		}
+		reason := "bad_code"
+		if errors.Is(err, errReplayedCode) {
+			reason = "replayed_code"
+		}
+		h.audit(r, "confirm_failed", sess.User, reason, zap.String("method", method))
+		return h.renderConfirm(w, http.StatusUnauthorized, sess, msgBadCode)
+	case errors.Is(err, errNoSession):
+		return redirectTo(w, h.page("login"))
+	case err != nil:
+		return caddyhttpError(err)
+	}
+	h.setSessionCookie(w, r, token)
+	if err := h.attempts.succeed(sess.User); err != nil {
+		h.logger.Error("clearing 2FA failure count", zap.Error(err))
+	}
+	h.audit(r, "signed_in", sess.User, "", zap.String("method", method))
+	return redirectTo(w, h.safeNext(next))
+}
+
+// ---- logout ----
+
+// anySession returns the request's session, pending or signed in.
+func (h *TwoFactor) anySession(r *http.Request) *store.Session {
+	key, ok := sessionKey(r)
+	if !ok {
+		return nil
+	}
+	var sess *store.Session
+	_ = h.db.store.View(func(tx store.Tx) error {
+		s, err := tx.Session(key)
+		if err == nil && h.live(s, h.now()) {
+			sess = s
+		}
+		return nil
+	})
+	return sess
+}
+
+func (h *TwoFactor) getLogout(w http.ResponseWriter, r *http.Request) error {
+	data := pageData{Title: "Sign out"}
+	if sess := h.anySession(r); sess != nil {
+		data.SignedIn = true
+		data.Username = sess.User
+		data.CSRF = h.sessionCSRF(sess.Key)
+	}
+	return h.render(w, http.StatusOK, "logout", data)
+}
+
+func (h *TwoFactor) postLogout(w http.ResponseWriter, r *http.Request) error {
+	form, ok := h.readForm(w, r)
+	if !ok {
+		return nil
+	}
+	key, hasKey := sessionKey(r)
+	var user string
+	if hasKey {
+		var sess *store.Session
+		_ = h.db.store.View(func(tx store.Tx) error {
+			sess, _ = tx.Session(key)
+			return nil
+		})
+		if sess != nil {
+			if !sameOrigin(r) || !h.validCSRF(form.Get("csrf"), "session", key[:]) {
+				return h.rejectForgery(w, r, sess.User)
+			}
+			user = sess.User
+			if err := h.db.store.Update(func(tx store.Tx) error { return tx.DeleteSession(key) }); err != nil {
+				return caddyhttpError(err)
+			}
+			h.audit(r, "logout", user, "")
+		}
+	}
+	h.clearSessionCookie(w, r)
+	return h.render(w, http.StatusOK, "logout", pageData{Title: "Signed out", Username: user})
+}
+
+// ---- helpers ----
+
+// knownName is the user name to log: a name that is no account may be a
+// password typed in the wrong field, so it is never written down.
+func knownName(name string, known bool) string {
+	if known {
+		return name
+	}
+	return ""
+}
+
+// audit writes one log line for a sign-in decision. It never logs a
+// password, code, secret or token.
+func (h *TwoFactor) audit(r *http.Request, event, user, reason string, fields ...zap.Field) {
+	fs := append([]zap.Field{
+		zap.String("event", event),
+		zap.String("user", user),
+		zap.String("client_ip", clientIP(r)),
+	}, fields...)
+	if reason != "" {
+		fs = append(fs, zap.String("reason", reason))
+	}
+	h.logger.Info("two-factor", fs...)
+}

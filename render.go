@@ -1,0 +1,63 @@
+package twofactor
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"net/http"
+	"strconv"
+
+	"go.uber.org/zap"
+)
+
+//go:embed templates
+var templatesFS embed.FS
+
+var pageTemplates = template.Must(template.ParseFS(templatesFS, "templates/*.html"))
+
+// pageData is what every page template gets.
+type pageData struct {
+	// Title is the page's heading.
+	Title  string
+	Prefix string
+	CSRF   string
+	Next   string
+	// Error is a message for the user, shown as an alert.
+	Error    string
+	Username string
+
+	// Setup page.
+	Secret        string
+	SecretGrouped string
+	QR            template.URL
+	Issuer        string
+
+	// Recovery codes page.
+	RecoveryCodes []string
+	CodesFile     template.URL
+
+	// Locked page.
+	RetryAfter string
+
+	// SignedIn tells the logout page whether there is a session to end.
+	SignedIn bool
+}
+
+// render writes a page with the module's security headers. Templates run
+// into a buffer first, so a template error never leaves half a page.
+func (h *TwoFactor) render(w http.ResponseWriter, status int, name string, data pageData) error {
+	data.Prefix = h.PathPrefix
+	var buf bytes.Buffer
+	if err := pageTemplates.ExecuteTemplate(&buf, name+".html", data); err != nil {
+		h.logger.Error("rendering 2FA page", zap.String("page", name), zap.Error(err))
+		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
+		return nil
+	}
+	hdr := w.Header()
+	setPageHeaders(hdr)
+	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	_, err := w.Write(buf.Bytes())
+	return err
+}

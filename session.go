@@ -1,0 +1,232 @@
+package twofactor
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/caddy-two-factor/caddy-two-factor/store"
+)
+
+// Cookie names. On HTTPS the __Host- prefix makes browsers refuse the
+// cookie unless it is Secure, host-only and for path /, so a sibling
+// subdomain cannot plant or shadow it.
+const (
+	sessionCookie       = "two_factor"
+	sessionCookieSecure = "__Host-two_factor"
+	preCookie           = "two_factor_pre"
+	preCookieSecure     = "__Host-two_factor_pre"
+	// maxCookieValue bounds what is looked at in a cookie.
+	maxCookieValue = 256
+	// touchInterval is how stale a session's last-seen time may get
+	// before a request writes it again; the idle timeout is exact to
+	// within this, and most requests write nothing.
+	touchInterval = 30 * time.Second
+	// maxUserAgent bounds what is stored of a client's User-Agent.
+	maxUserAgent = 200
+)
+
+func isHTTPS(r *http.Request) bool { return r.TLS != nil }
+
+func sessionCookieName(r *http.Request) string {
+	if isHTTPS(r) {
+		return sessionCookieSecure
+	}
+	return sessionCookie
+}
+
+func preCookieName(r *http.Request) string {
+	if isHTTPS(r) {
+		return preCookieSecure
+	}
+	return preCookie
+}
+
+// cookieValue returns the value of the cookie name if the request carries
+// it exactly once with a sane value. A duplicated cookie (one planted by a
+// sibling site beside ours) counts as none.
+func cookieValue(r *http.Request, name string) (string, bool) {
+	var value string
+	found := 0
+	for _, line := range r.Header["Cookie"] {
+		for len(line) > 0 {
+			var part string
+			part, line, _ = strings.Cut(line, ";")
+			part = strings.TrimSpace(part)
+			k, v, ok := strings.Cut(part, "=")
+			if !ok || k != name {
+				continue
+			}
+			found++
+			value = v
+		}
+	}
+	if found != 1 || value == "" || len(value) > maxCookieValue {
+		return "", false
+	}
+	return value, true
+}
+
+// setCookie sets an HttpOnly cookie for path /; maxAge 0 makes it a
+// browser-session cookie, and a negative one deletes it.
+func (h *TwoFactor) setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name:     name,
+		Value:    value,
+		Path:     "/",
+		MaxAge:   maxAge,
+		HttpOnly: true,
+		Secure:   isHTTPS(r),
+		SameSite: h.sameSite,
+	})
+}
+
+func (h *TwoFactor) setSessionCookie(w http.ResponseWriter, r *http.Request, token string) {
+	h.setCookie(w, r, sessionCookieName(r), token, 0)
+}
+
+func (h *TwoFactor) clearSessionCookie(w http.ResponseWriter, r *http.Request) {
+	h.setCookie(w, r, sessionCookieName(r), "", -1)
+}
+
+// sessionKey returns the key of the session the request's cookie names.
+func sessionKey(r *http.Request) (store.SessionKey, bool) {
+	token, ok := cookieValue(r, sessionCookieName(r))
+	if !ok {
+		return store.SessionKey{}, false
+	}
+	return store.ParseSessionToken(token)
+}
+
+// errNoSession means the request has no live session of the wanted kind.
+var errNoSession = errors.New("no session")
+
+// live reports whether s is within its absolute and idle limits at now.
+func (h *TwoFactor) live(s *store.Session, now time.Time) bool {
+	if !now.Before(s.Expires) {
+		return false
+	}
+	if s.Stage == store.StageFull && now.Sub(s.LastSeen) >= time.Duration(h.SessionIdle) {
+		return false
+	}
+	return true
+}
+
+// fullSession returns the request's signed-in session, checking on every
+// request that the user still exists, is still enrolled and still has the
+// session identifier the session was confirmed with.
+func (h *TwoFactor) fullSession(r *http.Request, now time.Time) (*store.Session, error) {
+	key, ok := sessionKey(r)
+	if !ok {
+		return nil, errNoSession
+	}
+	var sess *store.Session
+	err := h.db.store.View(func(tx store.Tx) error {
+		s, err := tx.Session(key)
+		if err != nil {
+			return err
+		}
+		if s.Stage != store.StageFull || !h.live(s, now) || !h.userExists(tx, s.User) {
+			return errNoSession
+		}
+		u, err := tx.User(s.User)
+		if err != nil {
+			return err
+		}
+		if u.TOTP == nil || u.SessionID == "" || u.SessionID != s.UserSessionID {
+			return errNoSession
+		}
+		sess = s
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			err = errNoSession
+		}
+		return nil, err
+	}
+	if now.Sub(sess.LastSeen) >= touchInterval {
+		h.touch(sess.Key, now)
+	}
+	return sess, nil
+}
+
+// touch records activity on a session. It is best effort: a failure only
+// makes the idle timeout a little earlier.
+func (h *TwoFactor) touch(key store.SessionKey, now time.Time) {
+	_ = h.db.store.Update(func(tx store.Tx) error {
+		s, err := tx.Session(key)
+		if err != nil {
+			return err
+		}
+		if !s.LastSeen.Before(now) {
+			return nil
+		}
+		s.LastSeen = now
+		return tx.PutSession(s)
+	})
+}
+
+// pendingSession returns the request's password-only session.
+func (h *TwoFactor) pendingSession(r *http.Request, now time.Time) (*store.Session, *store.User, error) {
+	key, ok := sessionKey(r)
+	if !ok {
+		return nil, nil, errNoSession
+	}
+	var (
+		sess *store.Session
+		user *store.User
+	)
+	err := h.db.store.View(func(tx store.Tx) error {
+		s, err := tx.Session(key)
+		if err != nil {
+			return err
+		}
+		if s.Stage != store.StagePending || !h.live(s, now) || !h.userExists(tx, s.User) {
+			return errNoSession
+		}
+		u, err := tx.User(s.User)
+		if errors.Is(err, store.ErrNotFound) {
+			u, err = &store.User{Name: s.User}, nil
+		}
+		if err != nil {
+			return err
+		}
+		sess, user = s, u
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		err = errNoSession
+	}
+	return sess, user, err
+}
+
+// userExists reports whether name may still sign in: it is declared in
+// the config or managed in the database.
+func (h *TwoFactor) userExists(tx store.Tx, name string) bool {
+	if _, ok := h.accounts[name]; ok {
+		return true
+	}
+	u, err := tx.User(name)
+	return err == nil && u.PasswordHash != ""
+}
+
+// newSession stores a new session for user and returns its token.
+func (h *TwoFactor) newSession(tx store.Tx, r *http.Request, s store.Session) (string, error) {
+	token, key, err := store.NewSessionToken()
+	if err != nil {
+		return "", err
+	}
+	s.Key = key
+	s.ClientIP = clientIP(r)
+	s.UserAgent = truncate(r.UserAgent(), maxUserAgent)
+	return token, tx.PutSession(&s)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

@@ -1,0 +1,319 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// The bbolt schema. Everything lives under a version bucket so a future
+// layout can be migrated to beside it:
+//
+//	v1/
+//	├── meta/        name → value
+//	├── users/       user name → JSON User
+//	├── sessions/    SessionKey → JSON Session
+//	├── by_user/     user name, 0x00, SessionKey → (empty)
+//	├── by_expiry/   expiry (Unix ns, big-endian), SessionKey → (empty)
+//	└── attempts/    counter key → JSON Attempts
+var (
+	bucketVersion  = []byte("v1")
+	bucketMeta     = []byte("meta")
+	bucketUsers    = []byte("users")
+	bucketSessions = []byte("sessions")
+	bucketByUser   = []byte("by_user")
+	bucketByExpiry = []byte("by_expiry")
+	bucketAttempts = []byte("attempts")
+)
+
+// LockTimeout is how long opening waits for another process to release
+// the database file.
+const LockTimeout = 3 * time.Second
+
+// ErrLocked means another process holds the database file.
+var ErrLocked = errors.New("the file is locked by another process (is another Caddy running with the same db?)")
+
+// Bolt is the embedded store: one bbolt file.
+type Bolt struct {
+	db *bolt.DB
+}
+
+// OpenBolt opens (creating if needed) the bbolt database at path.
+func OpenBolt(path string) (*Bolt, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("creating directory for 2FA database %s: %w", path, err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: LockTimeout})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("opening 2FA database %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening 2FA database %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		root, err := tx.CreateBucketIfNotExists(bucketVersion)
+		if err != nil {
+			return err
+		}
+		for _, name := range [][]byte{bucketMeta, bucketUsers, bucketSessions, bucketByUser, bucketByExpiry, bucketAttempts} {
+			if _, err := root.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("initialising 2FA database %s: %w", path, err)
+	}
+	return &Bolt{db: db}, nil
+}
+
+// View implements Store.
+func (b *Bolt) View(fn func(Tx) error) error {
+	return b.db.View(func(tx *bolt.Tx) error { return fn(boltTx{tx.Bucket(bucketVersion)}) })
+}
+
+// Update implements Store.
+func (b *Bolt) Update(fn func(Tx) error) error {
+	return b.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx.Bucket(bucketVersion)}) })
+}
+
+// Close implements Store.
+func (b *Bolt) Close() error { return b.db.Close() }
+
+// Path returns the database file's path.
+func (b *Bolt) Path() string { return b.db.Path() }
+
+type boltTx struct {
+	root *bolt.Bucket
+}
+
+func (t boltTx) bucket(name []byte) *bolt.Bucket { return t.root.Bucket(name) }
+
+func getJSON(b *bolt.Bucket, key []byte, v any) error {
+	raw := b.Get(key)
+	if raw == nil {
+		return ErrNotFound
+	}
+	// json.Unmarshal copies what it keeps, so nothing refers to the
+	// transaction's memory after it ends.
+	return json.Unmarshal(raw, v)
+}
+
+func putJSON(b *bolt.Bucket, key []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, raw)
+}
+
+func (t boltTx) Meta(name string) ([]byte, error) {
+	v := t.bucket(bucketMeta).Get([]byte(name))
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	return bytes.Clone(v), nil
+}
+
+func (t boltTx) PutMeta(name string, value []byte) error {
+	return t.bucket(bucketMeta).Put([]byte(name), value)
+}
+
+func (t boltTx) User(name string) (*User, error) {
+	var u User
+	if err := getJSON(t.bucket(bucketUsers), []byte(name), &u); err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+func (t boltTx) PutUser(u *User) error {
+	if u.Name == "" {
+		return errors.New("user has no name")
+	}
+	return putJSON(t.bucket(bucketUsers), []byte(u.Name), u)
+}
+
+func (t boltTx) DeleteUser(name string) error {
+	return t.bucket(bucketUsers).Delete([]byte(name))
+}
+
+func (t boltTx) ForEachUser(fn func(*User) error) error {
+	return t.bucket(bucketUsers).ForEach(func(_, raw []byte) error {
+		var u User
+		if err := json.Unmarshal(raw, &u); err != nil {
+			return err
+		}
+		return fn(&u)
+	})
+}
+
+func byUserKey(user string, key SessionKey) []byte {
+	k := make([]byte, 0, len(user)+1+len(key))
+	k = append(k, user...)
+	k = append(k, 0)
+	return append(k, key[:]...)
+}
+
+func byExpiryKey(expires time.Time, key SessionKey) []byte {
+	k := make([]byte, 8, 8+len(key))
+	binary.BigEndian.PutUint64(k, uint64(max(expires.UnixNano(), 0)))
+	return append(k, key[:]...)
+}
+
+func (t boltTx) Session(key SessionKey) (*Session, error) {
+	var s Session
+	if err := getJSON(t.bucket(bucketSessions), key[:], &s); err != nil {
+		return nil, err
+	}
+	s.Key = key
+	return &s, nil
+}
+
+func (t boltTx) PutSession(s *Session) error {
+	if s.User == "" {
+		return errors.New("session has no user")
+	}
+	old, err := t.Session(s.Key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return err
+	default:
+		if !old.Expires.Equal(s.Expires) {
+			if err := t.bucket(bucketByExpiry).Delete(byExpiryKey(old.Expires, s.Key)); err != nil {
+				return err
+			}
+		}
+		if old.User != s.User {
+			if err := t.bucket(bucketByUser).Delete(byUserKey(old.User, s.Key)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := putJSON(t.bucket(bucketSessions), s.Key[:], s); err != nil {
+		return err
+	}
+	if err := t.bucket(bucketByUser).Put(byUserKey(s.User, s.Key), nil); err != nil {
+		return err
+	}
+	return t.bucket(bucketByExpiry).Put(byExpiryKey(s.Expires, s.Key), nil)
+}
+
+func (t boltTx) DeleteSession(key SessionKey) error {
+	s, err := t.Session(key)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := t.bucket(bucketByUser).Delete(byUserKey(s.User, key)); err != nil {
+		return err
+	}
+	if err := t.bucket(bucketByExpiry).Delete(byExpiryKey(s.Expires, key)); err != nil {
+		return err
+	}
+	return t.bucket(bucketSessions).Delete(key[:])
+}
+
+func (t boltTx) UserSessions(user string) ([]*Session, error) {
+	prefix := append([]byte(user), 0)
+	var keys []SessionKey
+	c := t.bucket(bucketByUser).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		// Only an entry of exactly prefix+key is this user's: the entry of
+		// a name that starts with user+NUL also has the prefix.
+		if len(k) != len(prefix)+len(SessionKey{}) {
+			continue
+		}
+		keys = append(keys, SessionKey(k[len(prefix):]))
+	}
+	sessions := make([]*Session, 0, len(keys))
+	for _, key := range keys {
+		s, err := t.Session(key)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		sessions = append(sessions, s)
+	}
+	return sessions, nil
+}
+
+func (t boltTx) DeleteExpiredSessions(now time.Time, limit int) (int, error) {
+	var expired []SessionKey
+	c := t.bucket(bucketByExpiry).Cursor()
+	for k, _ := c.First(); k != nil && len(expired) < limit; k, _ = c.Next() {
+		if len(k) != 8+len(SessionKey{}) || int64(binary.BigEndian.Uint64(k)) > now.UnixNano() {
+			break
+		}
+		var key SessionKey
+		copy(key[:], k[8:])
+		expired = append(expired, key)
+	}
+	for _, key := range expired {
+		if err := t.DeleteSession(key); err != nil {
+			return 0, err
+		}
+	}
+	return len(expired), nil
+}
+
+func (t boltTx) CountSessions() (int, error) {
+	return t.bucket(bucketSessions).Stats().KeyN, nil
+}
+
+func (t boltTx) Attempts(key string) (*Attempts, error) {
+	var a Attempts
+	if err := getJSON(t.bucket(bucketAttempts), []byte(key), &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+func (t boltTx) PutAttempts(key string, a *Attempts) error {
+	return putJSON(t.bucket(bucketAttempts), []byte(key), a)
+}
+
+func (t boltTx) DeleteAttempts(key string) error {
+	return t.bucket(bucketAttempts).Delete([]byte(key))
+}
+
+func (t boltTx) DeleteStaleAttempts(now time.Time, window time.Duration, limit int) (int, error) {
+	var stale [][]byte
+	err := t.bucket(bucketAttempts).ForEach(func(k, raw []byte) error {
+		if len(stale) >= limit {
+			return nil
+		}
+		var a Attempts
+		if json.Unmarshal(raw, &a) != nil || (now.After(a.LockedUntil) && now.Sub(a.WindowStart) > window) {
+			stale = append(stale, bytes.Clone(k))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range stale {
+		if err := t.bucket(bucketAttempts).Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(stale), nil
+}
+
+// Interface guards
+var _ Store = (*Bolt)(nil)

@@ -1,0 +1,181 @@
+// Package store keeps what two-factor sign-in must remember: users'
+// enrollments, server-side sessions and failed-attempt counters.
+//
+// Callers see only the [Store] and [Tx] interfaces and plain Go values, so a
+// shared backend (for several Caddy instances) can stand beside the embedded
+// bbolt one without any change above this package. Every read-check-write
+// that must not race (a TOTP step accepted once, a recovery code used once,
+// a session rotated) happens inside one [Store.Update].
+package store
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrNotFound is returned by lookups of records that do not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is a transactional store. Implementations must be safe for
+// concurrent use; Update transactions are serialised.
+type Store interface {
+	// View runs fn in a read-only transaction.
+	View(fn func(Tx) error) error
+	// Update runs fn in a read-write transaction that is committed if fn
+	// returns nil and rolled back otherwise.
+	Update(fn func(Tx) error) error
+	// Close releases the store.
+	Close() error
+}
+
+// Tx is one transaction. Values returned by it are copies: changing them
+// changes nothing until they are put back.
+type Tx interface {
+	// Meta returns a value of the store's own (like the key that signs
+	// anti-CSRF tokens), or ErrNotFound.
+	Meta(name string) ([]byte, error)
+	PutMeta(name string, value []byte) error
+
+	// User returns a user's record, or ErrNotFound.
+	User(name string) (*User, error)
+	PutUser(u *User) error
+	DeleteUser(name string) error
+	// ForEachUser calls fn for every user record, in name order.
+	ForEachUser(fn func(*User) error) error
+
+	// Session returns a session, or ErrNotFound.
+	Session(key SessionKey) (*Session, error)
+	PutSession(s *Session) error
+	DeleteSession(key SessionKey) error
+	// UserSessions returns every stored session of a user.
+	UserSessions(user string) ([]*Session, error)
+	// DeleteExpiredSessions deletes at most limit sessions whose absolute
+	// expiry is at or before now, and returns how many it deleted.
+	DeleteExpiredSessions(now time.Time, limit int) (int, error)
+	// CountSessions returns the number of stored sessions.
+	CountSessions() (int, error)
+
+	// Attempts returns a failure counter, or ErrNotFound.
+	Attempts(key string) (*Attempts, error)
+	PutAttempts(key string, a *Attempts) error
+	DeleteAttempts(key string) error
+	// DeleteStaleAttempts deletes at most limit counters that are neither
+	// locked nor counting at now, and returns how many it deleted.
+	DeleteStaleAttempts(now time.Time, window time.Duration, limit int) (int, error)
+}
+
+// User is what the store knows of a user. Users declared in the config
+// have no password here; their record holds their enrollment only.
+type User struct {
+	Name string `json:"name"`
+	// PasswordHash is set for users managed in the database rather than
+	// in the config.
+	PasswordHash string `json:"password_hash,omitempty"`
+	// SessionID is the user's current session identifier. A signed-in
+	// session carries the value it had when its second factor was
+	// confirmed; changing it ends every session that carries another.
+	SessionID string `json:"session_id,omitempty"`
+	// TOTP is the active enrollment, nil until setup is complete.
+	TOTP    *Enrollment `json:"totp,omitempty"`
+	Created time.Time   `json:"created,omitzero"`
+}
+
+// Enrollment is an activated TOTP authenticator.
+type Enrollment struct {
+	// Secret is sealed (see package seal).
+	Secret []byte `json:"secret"`
+	// LastStep is the last time step accepted, so no code is used twice.
+	LastStep uint64 `json:"last_step"`
+	// RecoveryDigests are the digests of unused recovery codes.
+	RecoveryDigests [][]byte  `json:"recovery_digests"`
+	EnrolledAt      time.Time `json:"enrolled_at"`
+}
+
+// Stage is how far a session has signed in.
+type Stage uint8
+
+const (
+	// StagePending sessions have passed the password step only.
+	StagePending Stage = 1
+	// StageFull sessions have passed both steps.
+	StageFull Stage = 2
+)
+
+// Session is a server-side session. Its key is a digest of the token the
+// client holds, so the database alone does not let anyone in.
+type Session struct {
+	Key   SessionKey `json:"-"`
+	User  string     `json:"u"`
+	Stage Stage      `json:"st"`
+	// UserSessionID is the user's SessionID when the second factor was
+	// confirmed (full sessions only).
+	UserSessionID string    `json:"sid,omitempty"`
+	Created       time.Time `json:"c"`
+	LastSeen      time.Time `json:"ls"`
+	// Expires is the absolute end of the session; activity never moves it.
+	Expires     time.Time `json:"exp"`
+	ConfirmedAt time.Time `json:"ca,omitzero"`
+	// Method is how the second factor was given: "totp", "recovery" or
+	// "setup".
+	Method string `json:"m,omitempty"`
+	// Next is where a pending session goes once signed in.
+	Next string `json:"n,omitempty"`
+	// PendingSecret is the sealed TOTP secret of an unfinished setup.
+	PendingSecret []byte `json:"ps,omitempty"`
+	ClientIP      string `json:"ip,omitempty"`
+	UserAgent     string `json:"ua,omitempty"`
+}
+
+// Attempts counts failed sign-in attempts for one account or client.
+type Attempts struct {
+	Failures    int       `json:"f"`
+	WindowStart time.Time `json:"w"`
+	LockedUntil time.Time `json:"l,omitzero"`
+}
+
+// SessionKey identifies a session in the store: the SHA-256 of its token.
+type SessionKey [sha256.Size]byte
+
+// TokenBytes is the entropy of a session token: 256 bits.
+const TokenBytes = 32
+
+// TokenLength is the length of an encoded session token.
+var TokenLength = base64.RawURLEncoding.EncodedLen(TokenBytes)
+
+// NewSessionToken returns a fresh random token for a client's cookie and
+// the key under which its session is stored.
+func NewSessionToken() (token string, key SessionKey, err error) {
+	raw := make([]byte, TokenBytes)
+	if _, err := rand.Read(raw); err != nil {
+		return "", key, fmt.Errorf("generating session token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(raw), sha256.Sum256(raw), nil
+}
+
+// ParseSessionToken returns the key of a token, or false if token is not
+// one this package could have made.
+func ParseSessionToken(token string) (SessionKey, bool) {
+	var raw [TokenBytes]byte
+	if len(token) != TokenLength {
+		return SessionKey{}, false
+	}
+	n, err := base64.RawURLEncoding.Strict().Decode(raw[:], []byte(token))
+	if err != nil || n != TokenBytes {
+		return SessionKey{}, false
+	}
+	return sha256.Sum256(raw[:]), true
+}
+
+// NewID returns a random identifier (128 bits, base64url), used for users'
+// session identifiers.
+func NewID() (string, error) {
+	raw := make([]byte, 16)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("generating identifier: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(raw), nil
+}

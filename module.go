@@ -150,7 +150,13 @@ func (TwoFactor) CaddyModule() caddy.ModuleInfo {
 
 // Provision applies defaults, resolves placeholders and opens the database.
 func (h *TwoFactor) Provision(ctx caddy.Context) error {
-	h.logger = ctx.Logger()
+	return h.provision(ctx.Logger())
+}
+
+// provision is Provision without a Caddy context, so tests can provision
+// a handler with their own logger and clock.
+func (h *TwoFactor) provision(logger *zap.Logger) error {
+	h.logger = logger
 	if h.now == nil {
 		h.now = time.Now
 	}

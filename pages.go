@@ -365,6 +365,9 @@ func (h *TwoFactor) issuer(r *http.Request) string {
 	if hst, _, err := net.SplitHostPort(host); err == nil {
 		host = hst
 	}
+	if host == "" {
+		return "Caddy"
+	}
 	return host
 }
 

@@ -147,6 +147,8 @@ type browser struct {
 	t      *testing.T
 	client *http.Client
 	base   string
+	// now is the clock TOTP codes are computed for: the server's.
+	now func() time.Time
 }
 
 // usedSteps is the last TOTP step used per secret, over all browsers, so
@@ -165,6 +167,7 @@ func newBrowser(t *testing.T) *browser {
 	return &browser{
 		t:    t,
 		base: testBase(),
+		now:  time.Now,
 		client: &http.Client{
 			Jar:     jar,
 			Timeout: 10 * time.Second,
@@ -320,7 +323,7 @@ func (b *browser) code(user string, secret []byte) string {
 	b.t.Helper()
 	usedSteps.Lock()
 	defer usedSteps.Unlock()
-	now := totp.Step(time.Now())
+	now := totp.Step(b.now())
 	step := max(usedSteps.last[string(secret)]+1, now-totp.Skew)
 	if step > now+totp.Skew {
 		b.t.Fatalf("no unused TOTP step left for %s: use another test user", user)
@@ -343,3 +346,5 @@ func totpDecode(s string) ([]byte, error) {
 }
 
 var b32NoPad = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+func totpStep(t time.Time) uint64 { return totp.Step(t) }

@@ -1,0 +1,238 @@
+package twofactor
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-two-factor/caddy-two-factor/store"
+)
+
+// These tests run the handler without Caddy, behind an httptest server,
+// with an injected clock: everything about time is tested here.
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// clockSite is a handler under test with its clock.
+type clockSite struct {
+	h     *TwoFactor
+	clock *fakeClock
+	url   string
+}
+
+// newClockSite provisions a handler for the test users, lets configure
+// change it first, and serves it with a next handler that answers
+// "ok <user>".
+func newClockSite(t *testing.T, configure func(*TwoFactor)) *clockSite {
+	t.Helper()
+	clock := newFakeClock()
+	h := &TwoFactor{DB: filepath.Join(t.TempDir(), "two_factor.db"), now: clock.Now}
+	for _, u := range testUsers {
+		h.Users = append(h.Users, Account{Username: u, Password: testHash()})
+	}
+	if configure != nil {
+		configure(h)
+	}
+	if err := h.provision(zap.NewNop()); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.Cleanup() })
+
+	next := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		user, _ := repl.GetString("http.auth.user.id")
+		_, err := w.Write([]byte("ok " + user))
+		return err
+	})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer())
+		err := h.ServeHTTP(w, r.WithContext(ctx), next)
+		var herr caddyhttp.HandlerError
+		if errors.As(err, &herr) {
+			w.WriteHeader(herr.StatusCode)
+		} else if err != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return &clockSite{h: h, clock: clock, url: srv.URL}
+}
+
+func (s *clockSite) browser(t *testing.T) *browser {
+	b := newBrowser(t)
+	b.base = s.url
+	b.now = s.clock.Now
+	return b
+}
+
+func TestIdleTimeoutEndsSessions(t *testing.T) {
+	s := newClockSite(t, nil)
+	b := s.browser(t)
+	b.enroll("alice")
+	for i := range 4 {
+		s.clock.Advance(DefaultSessionIdle - time.Minute)
+		if r := b.get("/app"); r.status != http.StatusOK {
+			t.Fatalf("active session ended after %d requests %s apart: %d", i+1, DefaultSessionIdle-time.Minute, r.status)
+		}
+	}
+	s.clock.Advance(DefaultSessionIdle)
+	if r := b.get("/app"); r.status != http.StatusFound {
+		t.Fatalf("idle session still open: %d", r.status)
+	}
+}
+
+func TestLifetimeEndsActiveSessions(t *testing.T) {
+	s := newClockSite(t, func(h *TwoFactor) { h.SessionLifetime = caddy.Duration(time.Hour) })
+	b := s.browser(t)
+	b.enroll("bob")
+	for range 2 {
+		s.clock.Advance(25 * time.Minute)
+		if r := b.get("/app"); r.status != http.StatusOK {
+			t.Fatalf("session ended early: %d", r.status)
+		}
+	}
+	s.clock.Advance(11 * time.Minute)
+	if r := b.get("/app"); r.status != http.StatusFound {
+		t.Fatalf("session outlived session_lifetime: %d", r.status)
+	}
+}
+
+func TestPendingSessionsExpire(t *testing.T) {
+	s := newClockSite(t, nil)
+	b := s.browser(t)
+	if r := b.login("carol", testPassword, "/app"); r.location() != "/_2fa/setup" {
+		t.Fatalf("login: %d to %q", r.status, r.location())
+	}
+	s.clock.Advance(DefaultPendingLifetime + time.Second)
+	if r := b.get("/_2fa/setup"); r.status != http.StatusSeeOther || r.location() != "/_2fa/login" {
+		t.Fatalf("expired pending session: %d to %q", r.status, r.location())
+	}
+}
+
+func TestLockoutLastsItsTimeAndThenLifts(t *testing.T) {
+	s := newClockSite(t, nil)
+	b := s.browser(t)
+	for i := range DefaultMaxAttempts {
+		if r := b.login("dave", "wrong", "/"); r.status != http.StatusUnauthorized {
+			t.Fatalf("failure %d: %d", i+1, r.status)
+		}
+	}
+	r := b.login("dave", testPassword, "/")
+	retry, _ := strconv.Atoi(r.header.Get("Retry-After"))
+	if r.status != http.StatusTooManyRequests || retry != int(DefaultLockout/time.Second) {
+		t.Fatalf("right password while locked: %d, Retry-After %q", r.status, r.header.Get("Retry-After"))
+	}
+	s.clock.Advance(DefaultLockout - time.Second)
+	if r := b.login("dave", testPassword, "/"); r.status != http.StatusTooManyRequests {
+		t.Fatalf("lock lifted early: %d", r.status)
+	}
+	s.clock.Advance(2 * time.Second)
+	if r := b.login("dave", testPassword, "/"); r.status != http.StatusSeeOther {
+		t.Fatalf("lock did not lift: %d", r.status)
+	}
+}
+
+func TestFailuresOutsideTheWindowDoNotLock(t *testing.T) {
+	s := newClockSite(t, nil)
+	b := s.browser(t)
+	for range 3 * DefaultMaxAttempts {
+		if r := b.login("erin", "wrong", "/"); r.status != http.StatusUnauthorized {
+			t.Fatalf("slow failures locked the account: %d", r.status)
+		}
+		s.clock.Advance(DefaultAttemptWindow / time.Duration(DefaultMaxAttempts-1))
+	}
+}
+
+func TestSweepDeletesExpiredSessions(t *testing.T) {
+	s := newClockSite(t, nil)
+	for _, u := range testUsers[:4] {
+		s.browser(t).login(u, testPassword, "/")
+	}
+	s.browser(t).enroll("frank")
+	count := func() int {
+		var n int
+		if err := s.h.db.store.View(func(tx store.Tx) error {
+			var err error
+			n, err = tx.CountSessions()
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(); n != 5 {
+		t.Fatalf("%d sessions stored, want 5", n)
+	}
+	s.clock.Advance(DefaultPendingLifetime + time.Second)
+	if _, err := s.h.db.sweep(s.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("after pending sessions expired: %d sessions, want 1", n)
+	}
+	s.clock.Advance(DefaultSessionLifetime)
+	if _, err := s.h.db.sweep(s.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("after every session expired: %d sessions, want 0", n)
+	}
+}
+
+func TestSetupCodeCannotBeReplayedAtConfirm(t *testing.T) {
+	s := newClockSite(t, nil)
+	b := s.browser(t)
+	b.login("grace", testPassword, "/")
+	setup := b.get("/_2fa/setup")
+	secret, err := totpDecode(secretPattern.FindStringSubmatch(setup.body)[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := codeAt(t, secret, totpStep(s.clock.Now()))
+	if r := b.post("/_2fa/setup", url.Values{"csrf": {b.csrfFrom(setup)}, "code": {code}}); r.status != http.StatusOK {
+		t.Fatalf("setup: %d", r.status)
+	}
+	other := s.browser(t)
+	other.login("grace", testPassword, "/")
+	if r := other.confirm(code); r.status != http.StatusUnauthorized {
+		t.Fatalf("setup code accepted again at confirm: %d", r.status)
+	}
+	s.clock.Advance(30 * time.Second)
+	if r := other.confirm(codeAt(t, secret, totpStep(s.clock.Now()))); r.status != http.StatusSeeOther {
+		t.Fatalf("next step's code refused: %d", r.status)
+	}
+}

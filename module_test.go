@@ -303,3 +303,39 @@ func TestDatabaseHeldElsewhereIsAClearError(t *testing.T) {
 		t.Fatalf("load with a held database: %d %s", resp.StatusCode, body)
 	}
 }
+
+func TestJSONConfigMirrorsTheCaddyfile(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "2fa.db")
+	config := fmt.Sprintf(`{
+	"admin": {"listen": "localhost:%d"},
+	"apps": {"http": {"http_port": %d, "grace_period": 1, "servers": {"srv0": {
+		"listen": [":%d"],
+		"automatic_https": {"disable": true},
+		"routes": [
+			{
+				"match": [{"path": ["/admin/*"]}, {"path": ["/_2fa", "/_2fa/*"]}],
+				"handle": [{
+					"handler": "two_factor",
+					"db": %q,
+					"users": [{"username": "ivan", "password": %q}],
+					"session_idle": "10m",
+					"recovery_codes": 4
+				}]
+			},
+			{"handle": [{"handler": "static_response", "body": "page for {http.auth.user.id}"}]}
+		]
+	}}}}
+}`, testPorts().admin, testPorts().http, testPorts().http, db, testHash())
+	newTester(t).InitServer(config, "json")
+	b := newBrowser(t)
+	if r := b.get("/public"); r.status != http.StatusOK {
+		t.Fatalf("public page: %d", r.status)
+	}
+	_, codes := b.enroll("ivan")
+	if len(codes) != 4 {
+		t.Errorf("recovery_codes 4 gave %d codes", len(codes))
+	}
+	if r := b.get("/admin/x"); r.status != http.StatusOK || r.body != "page for ivan" {
+		t.Fatalf("after sign-in: %d %q", r.status, r.body)
+	}
+}

@@ -1,0 +1,95 @@
+package twofactor
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/caddyfile")
+
+const goldenSeparator = "----------\n"
+
+// TestCaddyfileAdapt pins what Caddyfiles adapt to. Each file in
+// testdata/caddyfile holds a Caddyfile, a separator line and the JSON it
+// adapts to; go test -run TestCaddyfileAdapt -update rewrites the JSON.
+func TestCaddyfileAdapt(t *testing.T) {
+	files, err := filepath.Glob("testdata/caddyfile/*.caddyfiletest")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden files: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			input, want, _ := strings.Cut(string(raw), goldenSeparator)
+			got := adapt(t, input)
+			if *update {
+				if err := os.WriteFile(file, []byte(input+goldenSeparator+got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if got != want {
+				t.Errorf("adapted JSON differs from %s (run with -update if the change is intended):\n%s", file, got)
+			}
+		})
+	}
+}
+
+func adapt(t *testing.T, caddyfile string) string {
+	t.Helper()
+	out, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		t.Fatalf("adapting: %v", err)
+	}
+	for _, w := range warnings {
+		t.Errorf("warning: %s", w.String())
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, out, "", "\t"); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String() + "\n"
+}
+
+func TestCaddyfileErrorsNameFileAndLine(t *testing.T) {
+	const hash = "$2a$04$7yZl6mGwH6Y5d1T8a4bKJeo2mD7m2YxXh0m8b0wE3oQm2m2bKk5bW"
+	for _, tc := range []struct {
+		name, block string
+		line        int
+		want        string
+	}{
+		{"unknown subdirective", "user alice " + hash + "\n\t\tcolour blue", 4, `unrecognized two_factor subdirective "colour"`},
+		{"repeated subdirective", "issuer A\n\t\tissuer B", 4, "issuer is set twice"},
+		{"user without hash", "user alice", 3, "user needs a name and a password hash"},
+		{"plain password", "user alice hunter2", 3, "user alice: password must be a bcrypt or argon2id hash"},
+		{"broken bcrypt hash", "user alice $2a$14$short", 3, "user alice: invalid bcrypt hash"},
+		{"bad duration", "session_idle soon", 3, "session_idle:"},
+		{"zero duration", "lockout 0s", 3, "lockout must be positive"},
+		{"huge window", "attempt_window 48h", 3, "attempt_window must be at most 24h0m0s"},
+		{"bad same_site", "same_site none", 3, `same_site must be lax or strict, not "none"`},
+		{"bad count", "max_attempts many", 3, `max_attempts must be a whole number of at least 1, not "many"`},
+		{"prefix not a path", "path_prefix auth", 3, "path_prefix must be a path below the root"},
+		{"extra argument", "concurrent_sessions yes", 3, "wrong argument count or unexpected line ending after 'yes'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			caddyfile := "example.com {\n\ttwo_factor {\n\t\t" + tc.block + "\n\t}\n}\n"
+			_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), map[string]any{"filename": "Caddyfile"})
+			at := fmt.Sprintf("at Caddyfile:%d", tc.line)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasSuffix(err.Error(), at) {
+				t.Fatalf("got error %v\nwant one containing %q, %s", err, tc.want, at)
+			}
+		})
+	}
+}

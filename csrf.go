@@ -57,12 +57,13 @@ func (h *TwoFactor) validLoginCSRF(r *http.Request, got string) bool {
 
 // sameOrigin reports whether a POST may come from our own pages. Browsers
 // say where a request comes from in Sec-Fetch-Site and Origin; either one
-// naming another site refuses it. "Origin: null" (sent on same-origin
-// posts under Referrer-Policy: no-referrer) counts as absent, and the
-// token still has to match.
+// naming another site (or, for Sec-Fetch-Site, anything but our own
+// origin) refuses it. "Origin: null" (sent on same-origin posts under
+// Referrer-Policy: no-referrer) counts as absent, and the token still has
+// to match. Clients that send neither header rely on the token alone.
 func sameOrigin(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
+	case "", "same-origin":
 	default:
 		return false
 	}

@@ -45,8 +45,9 @@ func freePort() int {
 
 func testBase() string { return fmt.Sprintf("http://localhost:%d", testPorts().http) }
 
-// globalOptions is the global block of every test Caddyfile.
-func globalOptions() string {
+// globalOptions is the global block of every test Caddyfile, with extra
+// lines added inside it.
+func globalOptions(extra ...string) string {
 	p := testPorts()
 	return fmt.Sprintf(`{
 	admin localhost:%d
@@ -54,8 +55,9 @@ func globalOptions() string {
 	https_port %d
 	grace_period 1ns
 	skip_install_trust
+	%s
 }
-`, p.admin, p.http, p.https)
+`, p.admin, p.http, p.https, strings.Join(extra, "\n\t"))
 }
 
 // newTester returns a caddytest.Tester for the test Caddy.
@@ -95,6 +97,12 @@ type siteConfig struct {
 	extra string
 	// db is the database path; a fresh one when empty.
 	db string
+	// logFile, if set, receives Caddy's logs as JSON lines.
+	logFile string
+	// routes replaces the site's default routes (respond lines) when set.
+	routes string
+	// more is appended after the site block, for more sites.
+	more string
 }
 
 // testSite is a running Caddy with a two_factor site.
@@ -103,21 +111,31 @@ type testSite struct {
 	db string
 }
 
+// defaultRoutes answer behind two_factor in test sites.
+const defaultRoutes = `respond /admin/* "admin area: user={http.auth.user.id} method={http.two_factor.method}"
+	respond "public"`
+
 func caddyfileFor(cfg siteConfig) string {
+	if cfg.routes == "" {
+		cfg.routes = defaultRoutes
+	}
 	var users strings.Builder
 	for _, u := range testUsers {
 		fmt.Fprintf(&users, "\t\tuser %s %s\n", u, testHash())
 	}
-	return globalOptions() + fmt.Sprintf(`
+	var global []string
+	if cfg.logFile != "" {
+		global = append(global, fmt.Sprintf("log {\n\t\toutput file %s\n\t\tformat json\n\t\tlevel DEBUG\n\t}", cfg.logFile))
+	}
+	return globalOptions(global...) + fmt.Sprintf(`
 http://localhost:%d {
 	two_factor %s {
 		db %s
 %s		%s
 	}
-	respond /admin/* "admin area: user={http.auth.user.id} method={http.two_factor.method}"
-	respond "public"
+	%s
 }
-`, testPorts().http, cfg.matcher, cfg.db, users.String(), cfg.extra)
+%s`, testPorts().http, cfg.matcher, cfg.db, users.String(), cfg.extra, cfg.routes, cfg.more)
 }
 
 // startSite loads a site into the test Caddy.

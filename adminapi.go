@@ -1,0 +1,159 @@
+package twofactor
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+func init() {
+	caddy.RegisterModule(adminAPI{})
+}
+
+// adminBase is the admin API's path on Caddy's admin endpoint.
+const adminBase = "/two_factor/"
+
+// adminAPI is the admin API of two_factor, on Caddy's admin endpoint. It
+// acts on the databases the running config has open, so a change takes
+// effect at once; `caddy two-factor` is its client. Endpoints, each taking
+// ?db=<absolute path> to choose a database when several are open:
+//
+//	GET    /two_factor/users                       list users
+//	POST   /two_factor/users                       add a user: {"name", "password_hash"}
+//	PUT    /two_factor/users/<name>/password       change a password: {"password_hash"}
+//	DELETE /two_factor/users/<name>                remove a user
+//	POST   /two_factor/users/<name>/reset          drop the enrollment, end sessions
+//	POST   /two_factor/users/<name>/revoke         end all sessions
+//	POST   /two_factor/users/<name>/unlock         clear failed attempts
+//
+// Answers are JSON (see adminResult); a refusal is {"error", "code"} with
+// a 4xx status.
+type adminAPI struct {
+	logger *zap.Logger
+	now    func() time.Time
+}
+
+// CaddyModule returns the Caddy module information.
+func (adminAPI) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.two_factor",
+		New: func() caddy.Module { return new(adminAPI) },
+	}
+}
+
+// Provision sets up the admin API. It holds no state of its own: each
+// request finds the databases open at that moment.
+func (a *adminAPI) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger(a)
+	a.now = time.Now
+	return nil
+}
+
+// Routes returns the admin API's routes.
+func (a *adminAPI) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: adminBase, Handler: caddy.AdminHandlerFunc(a.serve)}}
+}
+
+func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
+	req, err := parseAdminRequest(r)
+	if err != nil {
+		return err
+	}
+	var res adminResult
+	db, err := findDatabase(r.URL.Query().Get("db"))
+	if err == nil {
+		res, err = db.administer(req, a.now())
+	}
+	auditAdmin(a.logger, "admin_api", req, res, err, zap.String("remote_addr", r.RemoteAddr))
+	var refused *adminError
+	switch {
+	case errors.As(err, &refused):
+		return writeJSON(w, refusalStatus(refused.Code), refused)
+	case err != nil:
+		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+	}
+	status := http.StatusOK
+	if req.Action == actionAddUser {
+		status = http.StatusCreated
+	}
+	return writeJSON(w, status, res)
+}
+
+func refusalStatus(code string) int {
+	switch code {
+	case codeUnknownUser, codeNoDatabase, codeNotOpen:
+		return http.StatusNotFound
+	case codeUserExists, codeDefinedInConfig, codeChooseDatabase:
+		return http.StatusConflict
+	}
+	return http.StatusBadRequest
+}
+
+// adminRoutes maps a method and the path below /two_factor/ to an action;
+// the user name's segment is left empty.
+var adminRoutes = map[string]string{
+	"GET users":           actionUsers,
+	"POST users":          actionAddUser,
+	"PUT users//password": actionPasswd,
+	"DELETE users/":       actionRemoveUser,
+	"POST users//reset":   actionReset,
+	"POST users//revoke":  actionRevoke,
+	"POST users//unlock":  actionUnlock,
+}
+
+// parseAdminRequest reads the action a request asks for. User names are
+// path segments, escaped (a name may hold a slash).
+func parseAdminRequest(r *http.Request) (adminRequest, error) {
+	segments := strings.Split(strings.TrimPrefix(r.URL.EscapedPath(), adminBase), "/")
+	var req adminRequest
+	if len(segments) >= 2 {
+		name, err := url.PathUnescape(segments[1])
+		if err != nil || name == "" {
+			return req, caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("bad user name in path %s", r.URL.EscapedPath())}
+		}
+		req.Name = name
+		segments[1] = ""
+	}
+	action, ok := adminRoutes[r.Method+" "+strings.Join(segments, "/")]
+	if !ok {
+		return req, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no two_factor admin endpoint %s %s", r.Method, r.URL.Path)}
+	}
+	req.Action = action
+	if action == actionAddUser || action == actionPasswd {
+		var body struct {
+			Name         string `json:"name"`
+			PasswordHash string `json:"password_hash"`
+		}
+		dec := json.NewDecoder(io.LimitReader(r.Body, maxFormBytes))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			return req, caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("reading request body: %w", err)}
+		}
+		if action == actionAddUser {
+			req.Name = body.Name
+		}
+		req.PasswordHash = body.PasswordHash
+	}
+	return req, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// Interface guards
+var (
+	_ caddy.AdminRouter = (*adminAPI)(nil)
+	_ caddy.Provisioner = (*adminAPI)(nil)
+)

@@ -1,0 +1,516 @@
+package twofactor
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"golang.org/x/term"
+
+	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+
+	"github.com/caddy-two-factor/caddy-two-factor/store"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "two-factor",
+		Usage: "<command> [<name>] [--address <interface>] [--config <path> [--adapter <name>]] [--db <path>] [--json]",
+		Short: "Manages the users of two_factor",
+		Long: `
+Manages the users of the two_factor handler through the admin API of the
+running Caddy, so changes take effect at once:
+
+  users              list users: where defined, enrolled, recovery codes
+                     left, signed-in sessions, locked until
+  add-user <name>    add a user managed in the database; they set up their
+                     authenticator at their first sign-in
+  passwd <name>      set a database-managed user's password
+  remove-user <name> remove a database-managed user
+  reset <name>       drop the user's authenticator and recovery codes (they
+                     enroll again at next sign-in), ending their sessions
+  revoke <name>      end all of the user's sessions
+  unlock <name>      clear the user's failed attempts and lockout
+
+Passwords are read without echo from the terminal, or from --password-file
+(- for standard input), never from the command line, and are hashed here
+(argon2id by default) before they are sent.
+
+The admin endpoint is --address, or the one in --config, or Caddy's default.
+When Caddy has several 2FA databases open, choose one with --db. When no
+running Caddy has the --db file open, the file is changed directly; this
+fails if another process holds it.
+
+With --json, standard output carries only JSON (an object with "error" and
+"code" on failure); messages go to standard error. The exit status is 0 on
+success and 1 on any failure.
+`,
+		CobraFunc: func(cmd *cobra.Command) {
+			f := cmd.PersistentFlags()
+			f.String("address", "", "The address of Caddy's admin endpoint, if not the default or the one in --config")
+			f.StringP("config", "c", "", "Configuration file to read the admin address from, if --address is not used")
+			f.StringP("adapter", "a", "", "Name of config adapter to apply (when --config is used)")
+			f.String("db", "", "The 2FA database to act on, when Caddy has several open or is not running")
+			f.Bool("json", false, "Write only JSON to standard output")
+			for _, sub := range cliCommands {
+				cmd.AddCommand(sub.cobraCommand())
+			}
+		},
+	})
+}
+
+// cliCommand is a subcommand of `caddy two-factor`.
+type cliCommand struct {
+	action   string
+	short    string
+	name     bool // takes a user name
+	password bool // reads a password
+}
+
+var cliCommands = []cliCommand{
+	{action: actionUsers, short: "Lists the users, their enrollment, sessions and lockout"},
+	{action: actionAddUser, name: true, password: true, short: "Adds a user managed in the database"},
+	{action: actionPasswd, name: true, password: true, short: "Sets the password of a database-managed user and ends their sessions"},
+	{action: actionRemoveUser, name: true, short: "Removes a database-managed user and ends their sessions"},
+	{action: actionReset, name: true, short: "Drops a user's authenticator and recovery codes and ends their sessions"},
+	{action: actionRevoke, name: true, short: "Ends all sessions of a user"},
+	{action: actionUnlock, name: true, short: "Clears a user's failed attempts and lockout"},
+}
+
+func (c cliCommand) cobraCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: c.action, Short: c.short, Args: cobra.NoArgs}
+	if c.name {
+		cmd.Use += " <name>"
+		cmd.Args = cobra.ExactArgs(1)
+	}
+	if c.password {
+		cmd.Flags().String("password-file", "", "Read the password from the first line of this file (- for standard input)")
+		cmd.Flags().String("algorithm", "argon2id", "Hash algorithm: argon2id or bcrypt")
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return caddycmd.WrapCommandFuncForCobra(func(fl caddycmd.Flags) (int, error) {
+			cl, err := newCLI(c.action, fl, args)
+			if err != nil {
+				return caddy.ExitCodeFailedStartup, err
+			}
+			cl.stdin, cl.stdout, cl.stderr = cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()
+			return cl.run()
+		})(cmd, args)
+	}
+	return cmd
+}
+
+// cli is one run of a `caddy two-factor` subcommand.
+type cli struct {
+	action string
+	name   string
+	// address is the admin endpoint.
+	address string
+	// db is the absolute path of the database to act on, or "".
+	db           string
+	json         bool
+	passwordFile string
+	algorithm    string
+	stdin        io.Reader
+	stdout       io.Writer
+	stderr       io.Writer
+	// logger writes the audit line of an action done without Caddy.
+	logger *zap.Logger
+	now    func() time.Time
+}
+
+func newCLI(action string, fl caddycmd.Flags, args []string) (*cli, error) {
+	address, err := caddycmd.DetermineAdminAPIAddress(fl.String("address"), nil, fl.String("config"), fl.String("adapter"))
+	if err != nil {
+		return nil, fmt.Errorf("finding the admin endpoint: %w", err)
+	}
+	c := &cli{
+		action:  action,
+		address: address,
+		json:    fl.Bool("json"),
+		stdin:   os.Stdin,
+		stdout:  os.Stdout,
+		stderr:  os.Stderr,
+		logger:  caddy.Log(),
+		now:     time.Now,
+	}
+	if len(args) > 0 {
+		c.name = args[0]
+	}
+	if db := fl.String("db"); db != "" {
+		if c.db, err = filepath.Abs(db); err != nil {
+			return nil, err
+		}
+	}
+	if fl.Lookup("password-file") != nil {
+		c.passwordFile, c.algorithm = fl.String("password-file"), fl.String("algorithm")
+	}
+	return c, nil
+}
+
+// run carries out the action and prints its result.
+func (c *cli) run() (int, error) {
+	res, err := c.do()
+	if err != nil {
+		if c.json {
+			refused, ok := errors.AsType[*adminError](err)
+			if !ok {
+				refused = &adminError{Message: err.Error()}
+			}
+			_ = c.printJSON(refused)
+		}
+		return caddy.ExitCodeFailedStartup, err
+	}
+	if c.json {
+		err = c.printJSON(res)
+	} else {
+		err = c.printText(res)
+	}
+	if err != nil {
+		return caddy.ExitCodeFailedStartup, err
+	}
+	return caddy.ExitCodeSuccess, nil
+}
+
+func (c *cli) do() (adminResult, error) {
+	req := adminRequest{Action: c.action, Name: normalizeUsername(c.name)}
+	if c.action != actionUsers {
+		if err := checkUsername(req.Name); err != nil {
+			return adminResult{}, refuse(codeBadRequest, "%v", err)
+		}
+	}
+	if c.action == actionAddUser || c.action == actionPasswd {
+		if c.algorithm != "argon2id" && c.algorithm != "bcrypt" {
+			return adminResult{}, refuse(codeBadRequest, "unknown hash algorithm %q: use argon2id or bcrypt", c.algorithm)
+		}
+		password, err := c.readPassword()
+		if err != nil {
+			return adminResult{}, err
+		}
+		if req.PasswordHash, err = hashPassword(c.algorithm, password); err != nil {
+			return adminResult{}, err
+		}
+	}
+	res, err := c.request(req)
+	switch errorCode(err) {
+	case codeNotRunning, codeNoDatabase, codeNotOpen, codeNoAdminAPI:
+		if c.db != "" {
+			fmt.Fprintf(c.stderr, "%v\nChanging %s directly.\n", err, c.db)
+			return c.offline(req)
+		}
+	}
+	return res, err
+}
+
+// request sends req to the admin API.
+func (c *cli) request(req adminRequest) (adminResult, error) {
+	method, path := adminPath(req)
+	if c.db != "" {
+		path += "?db=" + url.QueryEscape(c.db)
+	}
+	var body io.Reader
+	if req.PasswordHash != "" {
+		fields := map[string]string{"password_hash": req.PasswordHash}
+		if req.Action == actionAddUser {
+			fields["name"] = req.Name
+		}
+		raw, err := json.Marshal(fields)
+		if err != nil {
+			return adminResult{}, err
+		}
+		body = bytes.NewReader(raw)
+	}
+	resp, err := adminDo(c.address, method, path, body)
+	if opErr, ok := errors.AsType[*net.OpError](err); ok && opErr.Op == "dial" {
+		return adminResult{}, refuse(codeNotRunning, "no Caddy is answering at %s (is it running, and is that its admin endpoint? see --address): %v", c.address, opErr.Err)
+	}
+	if err != nil {
+		return adminResult{}, fmt.Errorf("asking Caddy at %s: %w", c.address, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return adminResult{}, fmt.Errorf("reading Caddy's answer: %w", err)
+	}
+	if resp.StatusCode >= 400 {
+		var refused adminError
+		if json.Unmarshal(raw, &refused) == nil && refused.Code != "" {
+			return adminResult{}, &refused
+		}
+		if resp.StatusCode == http.StatusNotFound {
+			return adminResult{}, refuse(codeNoAdminAPI, "the Caddy at %s has no two_factor admin API: is it built with this module?", c.address)
+		}
+		return adminResult{}, fmt.Errorf("caddy at %s answered %s: %s", c.address, resp.Status, bytes.TrimSpace(raw))
+	}
+	var res adminResult
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return res, fmt.Errorf("reading Caddy's answer: %w", err)
+	}
+	return res, nil
+}
+
+// adminPath returns the admin API's method and path for req, from the
+// table the API routes by.
+func adminPath(req adminRequest) (method, path string) {
+	for route, action := range adminRoutes {
+		if action != req.Action {
+			continue
+		}
+		method, path, _ = strings.Cut(route, " ")
+		if segments := strings.Split(path, "/"); len(segments) > 1 {
+			// Dots are escaped too, so a name like ".." is no path step.
+			segments[1] = strings.ReplaceAll(url.PathEscape(req.Name), ".", "%2E")
+			path = strings.Join(segments, "/")
+		}
+		return method, adminBase + path
+	}
+	panic("no admin route for " + req.Action)
+}
+
+// adminDo sends a request to Caddy's admin endpoint at address, over TCP
+// or a unix socket, as `caddy reload` does.
+func adminDo(address, method, uri string, body io.Reader) (*http.Response, error) {
+	addr, err := caddy.ParseNetworkAddress(address)
+	if err != nil || addr.PortRangeSize() > 1 {
+		return nil, fmt.Errorf("invalid admin address %s: %v", address, err)
+	}
+	origin, dial := "http://"+addr.JoinHostPort(0), addr.JoinHostPort(0)
+	if addr.IsUnixNetwork() {
+		// The host is a placeholder; the socket path may carry permission bits.
+		origin = "http://127.0.0.1"
+		dial, _, _ = strings.Cut(addr.Host, "|")
+	}
+	req, err := http.NewRequest(method, origin+uri, body)
+	if err != nil {
+		return nil, err
+	}
+	if !addr.IsUnixNetwork() {
+		req.Header.Set("Origin", origin)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	client := http.Client{
+		Timeout: time.Minute,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, addr.Network, dial)
+			},
+		},
+	}
+	return client.Do(req)
+}
+
+// offline carries out req on the database file itself, for when no
+// running Caddy has it open.
+func (c *cli) offline(req adminRequest) (adminResult, error) {
+	if _, err := os.Stat(c.db); err != nil {
+		return adminResult{}, refuse(codeNotOpen, "no 2FA database at %s: %v", c.db, err)
+	}
+	st, err := store.OpenBolt(c.db)
+	if errors.Is(err, store.ErrLocked) {
+		return adminResult{}, refuse(codeLocked, "2FA database %s is held by another process (a Caddy whose admin endpoint is not %s? reach it with --address)", c.db, c.address)
+	}
+	if err != nil {
+		return adminResult{}, err
+	}
+	defer st.Close()
+	if req.Action == actionAddUser {
+		fmt.Fprintln(c.stderr, "Without a running Caddy the names its config declares are not checked: a clash stops the config from loading.")
+	}
+	db := &database{store: st, path: c.db, attempts: newAttemptTracker(st), logger: c.logger}
+	res, err := db.administer(req, c.now())
+	auditAdmin(c.logger, "command_line", req, res, err)
+	return res, err
+}
+
+func (c *cli) printJSON(v any) error {
+	enc := json.NewEncoder(c.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (c *cli) printText(res adminResult) error {
+	name := res.Name
+	ended := ""
+	if res.SessionsEnded != nil {
+		ended = sessionCount(*res.SessionsEnded)
+	}
+	var err error
+	switch res.Action {
+	case actionUsers:
+		return c.printUsers(res)
+	case actionAddUser:
+		_, err = fmt.Fprintf(c.stdout, "Added %s to %s. They set up their authenticator at their first sign-in.\n", name, res.DB)
+	case actionPasswd:
+		_, err = fmt.Fprintf(c.stdout, "Changed the password of %s; %s ended.\n", name, ended)
+	case actionRemoveUser:
+		_, err = fmt.Fprintf(c.stdout, "Removed %s; %s ended.\n", name, ended)
+	case actionReset:
+		_, err = fmt.Fprintf(c.stdout, "Reset %s: authenticator and recovery codes removed, %s ended. They set up a new authenticator at their next sign-in.\n", name, ended)
+	case actionRevoke:
+		_, err = fmt.Fprintf(c.stdout, "Signed %s out: %s ended.\n", name, ended)
+	case actionUnlock:
+		_, err = fmt.Fprintf(c.stdout, "Unlocked %s.\n", name)
+	}
+	return err
+}
+
+func sessionCount(n int) string {
+	if n == 1 {
+		return "1 session"
+	}
+	return fmt.Sprintf("%d sessions", n)
+}
+
+func (c *cli) printUsers(res adminResult) error {
+	fmt.Fprintf(c.stdout, "2FA database %s\n", res.DB)
+	if len(res.Users) == 0 {
+		_, err := fmt.Fprintln(c.stdout, "No users.")
+		return err
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "USER\tDEFINED IN\tENROLLED\tRECOVERY CODES\tSESSIONS\tLOCKED UNTIL")
+	for _, u := range res.Users {
+		enrolled, codes, locked := "no", "-", "-"
+		if u.Enrolled {
+			enrolled = u.EnrolledAt.Local().Format("2006-01-02 15:04")
+			codes = fmt.Sprint(u.RecoveryCodesLeft)
+		}
+		if !u.LockedUntil.IsZero() {
+			locked = u.LockedUntil.Local().Format("2006-01-02 15:04:05")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", u.Name, u.DefinedIn, enrolled, codes, u.Sessions, locked)
+	}
+	return tw.Flush()
+}
+
+// readPassword reads a new password from --password-file or, without
+// echo, from the terminal.
+func (c *cli) readPassword() ([]byte, error) {
+	var (
+		password []byte
+		err      error
+	)
+	switch c.passwordFile {
+	case "-":
+		password, err = firstLine(c.stdin)
+	case "":
+		f, ok := c.stdin.(*os.File)
+		if !ok || !term.IsTerminal(int(f.Fd())) {
+			return nil, refuse(codeBadRequest, "no terminal to read the password from: use --password-file (- for standard input)")
+		}
+		password, err = c.promptPassword(int(f.Fd()))
+	default:
+		var f *os.File
+		if f, err = os.Open(c.passwordFile); err != nil {
+			return nil, fmt.Errorf("reading password file: %w", err)
+		}
+		defer f.Close()
+		password, err = firstLine(f)
+	}
+	switch {
+	case err != nil:
+		return nil, err
+	case len(password) == 0:
+		return nil, refuse(codeBadRequest, "the password is empty")
+	case len(password) > maxPasswordBytes:
+		return nil, refuse(codeBadRequest, "the password is longer than %d bytes", maxPasswordBytes)
+	case c.algorithm == "bcrypt" && len(password) > bcryptMaxBytes:
+		return nil, refuse(codeBadRequest, "bcrypt reads only %d bytes of a password: use argon2id, or a shorter password", bcryptMaxBytes)
+	}
+	return password, nil
+}
+
+// promptPassword asks for a password twice on the terminal fd, without
+// echo, restoring the terminal if interrupted.
+func (c *cli) promptPassword(fd int) ([]byte, error) {
+	state, err := term.GetState(fd)
+	if err != nil {
+		return nil, err
+	}
+	interrupt := make(chan os.Signal, 1)
+	signal.Notify(interrupt, os.Interrupt)
+	defer close(interrupt)
+	defer signal.Stop(interrupt) // before the close
+	go func() {
+		if _, ok := <-interrupt; ok {
+			_ = term.Restore(fd, state)
+			os.Exit(caddy.ExitCodeFailedStartup)
+		}
+	}()
+
+	fmt.Fprintf(c.stderr, "New password for %s: ", c.name)
+	password, err := term.ReadPassword(fd)
+	fmt.Fprintln(c.stderr)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprint(c.stderr, "Confirm password: ")
+	confirmation, err := term.ReadPassword(fd)
+	fmt.Fprintln(c.stderr)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(password, confirmation) {
+		return nil, errors.New("the passwords do not match")
+	}
+	return password, nil
+}
+
+// firstLine returns the first line of r, without its line ending.
+func firstLine(r io.Reader) ([]byte, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, maxPasswordBytes+2)).ReadBytes('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("reading password: %w", err)
+	}
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	return bytes.TrimSuffix(line, []byte("\r")), nil
+}
+
+// hashPassword hashes with Caddy's hash modules, as `caddy hash-password`
+// does with its default parameters.
+func hashPassword(algorithm string, password []byte) (string, error) {
+	switch algorithm {
+	case "argon2id":
+		// Argon2idHash keeps its parameters unexported, and sets them only
+		// when it decodes a hash: decode Caddy's own fake hash (made by
+		// `caddy hash-password --algorithm argon2id`) with a fresh salt.
+		salt := make([]byte, 16)
+		if _, err := rand.Read(salt); err != nil {
+			return "", err
+		}
+		parts := strings.Split(string(caddyauth.Argon2idHash{}.FakeHash()), "$")
+		parts[4] = base64.RawStdEncoding.EncodeToString(salt)
+		params, _, err := caddyauth.DecodeHash([]byte(strings.Join(parts, "$")))
+		if err != nil {
+			return "", fmt.Errorf("argon2id parameters: %w", err)
+		}
+		hash, err := params.Hash(password)
+		return string(hash), err
+	case "bcrypt":
+		hash, err := caddyauth.BcryptHash{}.Hash(password)
+		return string(hash), err
+	}
+	return "", fmt.Errorf("unknown hash algorithm %q: use argon2id or bcrypt", algorithm)
+}

@@ -1,0 +1,508 @@
+package twofactor
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-two-factor/caddy-two-factor/store"
+)
+
+// Operator actions on one database: what `caddy two-factor` does, through
+// the admin API of the Caddy that has the database open (adminapi.go) or,
+// when no Caddy has it open, on the file itself (command.go). Both ends
+// call database.administer, so they cannot drift apart.
+
+// The actions, as the command line and the audit log name them.
+const (
+	actionUsers      = "users"
+	actionAddUser    = "add-user"
+	actionPasswd     = "passwd"
+	actionRemoveUser = "remove-user"
+	actionReset      = "reset"
+	actionRevoke     = "revoke"
+	actionUnlock     = "unlock"
+)
+
+// Where a user's password comes from.
+const (
+	definedInConfig   = "config"
+	definedInDatabase = "database"
+)
+
+// adminRequest is one operator action. PasswordHash is set for add-user and
+// passwd only: passwords are hashed by the command line, never sent.
+type adminRequest struct {
+	Action       string
+	Name         string
+	PasswordHash string
+}
+
+// userInfo is what an operator sees of a user.
+type userInfo struct {
+	Name string `json:"name"`
+	// DefinedIn is where the password comes from: "config" or "database".
+	DefinedIn         string    `json:"defined_in"`
+	Enrolled          bool      `json:"enrolled"`
+	EnrolledAt        time.Time `json:"enrolled_at,omitzero"`
+	RecoveryCodesLeft int       `json:"recovery_codes_left"`
+	// Sessions counts the user's live signed-in sessions.
+	Sessions    int       `json:"sessions"`
+	LockedUntil time.Time `json:"locked_until,omitzero"`
+}
+
+// adminResult answers an adminRequest; it is the JSON of the admin API and
+// of `caddy two-factor --json`.
+type adminResult struct {
+	DB     string `json:"db"`
+	Action string `json:"action"`
+	// Users is set by the users action (empty, not absent, when there are none).
+	Users []userInfo `json:"users,omitzero"`
+	// Name and User are the user acted on and its state afterwards (no
+	// User after remove-user).
+	Name string    `json:"name,omitempty"`
+	User *userInfo `json:"user,omitempty"`
+	// SessionsEnded is set by the actions that end sessions.
+	SessionsEnded *int `json:"sessions_ended,omitempty"`
+}
+
+// Codes of adminError, stable for scripts.
+const (
+	codeBadRequest      = "bad_request"
+	codeUnknownUser     = "unknown_user"
+	codeUserExists      = "user_exists"
+	codeDefinedInConfig = "defined_in_config"
+	codeNoDatabase      = "no_database"
+	codeChooseDatabase  = "choose_database"
+	codeNotOpen         = "database_not_open"
+	codeLocked          = "database_locked"
+	codeNotRunning      = "not_running"
+	codeNoAdminAPI      = "no_admin_api"
+)
+
+// adminError is an action refused for a reason the operator can act on.
+type adminError struct {
+	Code    string `json:"code,omitempty"`
+	Message string `json:"error"`
+}
+
+func (e *adminError) Error() string { return e.Message }
+
+func refuse(code, format string, args ...any) error {
+	return &adminError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// errorCode is the code of an adminError in err's chain, or "".
+func errorCode(err error) string {
+	if ae, ok := errors.AsType[*adminError](err); ok {
+		return ae.Code
+	}
+	return ""
+}
+
+// register adds a provisioned handler to db, refusing a config that
+// declares a user the database also manages: a name is defined in one
+// place only. Cleanup must unregister h, whether or not this succeeded.
+func (db *database) register(h *TwoFactor) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	err := db.store.View(func(tx store.Tx) error {
+		for _, name := range slices.Sorted(maps.Keys(h.accounts)) {
+			if u, err := tx.User(name); err == nil && u.PasswordHash != "" {
+				return fmt.Errorf("user %q is declared in the config and also managed in the 2FA database %s (added with `caddy two-factor add-user`); a user is defined in one place only: remove the user line, or remove the database's user with `caddy two-factor remove-user %s`", name, db.path, name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if db.configs == nil {
+		db.configs = make(map[*TwoFactor]struct{})
+	}
+	db.configs[h] = struct{}{}
+	return nil
+}
+
+// unregister removes a handler added by register.
+func (db *database) unregister(h *TwoFactor) {
+	db.mu.Lock()
+	delete(db.configs, h)
+	db.mu.Unlock()
+}
+
+// findDatabase returns the open database at path, or the only one open
+// when path is empty.
+func findDatabase(path string) (*database, error) {
+	var open []*database
+	databases.Range(func(_, v any) bool {
+		open = append(open, v.(*database))
+		return true
+	})
+	slices.SortFunc(open, func(a, b *database) int { return strings.Compare(a.path, b.path) })
+	paths := make([]string, len(open))
+	for i, db := range open {
+		if db.path == path {
+			return db, nil
+		}
+		paths[i] = db.path
+	}
+	switch {
+	case len(open) == 0:
+		return nil, refuse(codeNoDatabase, "no two_factor database is open in this Caddy (is two_factor in its config?)")
+	case path != "":
+		return nil, refuse(codeNotOpen, "2FA database %s is not open in this Caddy; open here: %s", path, strings.Join(paths, ", "))
+	case len(open) > 1:
+		return nil, refuse(codeChooseDatabase, "several 2FA databases are open: %s; choose one with --db", strings.Join(paths, ", "))
+	}
+	return open[0], nil
+}
+
+// administer carries out req. It holds db.mu for reading, so the configs
+// it sees stay put and the store stays open until it is done.
+func (db *database) administer(req adminRequest, now time.Time) (adminResult, error) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return adminResult{}, refuse(codeNotOpen, "2FA database %s was closed by a config change; try again", db.path)
+	}
+	res := adminResult{DB: db.path, Action: req.Action}
+	v := db.viewLocked(now)
+	if req.Action == actionUsers {
+		users, err := v.list()
+		res.Users = users
+		return res, err
+	}
+
+	res.Name = normalizeUsername(req.Name)
+	if err := checkUsername(res.Name); err != nil {
+		return res, refuse(codeBadRequest, "%v", err)
+	}
+	var (
+		ended int
+		err   error
+	)
+	switch req.Action {
+	case actionAddUser:
+		ended, err = v.addUser(res.Name, req.PasswordHash)
+	case actionPasswd:
+		ended, err = v.passwd(res.Name, req.PasswordHash)
+	case actionRemoveUser:
+		ended, err = v.removeUser(res.Name)
+	case actionReset:
+		ended, err = v.reset(res.Name)
+	case actionRevoke:
+		ended, err = v.revoke(res.Name)
+	case actionUnlock:
+		err = v.unlock(res.Name)
+	default:
+		return res, refuse(codeBadRequest, "unknown action %q", req.Action)
+	}
+	if err != nil {
+		return res, err
+	}
+	if req.Action != actionUnlock {
+		res.SessionsEnded = &ended
+	}
+	if req.Action != actionRemoveUser {
+		err = db.store.View(func(tx store.Tx) error {
+			info, err := v.info(tx, res.Name)
+			res.User = &info
+			return err
+		})
+	}
+	return res, err
+}
+
+// adminView is a database as one admin action sees it.
+type adminView struct {
+	db *database
+	// declared are the user names the configs on the database declare.
+	declared map[string]bool
+	// offline is set when no config has the database open (the command
+	// line opened the file): the config's users are then unknown, and a
+	// record without a password is taken to be one of theirs.
+	offline bool
+	// idle is the longest session_idle of the configs, zero if offline.
+	idle time.Duration
+	now  time.Time
+}
+
+// viewLocked takes a view of db; the caller holds db.mu.
+func (db *database) viewLocked(now time.Time) adminView {
+	v := adminView{db: db, declared: make(map[string]bool), offline: len(db.configs) == 0, now: now}
+	for h := range db.configs {
+		for name := range h.accounts {
+			v.declared[name] = true
+		}
+		v.idle = max(v.idle, time.Duration(h.SessionIdle))
+	}
+	return v
+}
+
+// definedIn says where the password of a user comes from, or "" if name
+// is not a user.
+func (v adminView) definedIn(name string, u *store.User) string {
+	switch {
+	case v.declared[name]:
+		return definedInConfig
+	case u != nil && u.PasswordHash != "":
+		return definedInDatabase
+	case u != nil && v.offline:
+		return definedInConfig
+	}
+	return ""
+}
+
+// user returns name's record (nil if none) and where it is defined.
+func (v adminView) user(tx store.Tx, name string) (*store.User, string, error) {
+	u, err := tx.User(name)
+	if errors.Is(err, store.ErrNotFound) {
+		u, err = nil, nil
+	}
+	return u, v.definedIn(name, u), err
+}
+
+func (v adminView) list() ([]userInfo, error) {
+	users := []userInfo{}
+	err := v.db.store.View(func(tx store.Tx) error {
+		names := make(map[string]bool, len(v.declared))
+		for name := range v.declared {
+			names[name] = true
+		}
+		err := tx.ForEachUser(func(u *store.User) error {
+			if v.definedIn(u.Name, u) != "" {
+				names[u.Name] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, name := range slices.Sorted(maps.Keys(names)) {
+			info, err := v.info(tx, name)
+			if err != nil {
+				return err
+			}
+			users = append(users, info)
+		}
+		return nil
+	})
+	return users, err
+}
+
+func (v adminView) info(tx store.Tx, name string) (userInfo, error) {
+	u, where, err := v.user(tx, name)
+	info := userInfo{Name: name, DefinedIn: where}
+	if err != nil {
+		return info, err
+	}
+	a, err := tx.Attempts(accountKey(name))
+	switch {
+	case err == nil && v.now.Before(a.LockedUntil):
+		info.LockedUntil = a.LockedUntil
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return info, err
+	}
+	if u == nil {
+		return info, nil
+	}
+	if u.TOTP != nil {
+		info.Enrolled = true
+		info.EnrolledAt = u.TOTP.EnrolledAt
+		info.RecoveryCodesLeft = len(u.TOTP.RecoveryDigests)
+	}
+	sessions, err := tx.UserSessions(name)
+	for _, s := range sessions {
+		if s.Stage == store.StageFull && s.UserSessionID == u.SessionID && v.now.Before(s.Expires) &&
+			(v.idle == 0 || v.now.Sub(s.LastSeen) < v.idle) {
+			info.Sessions++
+		}
+	}
+	return info, err
+}
+
+// change runs fn on name's record in one transaction, once the record
+// passes check, which tells an unknown user or a refused action.
+func (v adminView) change(name string, check func(u *store.User, where string) error, fn func(tx store.Tx, u *store.User) (int, error)) (int, error) {
+	var ended int
+	err := v.db.store.Update(func(tx store.Tx) error {
+		u, where, err := v.user(tx, name)
+		if err != nil {
+			return err
+		}
+		if err := check(u, where); err != nil {
+			return err
+		}
+		ended, err = fn(tx, u)
+		return err
+	})
+	return ended, err
+}
+
+// mustExist refuses a name that is no user.
+func mustExist(name string) func(*store.User, string) error {
+	return func(_ *store.User, where string) error {
+		if where == "" {
+			return refuse(codeUnknownUser, "unknown user %q", name)
+		}
+		return nil
+	}
+}
+
+// mustBeManaged refuses a name whose password is not in the database.
+func mustBeManaged(name, what string) func(*store.User, string) error {
+	return func(u *store.User, where string) error {
+		switch {
+		case where == definedInConfig:
+			return refuse(codeDefinedInConfig, "user %q is declared in the config: %s there and reload", name, what)
+		case u == nil:
+			return refuse(codeUnknownUser, "unknown user %q", name)
+		}
+		return nil
+	}
+}
+
+func (v adminView) addUser(name, hash string) (int, error) {
+	if _, err := newAccount(hash); err != nil {
+		return 0, refuse(codeBadRequest, "user %q: %v", name, err)
+	}
+	check := func(u *store.User, where string) error {
+		switch {
+		case v.declared[name]:
+			return refuse(codeDefinedInConfig, "user %q is declared in the config; a user is defined in one place only", name)
+		case where != "":
+			return refuse(codeUserExists, "user %q already exists (change its password with passwd)", name)
+		}
+		return nil
+	}
+	return v.change(name, check, func(tx store.Tx, _ *store.User) (int, error) {
+		// A record left by an earlier user of that name (one removed from
+		// the config) goes, enrollment, sessions and all: it is not theirs.
+		ended, err := v.db.endSessions(tx, name, nil)
+		if err != nil {
+			return 0, err
+		}
+		return ended, tx.PutUser(&store.User{Name: name, PasswordHash: hash, Created: v.now})
+	})
+}
+
+func (v adminView) passwd(name, hash string) (int, error) {
+	if _, err := newAccount(hash); err != nil {
+		return 0, refuse(codeBadRequest, "user %q: %v", name, err)
+	}
+	return v.change(name, mustBeManaged(name, "change its password hash"), func(tx store.Tx, u *store.User) (int, error) {
+		u.PasswordHash = hash
+		if err := tx.PutUser(u); err != nil {
+			return 0, err
+		}
+		return v.db.endSessions(tx, name, nil)
+	})
+}
+
+func (v adminView) removeUser(name string) (int, error) {
+	return v.change(name, mustBeManaged(name, "remove its user line"), func(tx store.Tx, _ *store.User) (int, error) {
+		ended, err := v.db.endSessions(tx, name, nil)
+		if err != nil {
+			return 0, err
+		}
+		if err := tx.DeleteAttempts(accountKey(name)); err != nil {
+			return 0, err
+		}
+		return ended, tx.DeleteUser(name)
+	})
+}
+
+// reset drops the enrollment: the user sets up an authenticator again at
+// their next sign-in.
+func (v adminView) reset(name string) (int, error) {
+	return v.change(name, mustExist(name), func(tx store.Tx, u *store.User) (int, error) {
+		if u != nil {
+			u.TOTP = nil
+			u.SessionID = ""
+			if err := tx.PutUser(u); err != nil {
+				return 0, err
+			}
+		}
+		return v.db.endSessions(tx, name, nil)
+	})
+}
+
+func (v adminView) revoke(name string) (int, error) {
+	return v.change(name, mustExist(name), func(tx store.Tx, u *store.User) (int, error) {
+		if u != nil && u.SessionID != "" {
+			// A new identifier also ends any session a cache still holds.
+			u.SessionID = ""
+			if err := tx.PutUser(u); err != nil {
+				return 0, err
+			}
+		}
+		return v.db.endSessions(tx, name, nil)
+	})
+}
+
+func (v adminView) unlock(name string) error {
+	if err := v.db.store.View(func(tx store.Tx) error {
+		_, where, err := v.user(tx, name)
+		if err == nil {
+			err = mustExist(name)(nil, where)
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	return v.db.attempts.unlock(name)
+}
+
+// endSessions ends, in tx, user's sessions for which end is true (all of
+// them if end is nil), and returns how many it ended. Every session ended
+// by someone else than its holder, by an operator or from the account
+// page, is ended here: a session cache in front of the store drops
+// entries here.
+func (db *database) endSessions(tx store.Tx, user string, end func(*store.Session) bool) (int, error) {
+	sessions, err := tx.UserSessions(user)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range sessions {
+		if end != nil && !end(s) {
+			continue
+		}
+		if err := tx.DeleteSession(s.Key); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// auditAdmin writes the one log line of an admin action. It never logs a
+// password hash.
+func auditAdmin(logger *zap.Logger, source string, req adminRequest, res adminResult, err error, fields ...zap.Field) {
+	fs := append([]zap.Field{
+		zap.String("event", "admin_"+strings.ReplaceAll(req.Action, "-", "_")),
+		zap.String("source", source),
+		zap.String("db", res.DB),
+	}, fields...)
+	if req.Action != actionUsers {
+		fs = append(fs, zap.String("user", normalizeUsername(req.Name)))
+	}
+	if res.SessionsEnded != nil {
+		fs = append(fs, zap.Int("sessions_ended", *res.SessionsEnded))
+	}
+	if err != nil {
+		fs = append(fs, zap.String("error", err.Error()))
+		if code := errorCode(err); code != "" {
+			fs = append(fs, zap.String("code", code))
+		}
+		logger.Warn("two-factor admin action refused", fs...)
+		return
+	}
+	logger.Info("two-factor admin action", fs...)
+}

@@ -134,7 +134,7 @@ func checkIndexes(t *testing.T, b *Bolt) {
 		wantByExpiry := map[string]bool{}
 		err := root.Bucket(bucketSessions).ForEach(func(k, raw []byte) error {
 			var s Session
-			if err := getJSON(root.Bucket(bucketSessions), k, &s); err != nil {
+			if err := getSession(root.Bucket(bucketSessions), k, &s); err != nil {
 				return err
 			}
 			var sk SessionKey

@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# Load benchmark of the two_factor gate on loopback, against Caddy's own
+# respond without authentication and with basic_auth (and its hash cache),
+# measured in the same run, alternating, median of ROUNDS. See README.md.
+#
+#   bench/run.sh              # the comparison and the sign-in storm, ~3 min
+#   SCALE=1 bench/run.sh      # also 1,000 vs 1,000,000 stored sessions, ~6 min
+#
+# Settings (environment): ROUNDS=5, DURATION=5s per wrk run, CONNS=32,
+# THREADS=1 (wrk threads), STORM=1 (0 skips the sign-in storm), SCALE=0,
+# PORT=18080 (the first of the ports used, all on 127.0.0.1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-5s}
+CONNS=${CONNS:-32}
+THREADS=${THREADS:-1}
+STORM=${STORM:-1}
+SCALE=${SCALE:-0}
+PORT=${PORT:-18080}
+
+if ! command -v wrk >/dev/null; then
+	echo "Installing wrk from Debian's packages." >&2
+	apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+echo "Building cmd/caddy and the helpers…" >&2
+go build -o "$work/caddy" ./cmd/caddy
+go build -o "$work/signin" ./bench/signin
+go build -o "$work/storm" ./bench/storm
+go build -o "$work/seed" ./bench/seed
+
+password=bench-password
+hash=$("$work/caddy" hash-password --plaintext "$password")
+body="hello from behind the gate"
+
+# start NAME PORT DIRECTIVES: runs a Caddy with one site answering $body
+# behind DIRECTIVES, and waits until it answers.
+start() {
+	local name=$1 port=$2 directives=$3
+	cat >"$work/$name.Caddyfile" <<-EOF
+		{
+			admin off
+			persist_config off
+			auto_https off
+			log {
+				level ERROR
+			}
+		}
+		http://127.0.0.1:$port {
+			$directives
+			respond "$body" 200
+		}
+	EOF
+	"$work/caddy" run --config "$work/$name.Caddyfile" --adapter caddyfile >"$work/$name.log" 2>&1 &
+	pids+=($!)
+	eval "pid_$name=$!"
+	local i
+	for i in $(seq 200); do
+		if curl -s -o /dev/null "http://127.0.0.1:$port/"; then return; fi
+		sleep 0.05
+	done
+	echo "$name did not start:" >&2
+	cat "$work/$name.log" >&2
+	exit 1
+}
+
+# rss PID: resident memory now, and the private part of it (what is not
+# pages of the binary or of the mmapped database file).
+rss() { awk '/^VmRSS/ {r = $2} /^RssAnon/ {a = $2} END {printf "%.0f MB (%.0f private)", r/1024, a/1024}' "/proc/$1/status"; }
+hwm() { awk '/^VmHWM/ {printf "%.0f MB", $2/1024}' "/proc/$1/status"; }
+
+# us converts a wrk latency (1.23ms, 456.00us, 1.02s) to microseconds.
+us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) print n; else if (v ~ /ms$/) print n*1000; else print n*1000000 }'; }
+
+# load NAME URL [wrk options…]: one wrk run; appends "rps p50 p99" to
+# $work/NAME.results.
+load() {
+	local name=$1 url=$2
+	shift 2
+	local out
+	out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" "$url")
+	local rps p50 p99 non2xx
+	rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+	p50=$(us "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+	p99=$(us "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+	non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+	echo "$rps $p50 $p99 ${non2xx:-0}" >>"$work/$name.results"
+}
+
+# median COLUMN NAME
+median() {
+	awk -v c="$1" '{print $c}' "$work/$2.results" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+
+# row NAME LABEL [BASE]: a table row of medians, with the ratio of req/s
+# to BASE's.
+row() {
+	local rps p50 p99 ratio="" non2xx
+	rps=$(median 1 "$1")
+	p50=$(median 2 "$1")
+	p99=$(median 3 "$1")
+	non2xx=$(median 4 "$1")
+	if [ -n "${3:-}" ]; then
+		ratio=$(awk -v a="$rps" -v b="$(median 1 "$3")" 'BEGIN {printf "%.3f", a / b}')
+	fi
+	printf "| %-34s | %9.0f | %7.0f µs | %7.0f µs | %6s | %s\n" "$2" "$rps" "$p50" "$p99" "$ratio" "$([ "$non2xx" != 0 ] && echo "($non2xx non-2xx: expected)" || true)"
+}
+
+header() {
+	echo "| configuration                      |     req/s |      p50 |      p99 | ratio |"
+	echo "|------------------------------------|-----------|----------|----------|-------|"
+}
+
+noauth=$PORT basic=$((PORT + 1)) tf=$((PORT + 2))
+start noauth "$noauth" ""
+start basic "$basic" "basic_auth {
+		bench $hash
+	}"
+start tf "$tf" "two_factor {
+		db $work/2fa.db
+		user bench $hash
+	}"
+cookie=$("$work/signin" -base "http://127.0.0.1:$tf" -user bench -password "$password")
+basic_header="Authorization: Basic $(printf 'bench:%s' "$password" | base64)"
+for check in "http://127.0.0.1:$noauth/" "-H|$basic_header|http://127.0.0.1:$basic/" "-H|Cookie: $cookie|http://127.0.0.1:$tf/"; do
+	IFS='|' read -r -a args <<<"$check"
+	got=$(curl -s "${args[@]}")
+	[ "$got" = "$body" ] || { echo "sanity check failed for ${args[*]}: $got" >&2; exit 1; }
+done
+idle_rss=$(rss "$pid_tf")
+
+echo "Measuring: $ROUNDS rounds of $DURATION per configuration, wrk -t$THREADS -c$CONNS, alternating…" >&2
+for round in $(seq "$ROUNDS"); do
+	echo "  round $round" >&2
+	load noauth "http://127.0.0.1:$noauth/"
+	load basic "http://127.0.0.1:$basic/" -H "$basic_header"
+	load tf "http://127.0.0.1:$tf/" -H "Cookie: $cookie"
+	load tf401 "http://127.0.0.1:$tf/" -H "Accept: application/json"
+	load tfredirect "http://127.0.0.1:$tf/" -H "Accept: text/html"
+done
+
+echo
+echo "Loopback, $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)), $(go version | awk '{print $3}'), wrk -t$THREADS -c$CONNS -d$DURATION, median of $ROUNDS alternating rounds; ratio is req/s against no auth."
+echo
+header
+row noauth "no auth (respond)" noauth
+row basic "basic_auth (hash cache)" noauth
+row tf "two_factor, signed in" noauth
+row tf401 "two_factor, no session: 401" noauth
+row tfredirect "two_factor, no session: redirect" noauth
+echo
+echo "two_factor RSS: $idle_rss idle after sign-in; $(rss "$pid_tf") after the load, $(hwm "$pid_tf") at most."
+
+if [ "$STORM" = 1 ]; then
+	echo "Sign-in storm: $ROUNDS rounds of signed-in load, quiet then beside 64 clients posting passwords…" >&2
+	for round in $(seq "$ROUNDS"); do
+		echo "  round $round" >&2
+		load tfquiet "http://127.0.0.1:$tf/" -H "Cookie: $cookie"
+		"$work/storm" -base "http://127.0.0.1:$tf" -c 64 -d "$(( ${DURATION%s} + 2 ))s" >>"$work/storm.out" &
+		storm_pid=$!
+		sleep 1
+		load tfstorm "http://127.0.0.1:$tf/" -H "Cookie: $cookie"
+		wait "$storm_pid"
+	done
+	echo
+	echo "Sign-in storm: 64 concurrent clients posting wrong passwords for many users (bcrypt at caddy hash-password's default cost), alternating with quiet rounds:"
+	echo
+	header
+	row tfquiet "two_factor, signed in, quiet" tfquiet
+	row tfstorm "two_factor, signed in, during storm" tfquiet
+	echo
+	echo "During the storm / quiet: p50 $(awk -v a="$(median 2 tfstorm)" -v b="$(median 2 tfquiet)" 'BEGIN {printf "%.2f", a / b}')×, p99 $(awk -v a="$(median 3 tfstorm)" -v b="$(median 3 tfquiet)" 'BEGIN {printf "%.2f", a / b}')×."
+	echo "Storm clients, per round:"
+	sed 's/^/    /' "$work/storm.out"
+fi
+
+if [ "$SCALE" = 1 ]; then
+	echo "Scale: seeding 1,000 and 1,000,000 sessions…" >&2
+	cat >"$work/rotate.lua" <<-'EOF'
+		local tokens = {}
+		for line in io.lines(os.getenv("TOKENS")) do tokens[#tokens + 1] = line end
+		local i = 0
+		request = function()
+			i = i + 1
+			return wrk.format("GET", "/", {["Cookie"] = "two_factor=" .. tokens[i % #tokens + 1]})
+		end
+	EOF
+	echo
+	echo "Scale: one user signed in through the pages, and 1,000 seeded sessions of as many users taken in turn (wrk Lua script), against databases of 1,000 and 1,000,000 sessions (100 and 100,000 users)."
+	echo
+	echo "| sessions  | file B/session | start-up | RSS idle (private)  | RSS after load (private) | RSS max | one session: req/s, p50, p99 | 1,000 sessions: req/s, p50, p99 |"
+	echo "|-----------|----------------|----------|---------------------|--------------------------|---------|------------------------------|---------------------------------|"
+	port=$((PORT + 3))
+	for n in 1000 1000000; do
+		db="$work/scale-$n.db"
+		"$work/seed" -db "$db" -users $((n / 10)) -sessions "$n" -tokens "$work/tokens-$n" -token-count 1000 2>/dev/null
+		size=$(stat -c %s "$db")
+		t0=$(date +%s%N)
+		start "scale$n" "$port" "two_factor {
+		db $db
+		user bench $hash
+	}"
+		t1=$(date +%s%N)
+		pid_var="pid_scale$n"
+		pid=${!pid_var}
+		one=$("$work/signin" -base "http://127.0.0.1:$port" -user bench -password "$password")
+		idle=$(rss "$pid")
+		for round in $(seq "$ROUNDS"); do
+			load "one$n" "http://127.0.0.1:$port/" -H "Cookie: $one"
+			TOKENS="$work/tokens-$n" load "many$n" "http://127.0.0.1:$port/" -s "$work/rotate.lua"
+		done
+		printf "| %9d | %14.0f | %5.0f ms | %19s | %24s | %7s | %6.0f, %4.0f µs, %5.0f µs | %6.0f, %4.0f µs, %5.0f µs |\n" "$n" \
+			"$(awk -v s="$size" -v n="$n" 'BEGIN {print s / n}')" "$(((t1 - t0) / 1000000))" "$idle" "$(rss "$pid")" "$(hwm "$pid")" \
+			"$(median 1 "one$n")" "$(median 2 "one$n")" "$(median 3 "one$n")" \
+			"$(median 1 "many$n")" "$(median 2 "many$n")" "$(median 3 "many$n")"
+		kill "$pid"
+		wait "$pid" 2>/dev/null || true
+		port=$((port + 1))
+	done
+	echo
+	echo "1,000,000 vs 1,000 sessions, p50 latency: one session $(awk -v a="$(median 2 one1000000)" -v b="$(median 2 one1000)" 'BEGIN {printf "%.2f", a / b}')×, 1,000 sessions $(awk -v a="$(median 2 many1000000)" -v b="$(median 2 many1000)" 'BEGIN {printf "%.2f", a / b}')×."
+	echo "Start-up is from launching the process to its first answer (Caddy's own start included). The database is mmapped: pages of it that requests touch count in RSS (the kernel maps pages around each one read), but they are the page cache's, shared and reclaimable; the private part is the process's own memory."
+fi

@@ -1,0 +1,223 @@
+package twofactor
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-two-factor/caddy-two-factor/internal/seed"
+	"github.com/caddy-two-factor/caddy-two-factor/store"
+)
+
+// The gate's benchmarks run the handler alone, without Caddy, on a
+// database seeded with 1,000 sessions, and 1,000,000 with
+// TWO_FACTOR_BENCH_1M=1:
+//
+//	go test -run '^$' -bench . -benchmem
+//	TWO_FACTOR_BENCH_1M=1 go test -run '^$' -bench . -benchmem -timeout 30m
+
+// benchHandler provisions a handler on a database seeded with n sessions
+// and returns it with cookie values of live sessions.
+func benchHandler(b *testing.B, n int) (*TwoFactor, []string) {
+	b.Helper()
+	path, tokens := benchDatabase(b, n)
+	h := &TwoFactor{DB: path}
+	if err := h.provision(zap.NewNop()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = h.Cleanup() })
+	return h, tokens
+}
+
+// benchDatabase seeds a database file with n sessions and returns its path
+// and cookie values of live sessions.
+func benchDatabase(b *testing.B, n int) (string, []string) {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "2fa.db")
+	st, err := store.OpenBolt(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tokens, err := seed.Fill(st, seed.BenchOptions(n))
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	return path, tokens
+}
+
+// gateRequest is a GET of a protected page with cookie (none if empty),
+// and its replacer, as Caddy hands them to the handler.
+func gateRequest(token, accept string) (*http.Request, *caddy.Replacer) {
+	r := httptest.NewRequest(http.MethodGet, "/app/page?x=1", nil)
+	if token != "" {
+		r.Header.Set("Cookie", "theme=dark; "+sessionCookie+"="+token+"; lang=en")
+	}
+	r.Header.Set("Accept", accept)
+	repl := caddy.NewReplacer()
+	return r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl)), repl
+}
+
+// nopWriter is a ResponseWriter that keeps nothing, so the benchmarks
+// count the handler's allocations only.
+type nopWriter struct{ h http.Header }
+
+func (w nopWriter) Header() http.Header       { return w.h }
+func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (nopWriter) WriteHeader(int)             {}
+
+var nextNop = caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { return nil })
+
+func BenchmarkGate(b *testing.B) {
+	for _, n := range seed.BenchSizes() {
+		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
+			h, tokens := benchHandler(b, n)
+			w := nopWriter{h: http.Header{}}
+
+			b.Run("authenticated", func(b *testing.B) {
+				r, _ := gateRequest(tokens[0], "*/*")
+				for b.Loop() {
+					if err := h.ServeHTTP(w, r, nextNop); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+
+			// Caddy makes a replacer per request; the gate's placeholders
+			// are new keys in it. NewReplacer-only is what that costs
+			// without the gate.
+			b.Run("authenticated-fresh-replacer", func(b *testing.B) {
+				r, _ := gateRequest(tokens[0], "*/*")
+				for b.Loop() {
+					ctx := context.WithValue(context.Background(), caddy.ReplacerCtxKey, caddy.NewReplacer())
+					if err := h.ServeHTTP(w, r.WithContext(ctx), nextNop); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("NewReplacer-only", func(b *testing.B) {
+				r, _ := gateRequest(tokens[0], "*/*")
+				for b.Loop() {
+					ctx := context.WithValue(context.Background(), caddy.ReplacerCtxKey, caddy.NewReplacer())
+					if err := nextNop.ServeHTTP(w, r.WithContext(ctx)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+
+			// Many sessions from many goroutines: no lock is shared.
+			b.Run("authenticated-parallel", func(b *testing.B) {
+				b.RunParallel(func(pb *testing.PB) {
+					var reqs []*http.Request
+					for _, tok := range tokens {
+						r, _ := gateRequest(tok, "*/*")
+						reqs = append(reqs, r)
+					}
+					w := nopWriter{h: http.Header{}}
+					for i := 0; pb.Next(); i++ {
+						if err := h.ServeHTTP(w, reqs[i%len(reqs)], nextNop); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			})
+
+			b.Run("no-session-401", func(b *testing.B) {
+				r, _ := gateRequest("", "application/json")
+				for b.Loop() {
+					_ = h.ServeHTTP(w, r, nextNop)
+				}
+			})
+			b.Run("no-session-redirect", func(b *testing.B) {
+				r, _ := gateRequest("", "text/html")
+				for b.Loop() {
+					clear(w.h)
+					if err := h.ServeHTTP(w, r, nextNop); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+func BenchmarkSessionLookup(b *testing.B) {
+	for _, n := range seed.BenchSizes() {
+		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
+			h, tokens := benchHandler(b, n)
+			now := time.Now()
+			b.Run("cached", func(b *testing.B) {
+				r, _ := gateRequest(tokens[0], "*/*")
+				for b.Loop() {
+					if _, err := h.fullSession(r, now); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			// A cache miss: the store read and the cache insertion, over
+			// 1,000 sessions of as many users.
+			b.Run("store", func(b *testing.B) {
+				keys := make([]store.SessionKey, len(tokens))
+				for i, tok := range tokens {
+					keys[i], _ = store.ParseSessionToken(tok)
+				}
+				for i := 0; b.Loop(); i++ {
+					if _, err := h.loadSession(keys[i%len(keys)], now); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkSweep deletes the expired fifth of the sessions: the first
+// iteration does the work; max-tx-ms is its longest write transaction,
+// which must stay well under 50 ms.
+func BenchmarkSweep(b *testing.B) {
+	for _, n := range seed.BenchSizes() {
+		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
+			h, _ := benchHandler(b, n)
+			swept := 0
+			for b.Loop() {
+				m, err := h.db.sweep(time.Now())
+				if err != nil {
+					b.Fatal(err)
+				}
+				swept += m
+			}
+			b.ReportMetric(float64(swept), "swept")
+			b.ReportMetric(float64(h.db.longestSweepTx.Load())/float64(time.Millisecond), "max-tx-ms")
+		})
+	}
+}
+
+// BenchmarkStartup opens a seeded database and closes it again, as a
+// Caddy start and stop do.
+func BenchmarkStartup(b *testing.B) {
+	for _, n := range seed.BenchSizes() {
+		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
+			path, _ := benchDatabase(b, n)
+			for b.Loop() {
+				h := &TwoFactor{DB: path}
+				if err := h.provision(zap.NewNop()); err != nil {
+					b.Fatal(err)
+				}
+				if err := h.Cleanup(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,330 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Users and sessions are the bulk of the database (a million sessions is a
+// real deployment), so they are stored in a compact binary form rather
+// than as JSON, which took twice the space and most of the time of a
+// lookup. A record is a format byte, then every field in the order of its
+// type: strings and byte slices as a uvarint length and the bytes, numbers
+// as uvarints, the stage and the presence of an enrollment as one byte,
+// and times as a varint of Unix seconds and a uvarint of nanoseconds.
+// Times come back in UTC, without a monotonic reading, as they did from
+// JSON. The User-Agent, the largest field of a session, is packed with a
+// fixed dictionary of the fragments every browser sends (see packAgent).
+//
+// Records written as JSON by earlier versions start with '{' and are still
+// read; they are rewritten in the binary form the next time they are put.
+const (
+	sessionFormat byte = 0x01
+	userFormat    byte = 0x01
+)
+
+// Records that cannot be decoded.
+var (
+	errCorruptSession = errors.New("corrupt session record")
+	errCorruptUser    = errors.New("corrupt user record")
+)
+
+// encodeUser returns the stored form of u.
+func encodeUser(u *User) []byte {
+	n := 3 + 2*(2*binary.MaxVarintLen64) + 3*binary.MaxVarintLen64 + len(u.Name) + len(u.PasswordHash) + len(u.SessionID)
+	if e := u.TOTP; e != nil {
+		n += 3*binary.MaxVarintLen64 + len(e.Secret)
+		for _, d := range e.RecoveryDigests {
+			n += binary.MaxVarintLen64 + len(d)
+		}
+	}
+	b := make([]byte, 0, n)
+	b = append(b, userFormat)
+	b = appendString(b, u.Name)
+	b = appendString(b, u.PasswordHash)
+	b = appendString(b, u.SessionID)
+	if e := u.TOTP; e == nil {
+		b = append(b, 0)
+	} else {
+		b = append(b, 1)
+		b = appendBytes(b, e.Secret)
+		b = binary.AppendUvarint(b, e.LastStep)
+		b = binary.AppendUvarint(b, uint64(len(e.RecoveryDigests)))
+		for _, d := range e.RecoveryDigests {
+			b = appendBytes(b, d)
+		}
+		b = appendTime(b, e.EnrolledAt)
+	}
+	return appendTime(b, u.Created)
+}
+
+// decodeUser decodes a stored user, copying everything it keeps.
+func decodeUser(raw []byte, u *User) error {
+	if len(raw) > 0 && raw[0] == '{' {
+		return json.Unmarshal(raw, u)
+	}
+	if len(raw) == 0 || raw[0] != userFormat {
+		return errCorruptUser
+	}
+	d := decoder{raw: raw[1:]}
+	u.Name = d.string()
+	u.PasswordHash = d.string()
+	u.SessionID = d.string()
+	if d.byte() != 0 {
+		e := &Enrollment{Secret: d.bytes(), LastStep: d.uvarint()}
+		// Each digest takes at least its length byte, which bounds n by
+		// what is left before anything is allocated.
+		if n := d.uvarint(); n > uint64(len(d.raw)) {
+			d.bad = true
+		} else if n > 0 {
+			e.RecoveryDigests = make([][]byte, n)
+			for i := range e.RecoveryDigests {
+				e.RecoveryDigests[i] = d.bytes()
+			}
+		}
+		e.EnrolledAt = d.time()
+		u.TOTP = e
+	}
+	u.Created = d.time()
+	if d.bad || len(d.raw) != 0 {
+		return errCorruptUser
+	}
+	return nil
+}
+
+// encodeSession returns the stored form of s (its Key is the record's key
+// and is not part of it).
+func encodeSession(s *Session) []byte {
+	n := 1 + 1 + 4*(2*binary.MaxVarintLen64)
+	for _, f := range []int{len(s.User), len(s.UserSessionID), len(s.Method), len(s.Next), len(s.PendingSecret), len(s.ClientIP), len(s.UserAgent)} {
+		n += binary.MaxVarintLen64 + f
+	}
+	b := make([]byte, 0, n)
+	b = append(b, sessionFormat)
+	b = appendString(b, s.User)
+	b = append(b, byte(s.Stage))
+	b = appendString(b, s.UserSessionID)
+	b = appendTime(b, s.Created)
+	b = appendTime(b, s.LastSeen)
+	b = appendTime(b, s.Expires)
+	b = appendTime(b, s.ConfirmedAt)
+	b = appendString(b, s.Method)
+	b = appendString(b, s.Next)
+	b = appendBytes(b, s.PendingSecret)
+	b = appendString(b, s.ClientIP)
+	return appendBytes(b, packAgent(s.UserAgent))
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+func appendBytes(b, v []byte) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(v))), v...)
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	return binary.AppendUvarint(binary.AppendVarint(b, t.Unix()), uint64(t.Nanosecond()))
+}
+
+// getSession reads the session stored under key into s.
+func getSession(b *bolt.Bucket, key []byte, s *Session) error {
+	raw := b.Get(key)
+	if raw == nil {
+		return ErrNotFound
+	}
+	return decodeSession(raw, s)
+}
+
+// decodeSession decodes a stored session. Everything it keeps is copied
+// out of raw, so nothing refers to a transaction's memory after it ends.
+func decodeSession(raw []byte, s *Session) error {
+	if len(raw) > 0 && raw[0] == '{' {
+		return json.Unmarshal(raw, s)
+	}
+	if len(raw) == 0 || raw[0] != sessionFormat {
+		return errCorruptSession
+	}
+	d := decoder{raw: raw[1:]}
+	s.User = d.string()
+	s.Stage = Stage(d.byte())
+	s.UserSessionID = d.string()
+	s.Created = d.time()
+	s.LastSeen = d.time()
+	s.Expires = d.time()
+	s.ConfirmedAt = d.time()
+	s.Method = d.string()
+	s.Next = d.string()
+	s.PendingSecret = d.bytes()
+	s.ClientIP = d.string()
+	s.UserAgent = d.agent(d.next())
+	if d.bad || len(d.raw) != 0 {
+		return errCorruptSession
+	}
+	return nil
+}
+
+// decoder reads fields off the front of raw; bad records that a read ran
+// past the end, after which every read returns a zero value.
+type decoder struct {
+	raw []byte
+	bad bool
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.raw)
+	d.skip(n)
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.raw)
+	d.skip(n)
+	return v
+}
+
+// skip drops the n bytes a varint read took; n <= 0 means the read failed
+// (and returned 0).
+func (d *decoder) skip(n int) {
+	if n <= 0 {
+		d.bad, d.raw = true, nil
+		return
+	}
+	d.raw = d.raw[n:]
+}
+
+func (d *decoder) byte() byte {
+	if len(d.raw) == 0 {
+		d.bad = true
+		return 0
+	}
+	c := d.raw[0]
+	d.raw = d.raw[1:]
+	return c
+}
+
+// next returns the next length-prefixed field, still in raw's memory.
+func (d *decoder) next() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.raw)) {
+		d.bad, d.raw = true, nil
+		return nil
+	}
+	v := d.raw[:n]
+	d.raw = d.raw[n:]
+	return v
+}
+
+func (d *decoder) string() string { return string(d.next()) }
+
+func (d *decoder) bytes() []byte {
+	v := d.next()
+	if len(v) == 0 {
+		return nil
+	}
+	return append([]byte(nil), v...)
+}
+
+func (d *decoder) time() time.Time {
+	sec := d.varint()
+	nsec := d.uvarint()
+	if nsec >= uint64(time.Second) {
+		d.bad = true
+		return time.Time{}
+	}
+	return time.Unix(sec, int64(nsec)).UTC()
+}
+
+// agentFragments are the parts of User-Agent strings that nearly every
+// browser sends, longest first so the packer takes the longest match. A
+// packed agent stores fragment i as the byte i+1. Bytes below 0x20 never
+// occur in a header value Go's server accepts (save tab); any that do are
+// stored escaped, as 0x00 and the byte. The list is part of the format:
+// entries may be added at the end (up to 31), never changed or reordered.
+var agentFragments = [...]string{
+	") AppleWebKit/537.36 (KHTML, like Gecko) ",
+	") AppleWebKit/605.1.15 (KHTML, like Gecko) ",
+	"Macintosh; Intel Mac OS X 10_15_7",
+	"Windows NT 10.0; Win64; x64",
+	"Mobile/15E148 Safari/604.1",
+	") Gecko/20100101 Firefox/",
+	"iPhone; CPU iPhone OS ",
+	" Mobile Safari/537.36",
+	" Safari/605.1.15",
+	"Linux; Android ",
+	" Safari/537.36",
+	"Mozilla/5.0 (",
+	"X11; Linux x86_64",
+	" like Mac OS X",
+	"iPad; CPU OS ",
+	"Version/",
+	"Chrome/",
+	".0.0.0",
+	" Edg/",
+	"; rv:",
+}
+
+// packAgent returns ua with every dictionary fragment replaced by its byte.
+func packAgent(ua string) []byte {
+	out := make([]byte, 0, len(ua))
+next:
+	for i := 0; i < len(ua); {
+		for f, frag := range agentFragments {
+			if len(ua)-i >= len(frag) && ua[i] == frag[0] && ua[i:i+len(frag)] == frag {
+				out = append(out, byte(f+1))
+				i += len(frag)
+				continue next
+			}
+		}
+		if ua[i] < 0x20 {
+			out = append(out, 0)
+		}
+		out = append(out, ua[i])
+		i++
+	}
+	return out
+}
+
+// agent reverses packAgent; a reference to no fragment marks the
+// record bad.
+func (d *decoder) agent(packed []byte) string {
+	n := 0
+	for i := 0; i < len(packed); i++ {
+		switch c := packed[i]; {
+		case c == 0:
+			if i+1 == len(packed) {
+				d.bad = true
+				return ""
+			}
+			i++
+			n++
+		case c < 0x20:
+			if int(c) > len(agentFragments) {
+				d.bad = true
+				return ""
+			}
+			n += len(agentFragments[c-1])
+		default:
+			n++
+		}
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i := 0; i < len(packed); i++ {
+		switch c := packed[i]; {
+		case c == 0:
+			i++
+			b.WriteByte(packed[i])
+		case c < 0x20:
+			b.WriteString(agentFragments[c-1])
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}

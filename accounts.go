@@ -53,7 +53,10 @@ func newAccount(hash string) (account, error) {
 // default parameters; other parameters get a hash made now.
 func fakeAccountLike(like account) (account, error) {
 	if like.cmp == nil {
-		return newAccount(string(caddyauth.BcryptHash{}.FakeHash()))
+		// No user in the config: users come from `caddy two-factor
+		// add-user`, whose hashes are argon2id with Caddy's default
+		// parameters, the parameters of this fake.
+		return newAccount(string(caddyauth.Argon2idHash{}.FakeHash()))
 	}
 	if like.bcrypt {
 		cost, _ := bcrypt.Cost(like.hash)

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 )
@@ -91,5 +93,20 @@ func TestCaddyfileErrorsNameFileAndLine(t *testing.T) {
 				t.Fatalf("got error %v\nwant one containing %q, %s", err, tc.want, at)
 			}
 		})
+	}
+}
+
+func TestPathPrefixWithTrailingSlashStillMatchesThePages(t *testing.T) {
+	out := adapt(t, "example.com {\n\ttwo_factor /admin/* {\n\t\tpath_prefix /auth/\n\t}\n}\n")
+	if !strings.Contains(out, "\"/auth\",\n") || !strings.Contains(out, "\"/auth/*\"") {
+		t.Fatalf("pages matcher for path_prefix /auth/:\n%s", out)
+	}
+}
+
+func TestJSONLimitsAreCheckedToo(t *testing.T) {
+	h := &TwoFactor{AttemptWindow: caddy.Duration(48 * time.Hour)}
+	h.applyDefaults()
+	if err := h.Validate(); err == nil || !strings.Contains(err.Error(), "at most 24h") {
+		t.Fatalf("attempt_window 48h in JSON: %v", err)
 	}
 }

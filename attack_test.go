@@ -233,7 +233,8 @@ func TestAttackParallelRequestsWithOneCodeOnlyOneWins(t *testing.T) {
 	for _, s := range statuses {
 		if s == http.StatusSeeOther {
 			won++
-		} else if s != http.StatusUnauthorized {
+		} else if s != http.StatusUnauthorized && s != http.StatusTooManyRequests {
+			// 429: the racers beyond the attempt budget are refused unchecked.
 			t.Errorf("unexpected status %d", s)
 		}
 	}
@@ -640,3 +641,62 @@ func TestAttackAuditLogHasEveryDecisionAndNoSecrets(t *testing.T) {
 }
 
 func totpEncode(secret []byte) string { return b32NoPad.EncodeToString(secret) }
+
+func TestAttackParallelGuessesStayWithinTheBudget(t *testing.T) {
+	const parallel = 30
+	t.Run("passwords", func(t *testing.T) {
+		startSite(t, siteConfig{matcher: "/admin/*", extra: "max_ip_attempts 1000"})
+		b := newBrowser(t)
+		csrf := b.csrfFrom(b.get("/_2fa/login"))
+		statuses := race(parallel, func(i int) int {
+			return b.post("/_2fa/login", url.Values{"csrf": {csrf}, "username": {"alice"}, "password": {fmt.Sprintf("guess-%d", i)}}).status
+		})
+		if checked := statuses[http.StatusUnauthorized]; checked > DefaultMaxAttempts {
+			t.Fatalf("%d of %d parallel password guesses were checked, budget %d (%v)", checked, parallel, DefaultMaxAttempts, statuses)
+		}
+	})
+	t.Run("codes", func(t *testing.T) {
+		startSite(t, siteConfig{matcher: "/admin/*", extra: "max_ip_attempts 1000"})
+		newBrowser(t).enroll("bob")
+		b := newBrowser(t)
+		b.login("bob", testPassword, "/")
+		csrf := b.csrfFrom(b.get("/_2fa/confirm"))
+		statuses := race(parallel, func(i int) int {
+			return b.post("/_2fa/confirm", url.Values{"csrf": {csrf}, "code": {fmt.Sprintf("%06d", 100000+i)}}).status
+		})
+		if checked := statuses[http.StatusUnauthorized]; checked > DefaultMaxAttempts {
+			t.Fatalf("%d of %d parallel code guesses were checked, budget %d (%v)", checked, parallel, DefaultMaxAttempts, statuses)
+		}
+	})
+}
+
+// race runs n requests at once and counts their statuses.
+func race(n int, request func(i int) int) map[int]int {
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		statuses = map[int]int{}
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := request(i)
+			mu.Lock()
+			statuses[s]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return statuses
+}
+
+func TestAttackRightAttemptsDoNotUseUpTheClientBudget(t *testing.T) {
+	// An office behind one address signs in all day: only failures count.
+	startSite(t, siteConfig{matcher: "/admin/*", extra: "max_ip_attempts 3"})
+	for _, user := range testUsers[:6] {
+		if r := newBrowser(t).login(user, testPassword, "/"); r.status != http.StatusSeeOther {
+			t.Fatalf("right password of %s: %d", user, r.status)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package twofactor
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -33,10 +34,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	vals := h.NewRoute(nil, tf)
 	if matcherSet != nil && len(vals) == 1 {
 		route := vals[0].Value.(caddyhttp.Route)
-		prefix := tf.PathPrefix
-		if prefix == "" {
-			prefix = DefaultPathPrefix
-		}
+		prefix := cleanPathPrefix(tf.PathPrefix)
 		pages := caddy.ModuleMap{"path": caddyconfig.JSON(caddyhttp.MatchPath{prefix, prefix + "/*"}, nil)}
 		route.MatcherSetsRaw = []caddy.ModuleMap{matcherSet, pages}
 		vals[0].Value = route
@@ -62,6 +60,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    attempt_window <duration>
 //	    lockout <duration>
 //	    max_ip_attempts <count>
+//	    title <site name>
+//	    logo_url <path on this site or data:image/ URL>
+//	    logo_file <image file>
+//	    css_file <style sheet file>
+//	    templates_dir <directory>
 //	}
 func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -113,6 +116,7 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &h.SameSite); err != nil {
 				return err
 			}
+			h.SameSite = strings.ToLower(h.SameSite)
 			if h.SameSite != "lax" && h.SameSite != "strict" {
 				return d.Errf("same_site must be lax or strict, not %q", h.SameSite)
 			}
@@ -153,8 +157,34 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := countArg(d, &h.MaxIPAttempts); err != nil {
 				return err
 			}
+		case "title":
+			if err := oneArg(d, &h.Title); err != nil {
+				return err
+			}
+		case "logo_url":
+			if err := oneArg(d, &h.LogoURL); err != nil {
+				return err
+			}
+			if err := checkLogoURL(h.LogoURL); err != nil && !isPlaceholder(h.LogoURL) {
+				return d.Errf("%v", err)
+			}
+		case "logo_file":
+			if err := oneArg(d, &h.LogoFile); err != nil {
+				return err
+			}
+		case "css_file":
+			if err := oneArg(d, &h.CSSFile); err != nil {
+				return err
+			}
+		case "templates_dir":
+			if err := oneArg(d, &h.TemplatesDir); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unrecognized two_factor subdirective %q", sub)
+		}
+		if seen["logo_url"] && seen["logo_file"] {
+			return d.Errf("logo_url and logo_file are both set: give one")
 		}
 	}
 	return nil

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -29,11 +28,12 @@ func (h *TwoFactor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		return h.challenge(w, r)
 	}
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Set("http.auth.user.id", sess.User)
-	repl.Set("http.two_factor.user", sess.User)
-	repl.Set("http.two_factor.method", sess.Method)
-	repl.Set("http.two_factor.confirmed_at", sess.ConfirmedAt.UTC().Format(time.RFC3339))
-	repl.Set("http.two_factor.session_expires", sess.Expires.UTC().Format(time.RFC3339))
+	// The values were boxed when the session was cached: no allocation.
+	repl.Set("http.auth.user.id", sess.userValue)
+	repl.Set("http.two_factor.user", sess.userValue)
+	repl.Set("http.two_factor.method", sess.methodValue)
+	repl.Set("http.two_factor.confirmed_at", sess.confirmedValue)
+	repl.Set("http.two_factor.session_expires", sess.expiresValue)
 	return next.ServeHTTP(w, r)
 }
 
@@ -55,11 +55,14 @@ func (h *TwoFactor) pageName(path string) (string, bool) {
 	return rest[1:], true
 }
 
+// errSignInRequired is the error of a 401.
+var errSignInRequired = errors.New("two-factor sign-in required")
+
 // challenge answers a request that has no signed-in session: browsers go
 // to the login page, everything else gets 401.
 func (h *TwoFactor) challenge(w http.ResponseWriter, r *http.Request) error {
 	if !strings.Contains(r.Header.Get("Accept"), "text/html") {
-		return caddyhttp.Error(http.StatusUnauthorized, errors.New("two-factor sign-in required"))
+		return caddyhttp.Error(http.StatusUnauthorized, errSignInRequired)
 	}
 	target := h.PathPrefix + "/login?next=" + url.QueryEscape(originalRequestURI(r))
 	status := http.StatusFound

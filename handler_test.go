@@ -1,7 +1,9 @@
 package twofactor
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -234,5 +236,36 @@ func TestSetupCodeCannotBeReplayedAtConfirm(t *testing.T) {
 	s.clock.Advance(30 * time.Second)
 	if r := other.confirm(codeAt(t, secret, totpStep(s.clock.Now()))); r.status != http.StatusSeeOther {
 		t.Fatalf("next step's code refused: %d", r.status)
+	}
+}
+
+func TestSecretsEnrolledWithoutAKeyAreEncryptedAtNextSignIn(t *testing.T) {
+	before := newClockSite(t, nil)
+	secret, _ := before.browser(t).enroll("heidi")
+	// The same database, now with encryption_key set.
+	after := newClockSite(t, func(h *TwoFactor) {
+		h.DB = before.h.DB
+		h.EncryptionKey = base64.StdEncoding.EncodeToString(make([]byte, 32))
+	})
+	after.clock.Advance(time.Minute)
+	b := after.browser(t)
+	if r := b.signIn("heidi", secret); r.status != http.StatusSeeOther {
+		t.Fatalf("sign-in after the key was set: %d", r.status)
+	}
+	var stored []byte
+	if err := after.h.db.store.View(func(tx store.Tx) error {
+		u, err := tx.User("heidi")
+		if err == nil {
+			stored = u.TOTP.Secret
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(stored, secret) {
+		t.Fatal("the secret is still stored in the clear")
+	}
+	if _, err := after.h.sealer.Open(stored, "heidi"); err != nil {
+		t.Fatalf("the stored secret does not open with the key: %v", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -119,6 +120,32 @@ type TwoFactor struct {
 	// the server's trusted_proxies. Default: 50
 	MaxIPAttempts int `json:"max_ip_attempts,omitempty"`
 
+	// The site's name, shown above every sign-in page and in the browser's
+	// tab title. Default: the issuer, when one is set; otherwise none.
+	Title string `json:"title,omitempty"`
+
+	// A logo shown above the title: a path on this site (/logo.svg) or a
+	// data:image/ URL. The pages' Content-Security-Policy loads images only
+	// from the site itself, so another site's URL is refused. Default: none.
+	LogoURL string `json:"logo_url,omitempty"`
+
+	// An image file (.png, .jpg, .gif, .webp, .svg or .ico, at most 1 MiB)
+	// that the module serves as the logo, in place of logo_url. It is read
+	// at provisioning. Default: none.
+	LogoFile string `json:"logo_file,omitempty"`
+
+	// A style sheet served after the module's own, so its rules win: set
+	// the colour variables of docs/branding.md, or restyle anything. It is
+	// read at provisioning (at most 1 MiB). Default: none.
+	CSSFile string `json:"css_file,omitempty"`
+
+	// A directory of page templates (*.html) parsed over the embedded ones:
+	// a file replaces the embedded file of the same name. Start from a
+	// copy of the module's templates/ folder. The templates are parsed and
+	// test-rendered at provisioning, so a broken one is a config error.
+	// Default: the embedded templates only.
+	TemplatesDir string `json:"templates_dir,omitempty"`
+
 	accounts    map[string]account
 	fakeAccount account
 	sealer      *seal.Sealer
@@ -128,6 +155,10 @@ type TwoFactor struct {
 	attempts    *attemptTracker
 	logger      *zap.Logger
 	now         func() time.Time
+	brand       brand
+	templates   *template.Template
+	logo        *asset
+	customCSS   *asset
 }
 
 // Account is a user who may sign in.
@@ -169,6 +200,9 @@ func (h *TwoFactor) provision(logger *zap.Logger) error {
 	if err := h.provisionSealer(repl); err != nil {
 		return err
 	}
+	if err := h.provisionBranding(repl); err != nil {
+		return err
+	}
 
 	h.dbPath = repl.ReplaceKnown(h.DB, "")
 	if h.dbPath == "" {
@@ -183,14 +217,12 @@ func (h *TwoFactor) provision(logger *zap.Logger) error {
 	}
 	h.db = db
 	h.attempts = db.attempts
-	return nil
+	// The admin API learns from this which users the config declares.
+	return db.register(h)
 }
 
 func (h *TwoFactor) applyDefaults() {
-	if h.PathPrefix == "" {
-		h.PathPrefix = DefaultPathPrefix
-	}
-	h.PathPrefix = "/" + strings.Trim(h.PathPrefix, "/")
+	h.PathPrefix = cleanPathPrefix(h.PathPrefix)
 	if h.SessionIdle == 0 {
 		h.SessionIdle = caddy.Duration(DefaultSessionIdle)
 	}
@@ -245,7 +277,8 @@ func (h *TwoFactor) provisionAccounts(repl *caddy.Replacer) error {
 	if len(h.Users) > 0 {
 		// Unknown users are checked against a hash of the same algorithm and
 		// cost as a real user's, so the time taken does not tell who exists.
-		fake, err := fakeAccountLike(h.accounts[normalizeUsername(repl.ReplaceKnown(h.Users[0].Username, ""))])
+		first := normalizeUsername(repl.ReplaceKnown(h.Users[0].Username, ""))
+		fake, err := fakeAccountLike(h.accounts[first])
 		if err != nil {
 			return err
 		}
@@ -299,6 +332,9 @@ func (h *TwoFactor) Validate() error {
 			return fmt.Errorf("%s must be positive, not %s", name, time.Duration(d))
 		}
 	}
+	if h.AttemptWindow > caddy.Duration(maxAttemptWindow) || h.Lockout > caddy.Duration(maxAttemptWindow) {
+		return fmt.Errorf("attempt_window and lockout must be at most %s", maxAttemptWindow)
+	}
 	switch strings.ToLower(h.SameSite) {
 	case "lax", "strict":
 	default:
@@ -310,7 +346,7 @@ func (h *TwoFactor) Validate() error {
 	if h.MaxAttempts < 0 || h.MaxIPAttempts < 0 {
 		return errors.New("max_attempts and max_ip_attempts must be positive")
 	}
-	return nil
+	return h.validateBranding()
 }
 
 // Cleanup releases this config's use of the database.
@@ -318,8 +354,19 @@ func (h *TwoFactor) Cleanup() error {
 	if h.db == nil {
 		return nil
 	}
+	h.db.unregister(h)
 	_, err := databases.Delete(h.dbPath)
 	return err
+}
+
+// cleanPathPrefix returns prefix with one leading slash and no trailing
+// one (so "/auth/" serves the pages under /auth), or the default prefix if
+// it is empty. A prefix of only slashes stays "/", which Validate refuses.
+func cleanPathPrefix(prefix string) string {
+	if prefix == "" {
+		return DefaultPathPrefix
+	}
+	return "/" + strings.Trim(prefix, "/")
 }
 
 // normalizeUsername puts a user name in Unicode NFKC form, so names that

@@ -3,9 +3,9 @@ package twofactor
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
-	"io"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -64,7 +64,7 @@ func TestFirstSignInEnrollsAndOpensTheRoute(t *testing.T) {
 	if done.status != http.StatusOK || len(codes) != 10 {
 		t.Fatalf("setup: %d with %d recovery codes\n%s", done.status, len(codes), done.body)
 	}
-	if !strings.Contains(done.body, `href="/admin/reports?year=2026"`) {
+	if !strings.Contains(done.body, `name="next" value="/admin/reports?year=2026"`) {
 		t.Errorf("recovery page does not link on to next:\n%s", done.body)
 	}
 	r = b.get("/admin/reports?year=2026")

@@ -49,8 +49,14 @@ func (h *TwoFactor) servePage(w http.ResponseWriter, r *http.Request, page strin
 		hs = handlers{h.getConfirm, h.postConfirm}
 	case "logout":
 		hs = handlers{h.getLogout, h.postLogout}
+	case "account":
+		hs = handlers{h.getAccount, h.postAccount}
+	case "account/authenticator":
+		hs = handlers{h.getAuthenticator, h.postAuthenticator}
 	case "static/style.css", "static/app.js":
 		hs = handlers{get: h.serveStatic}
+	case "static/custom.css", "static/logo":
+		hs = handlers{get: h.serveBrandAsset}
 	default:
 		return h.render(w, http.StatusNotFound, "error", pageData{Title: "Page not found", Error: "There is no such page."})
 	}
@@ -75,17 +81,10 @@ func (h *TwoFactor) serveStatic(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return h.render(w, http.StatusNotFound, "error", pageData{Title: "Page not found", Error: "There is no such page."})
 	}
-	hdr := w.Header()
 	if strings.HasSuffix(name, ".css") {
-		hdr.Set("Content-Type", "text/css; charset=utf-8")
-	} else {
-		hdr.Set("Content-Type", "text/javascript; charset=utf-8")
+		return writeAsset(w, body, "text/css; charset=utf-8")
 	}
-	hdr.Set("Cache-Control", "public, max-age=3600")
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Content-Length", strconv.Itoa(len(body)))
-	_, err = w.Write(body)
-	return err
+	return writeAsset(w, body, "text/javascript; charset=utf-8")
 }
 
 // readForm parses a POST body of at most maxFormBytes. It answers the
@@ -126,7 +125,14 @@ func redirectTo(w http.ResponseWriter, target string) error {
 
 func (h *TwoFactor) page(name string) string { return h.PathPrefix + "/" + name }
 
-func (h *TwoFactor) safeNext(next string) string { return redirect.Safe(next, h.PathPrefix) }
+// safeNext returns next if it is safe to send the user to after sign-in.
+// Of our own pages, only the account page is.
+func (h *TwoFactor) safeNext(next string) string {
+	if next == h.page("account") {
+		return next
+	}
+	return redirect.Safe(next, h.PathPrefix)
+}
 
 // ---- login ----
 
@@ -162,21 +168,28 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	now := h.now()
-	ip := clientIP(r)
+	// A locked client is turned away before it can take a hashing slot;
+	// that tells nothing about any account.
+	if until := h.attempts.ipLockedUntil(clientIP(r), now); !until.IsZero() {
+		h.audit(r, "login_locked", "", "client_locked")
+		return h.renderLocked(w, until, now)
+	}
 	acct, known := h.lookupAccount(name)
-	lockedUntil, err := h.attempts.lockedUntil(name, known, ip, now)
-	if err != nil {
-		return caddyhttpError(err)
+	attempt, err := h.beginAttempt(w, r, "login", name, known, now)
+	if attempt == nil {
+		return err
 	}
-	// The hash is always checked, locked or not, known or not: every
-	// answer before a right password costs the same.
+	defer h.release(attempt)
+	// The hash is checked for known and unknown names alike: every answer
+	// before a right password costs the same.
+	hashed, ok := h.db.hashing.acquire(r.Context())
+	if !ok {
+		return h.renderBusy(w, r)
+	}
 	passwordOK := acct.check(password) && known
-	if !lockedUntil.IsZero() {
-		h.audit(r, "login_locked", knownName(name, known), "locked")
-		return h.renderLocked(w, "login", lockedUntil, now)
-	}
+	hashed()
 	if !passwordOK {
-		if err := h.attempts.fail(name, known, ip, h.limits(), now); err != nil {
+		if err := attempt.failed(); err != nil {
 			return caddyhttpError(err)
 		}
 		h.audit(r, "login_failed", knownName(name, known), "bad_password")
@@ -250,15 +263,45 @@ func (h *TwoFactor) limits() limits {
 	}
 }
 
-func (h *TwoFactor) renderLocked(w http.ResponseWriter, page string, until, now time.Time) error {
+func (h *TwoFactor) renderLocked(w http.ResponseWriter, until, now time.Time) error {
 	wait := max(int(until.Sub(now).Round(time.Second)/time.Second), 1)
 	w.Header().Set("Retry-After", strconv.Itoa(wait))
 	return h.render(w, http.StatusTooManyRequests, "locked", pageData{
 		Title:      "Too many attempts",
 		Error:      msgLocked,
 		RetryAfter: humanDuration(time.Duration(wait) * time.Second),
-		Next:       page,
 	})
+}
+
+// beginAttempt reserves an attempt by user from the request's client (see
+// attemptTracker). When the account or the client may not try now, it
+// answers 429 itself, logs "<event>_locked", and returns no attempt.
+// Callers defer h.release of the attempt they get.
+func (h *TwoFactor) beginAttempt(w http.ResponseWriter, r *http.Request, event, user string, known bool, now time.Time) (*attempt, error) {
+	a, until, err := h.attempts.begin(user, known, clientIP(r), h.limits(), now)
+	if err != nil {
+		return nil, caddyhttpError(err)
+	}
+	if a == nil {
+		h.audit(r, event+"_locked", knownName(user, known), "locked")
+		return nil, h.renderLocked(w, until, now)
+	}
+	return a, nil
+}
+
+// release gives back an attempt's place unless it failed. A store error
+// here only leaves one attempt counted, so it is logged, not returned.
+func (h *TwoFactor) release(a *attempt) {
+	if err := a.release(); err != nil {
+		h.logger.Error("settling a 2FA attempt", zap.Error(err))
+	}
+}
+
+// signedIn forgets the user's failures once they have given both factors.
+func (h *TwoFactor) signedIn(a *attempt) {
+	if err := a.signedIn(); err != nil {
+		h.logger.Error("clearing 2FA failure count", zap.Error(err))
+	}
 }
 
 func humanDuration(d time.Duration) string {
@@ -343,7 +386,7 @@ func (h *TwoFactor) renderSetup(w http.ResponseWriter, r *http.Request, status i
 		return caddyhttpError(err)
 	}
 	encoded := totp.EncodeSecret(secret)
-	return h.render(w, status, "setup", pageData{
+	data := pageData{
 		Title:         "Set up two-factor sign-in",
 		CSRF:          h.sessionCSRF(sess.Key),
 		Username:      sess.User,
@@ -352,7 +395,11 @@ func (h *TwoFactor) renderSetup(w http.ResponseWriter, r *http.Request, status i
 		SecretGrouped: totp.GroupSecret(encoded),
 		QR:            template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png)),
 		Error:         msg,
-	})
+	}
+	if sess.Stage == store.StageFull { // from the account page
+		data.Title, data.Reenroll = "Replace your authenticator", true
+	}
+	return h.render(w, status, "setup", data)
 }
 
 // issuer names the site in authenticator apps: the configured issuer, or
@@ -400,19 +447,16 @@ func (h *TwoFactor) postSetup(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return h.renderSetup(w, r, http.StatusBadRequest, sess, secret, msgCodeFormat)
 	}
-	ip := clientIP(r)
-	if until, err := h.attempts.lockedUntil(sess.User, true, ip, now); err != nil {
-		return caddyhttpError(err)
-	} else if !until.IsZero() {
-		h.audit(r, "setup_locked", sess.User, "locked")
-		return h.renderLocked(w, "setup", until, now)
+	attempt, err := h.beginAttempt(w, r, "setup", sess.User, true, now)
+	if attempt == nil {
+		return err
 	}
+	defer h.release(attempt)
 	step, ok := totp.Verify(secret, code, now, 0)
 	if !ok {
-		if err := h.attempts.fail(sess.User, true, ip, h.limits(), now); err != nil {
+		if err := h.codeFailed(r, attempt, "setup_failed", sess.User, "totp", errBadCode); err != nil {
 			return caddyhttpError(err)
 		}
-		h.audit(r, "setup_failed", sess.User, "bad_code")
 		return h.renderSetup(w, r, http.StatusUnauthorized, sess, secret, msgBadCode)
 	}
 
@@ -454,9 +498,7 @@ func (h *TwoFactor) postSetup(w http.ResponseWriter, r *http.Request) error {
 		return caddyhttpError(err)
 	}
 	h.setSessionCookie(w, r, token)
-	if err := h.attempts.succeed(sess.User); err != nil {
-		h.logger.Error("clearing 2FA failure count", zap.Error(err))
-	}
+	h.signedIn(attempt)
 	h.audit(r, "enrolled", sess.User, "")
 	return h.render(w, http.StatusOK, "recovery", pageData{
 		Title:         "Save your recovery codes",
@@ -551,6 +593,78 @@ var (
 	errReplayedCode = errors.New("replayed code")
 )
 
+// secondFactor is what a user typed as a second factor: a TOTP code or a
+// recovery code, parsed.
+type secondFactor struct {
+	totp, recovery string
+}
+
+func parseSecondFactor(input string) (secondFactor, bool) {
+	if code, ok := totp.ParseCode(input); ok {
+		return secondFactor{totp: code}, true
+	}
+	if code, ok := recovery.Parse(input); ok {
+		return secondFactor{recovery: code}, true
+	}
+	return secondFactor{}, false
+}
+
+// method names the factor in sessions and logs: totp or recovery.
+func (f secondFactor) method() string {
+	if f.totp != "" {
+		return "totp"
+	}
+	return "recovery"
+}
+
+// useSecondFactor checks f against u's enrollment and uses it up: a TOTP
+// step is accepted once, a recovery code is removed. It returns
+// errBadCode or errReplayedCode if f does not match. The caller stores u
+// in the same transaction it read u in.
+func (h *TwoFactor) useSecondFactor(u *store.User, f secondFactor, now time.Time) error {
+	if f.totp != "" {
+		secret, err := h.sealer.Open(u.TOTP.Secret, u.Name)
+		if err != nil {
+			return err
+		}
+		step, ok := totp.Verify(secret, f.totp, now, u.TOTP.LastStep)
+		if !ok {
+			if _, used := totp.Verify(secret, f.totp, now, 0); used {
+				return errReplayedCode
+			}
+			return errBadCode
+		}
+		u.TOTP.LastStep = step
+	} else {
+		i := recovery.Match(f.recovery, u.TOTP.RecoveryDigests)
+		if i < 0 {
+			return errBadCode
+		}
+		u.TOTP.RecoveryDigests = append(u.TOTP.RecoveryDigests[:i], u.TOTP.RecoveryDigests[i+1:]...)
+	}
+	// A secret enrolled before encryption_key was set is encrypted now.
+	resealed, _, err := h.sealer.Reseal(u.TOTP.Secret, u.Name)
+	if err != nil {
+		return err
+	}
+	u.TOTP.Secret = resealed
+	return nil
+}
+
+// codeFailed settles attempt as a wrong second factor (codeErr is
+// errBadCode or errReplayedCode), and logs it.
+func (h *TwoFactor) codeFailed(r *http.Request, attempt *attempt, event, user, method string, codeErr error) error {
+	if err := attempt.failed(); err != nil {
+		return err
+	}
+	reason := "bad_code"
+	if errors.Is(codeErr, errReplayedCode) {
+		reason = "replayed_code"
+	}
+	h.audit(r, event, user, reason, zap.String("method", method))
+	return nil
+}
+
 func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {
 	form, ok := h.readForm(w, r)
 	if !ok {
@@ -567,24 +681,17 @@ func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {
 	if user.TOTP == nil {
 		return redirectTo(w, h.page("setup"))
 	}
-	input := form.Get("code")
-	code, isTOTP := totp.ParseCode(input)
-	recoveryCode, isRecovery := recovery.Parse(input)
-	if !isTOTP && !isRecovery {
+	factor, ok := parseSecondFactor(form.Get("code"))
+	if !ok {
 		return h.renderConfirm(w, http.StatusBadRequest, sess, msgConfirmFormat)
 	}
-	ip := clientIP(r)
-	if until, err := h.attempts.lockedUntil(sess.User, true, ip, now); err != nil {
-		return caddyhttpError(err)
-	} else if !until.IsZero() {
-		h.audit(r, "confirm_locked", sess.User, "locked")
-		return h.renderLocked(w, "confirm", until, now)
+	attempt, err := h.beginAttempt(w, r, "confirm", sess.User, true, now)
+	if attempt == nil {
+		return err
 	}
+	defer h.release(attempt)
 
-	method := "totp"
-	if isRecovery {
-		method = "recovery"
-	}
+	method := factor.method()
 	var (
 		token string
 		next  string
@@ -598,25 +705,8 @@ func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {
 		if err != nil || u.TOTP == nil {
 			return errNoSession
 		}
-		if isTOTP {
-			secret, err := h.sealer.Open(u.TOTP.Secret, u.Name)
-			if err != nil {
-				return err
-			}
-			step, ok := totp.Verify(secret, code, now, u.TOTP.LastStep)
-			if !ok {
-				if _, used := totp.Verify(secret, code, now, 0); used {
-					return errReplayedCode
-				}
-				return errBadCode
-			}
-			u.TOTP.LastStep = step
-		} else {
-			i := recovery.Match(recoveryCode, u.TOTP.RecoveryDigests)
-			if i < 0 {
-				return errBadCode
-			}
-			u.TOTP.RecoveryDigests = append(u.TOTP.RecoveryDigests[:i], u.TOTP.RecoveryDigests[i+1:]...)
+		if err := h.useSecondFactor(u, factor, now); err != nil {
+			return err
 		}
 		next = s.Next
 		token, err = h.completeSignIn(tx, r, u, s, method, now)
@@ -624,14 +714,9 @@ func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {
 	})
 	switch {
 	case errors.Is(err, errBadCode), errors.Is(err, errReplayedCode):
-		if err := h.attempts.fail(sess.User, true, ip, h.limits(), now); err != nil {
+		if err := h.codeFailed(r, attempt, "confirm_failed", sess.User, method, err); err != nil {
 			return caddyhttpError(err)
 		}
-		reason := "bad_code"
-		if errors.Is(err, errReplayedCode) {
-			reason = "replayed_code"
-		}
-		h.audit(r, "confirm_failed", sess.User, reason, zap.String("method", method))
 		return h.renderConfirm(w, http.StatusUnauthorized, sess, msgBadCode)
 	case errors.Is(err, errNoSession):
 		return redirectTo(w, h.page("login"))
@@ -639,9 +724,7 @@ func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {
 		return caddyhttpError(err)
 	}
 	h.setSessionCookie(w, r, token)
-	if err := h.attempts.succeed(sess.User); err != nil {
-		h.logger.Error("clearing 2FA failure count", zap.Error(err))
-	}
+	h.signedIn(attempt)
 	h.audit(r, "signed_in", sess.User, "", zap.String("method", method))
 	return redirectTo(w, h.safeNext(next))
 }
@@ -669,6 +752,7 @@ func (h *TwoFactor) getLogout(w http.ResponseWriter, r *http.Request) error {
 	data := pageData{Title: "Sign out"}
 	if sess := h.anySession(r); sess != nil {
 		data.SignedIn = true
+		data.AccountLink = sess.Stage == store.StageFull
 		data.Username = sess.User
 		data.CSRF = h.sessionCSRF(sess.Key)
 	}
@@ -693,7 +777,7 @@ func (h *TwoFactor) postLogout(w http.ResponseWriter, r *http.Request) error {
 				return h.rejectForgery(w, r, sess.User)
 			}
 			user = sess.User
-			if err := h.db.store.Update(func(tx store.Tx) error { return tx.DeleteSession(key) }); err != nil {
+			if err := h.db.revokeSession(key); err != nil {
 				return caddyhttpError(err)
 			}
 			h.audit(r, "logout", user, "")

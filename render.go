@@ -41,17 +41,34 @@ type pageData struct {
 
 	// SignedIn tells the logout page whether there is a session to end.
 	SignedIn bool
+
+	// AccountLink offers a signed-in user the account page.
+	AccountLink bool
+	// Reenroll makes the setup page replace a signed-in user's
+	// authenticator, from the account page.
+	Reenroll bool
+	// Notice is a message for the user, shown as a status line.
+	Notice string
+	// Account is the account page's content.
+	Account *accountView
+
+	// Brand is the site's branding, set by render.
+	Brand brand
 }
 
 // render writes a page with the module's security headers. Templates run
 // into a buffer first, so a template error never leaves half a page.
 func (h *TwoFactor) render(w http.ResponseWriter, status int, name string, data pageData) error {
 	data.Prefix = h.PathPrefix
+	data.Brand = h.brand
+	templates := pageTemplates
+	if h.templates != nil {
+		templates = h.templates // from templates_dir
+	}
 	var buf bytes.Buffer
-	if err := pageTemplates.ExecuteTemplate(&buf, name+".html", data); err != nil {
+	if err := templates.ExecuteTemplate(&buf, name+".html", data); err != nil {
 		h.logger.Error("rendering 2FA page", zap.String("page", name), zap.Error(err))
-		http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
-		return nil
+		return caddyhttpError(err)
 	}
 	hdr := w.Header()
 	setPageHeaders(hdr)

@@ -19,10 +19,6 @@ const (
 	preCookieSecure     = "__Host-two_factor_pre"
 	// maxCookieValue bounds what is looked at in a cookie.
 	maxCookieValue = 256
-	// touchInterval is how stale a session's last-seen time may get
-	// before a request writes it again; the idle timeout is exact to
-	// within this, and most requests write nothing.
-	touchInterval = 30 * time.Second
 	// maxUserAgent bounds what is stored of a client's User-Agent.
 	maxUserAgent = 200
 )
@@ -113,21 +109,50 @@ func (h *TwoFactor) live(s *store.Session, now time.Time) bool {
 	return true
 }
 
-// fullSession returns the request's signed-in session, checking on every
-// request that the user still exists, is still enrolled and still has the
-// session identifier the session was confirmed with.
-func (h *TwoFactor) fullSession(r *http.Request, now time.Time) (*store.Session, error) {
+// fullSession returns the request's signed-in session. It is served from
+// the session cache (see cache.go) and writes nothing: the checks that the
+// user still exists, is still enrolled and still has the session
+// identifier the session was confirmed with are made when the session is
+// loaded, and any write to the user or the session drops it from the
+// cache. Whether the user is still declared in this config is checked on
+// every request.
+func (h *TwoFactor) fullSession(r *http.Request, now time.Time) (*cachedSession, error) {
 	key, ok := sessionKey(r)
 	if !ok {
 		return nil, errNoSession
 	}
-	var sess *store.Session
-	err := h.db.store.View(func(tx store.Tx) error {
+	e := h.db.cache.get(key)
+	if e == nil || e.owner.revoked.Load() {
+		var err error
+		if e, err = h.loadSession(key, now); err != nil {
+			return nil, err
+		}
+	}
+	ns := now.UnixNano()
+	if !e.live(ns, time.Duration(h.SessionIdle)) {
+		return nil, errNoSession
+	}
+	if _, declared := h.accounts[e.user]; !declared && !e.hasPassword {
+		return nil, errNoSession
+	}
+	e.seen(ns)
+	return e, nil
+}
+
+// loadSession reads a signed-in session from the store and caches it.
+func (h *TwoFactor) loadSession(key store.SessionKey, now time.Time) (*cachedSession, error) {
+	c := h.db.cache
+	// Both are read before the store, so that neither a write nor a
+	// write-behind that lands meanwhile goes unseen (see cache.go).
+	epoch := c.epoch.Load()
+	evictedSeen := c.evictedSeen(key)
+	var e *cachedSession
+	err := h.db.raw.View(func(tx store.Tx) error {
 		s, err := tx.Session(key)
 		if err != nil {
 			return err
 		}
-		if s.Stage != store.StageFull || !h.live(s, now) || !h.userExists(tx, s.User) {
+		if s.Stage != store.StageFull {
 			return errNoSession
 		}
 		u, err := tx.User(s.User)
@@ -137,35 +162,23 @@ func (h *TwoFactor) fullSession(r *http.Request, now time.Time) (*store.Session,
 		if u.TOTP == nil || u.SessionID == "" || u.SessionID != s.UserSessionID {
 			return errNoSession
 		}
-		sess = s
+		e = newCachedSession(s, u.PasswordHash != "")
 		return nil
 	})
+	if errors.Is(err, store.ErrNotFound) {
+		err = errNoSession
+	}
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			err = errNoSession
-		}
 		return nil, err
 	}
-	if now.Sub(sess.LastSeen) >= touchInterval {
-		h.touch(sess.Key, now)
+	if evictedSeen > e.lastSeen.Load() {
+		e.lastSeen.Store(evictedSeen)
 	}
-	return sess, nil
-}
-
-// touch records activity on a session. It is best effort: a failure only
-// makes the idle timeout a little earlier.
-func (h *TwoFactor) touch(key store.SessionKey, now time.Time) {
-	_ = h.db.store.Update(func(tx store.Tx) error {
-		s, err := tx.Session(key)
-		if err != nil {
-			return err
-		}
-		if !s.LastSeen.Before(now) {
-			return nil
-		}
-		s.LastSeen = now
-		return tx.PutSession(s)
-	})
+	// A session that is over stays out of the cache; the caller tells.
+	if e.live(now.UnixNano(), time.Duration(h.SessionIdle)) {
+		c.add(e, epoch)
+	}
+	return e, nil
 }
 
 // pendingSession returns the request's password-only session.

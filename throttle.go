@@ -2,6 +2,7 @@ package twofactor
 
 import (
 	"errors"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -16,6 +17,12 @@ const (
 	// not accounts and for client IPs, so random names or addresses cannot
 	// grow memory without limit.
 	memoryCounters = 10000
+	// busyRetry is how long a client is asked to wait when attempts already
+	// in flight use up what is left of a budget.
+	busyRetry = time.Second
+	// decoyKey is a counter written for names that are not accounts, so an
+	// attempt on one costs the same database writes as one on an account.
+	decoyKey = "decoy"
 )
 
 // limits are one config's throttling settings.
@@ -26,11 +33,17 @@ type limits struct {
 	lockout    time.Duration
 }
 
-// attemptTracker counts failed passwords and codes. Counters of real
-// accounts are kept in the store, so neither a restart, a new sign-in flow
-// nor a new IP resets them. Names that are not accounts are counted the
-// same way, in memory, so they lock alike and a lockout tells nothing about
-// which accounts exist; client IPs are counted in memory too.
+// attemptTracker counts sign-in attempts against two budgets: the account's
+// and the client IP's. Counters of real accounts are kept in the store, so
+// neither a restart, a new sign-in flow nor a new IP resets them. Names
+// that are not accounts are counted alike, in memory (bounded), so they
+// lock alike and a lockout tells nothing about which accounts exist.
+// Client IPs are counted in memory too, IPv6 by /64, since one host
+// usually holds a whole /64.
+//
+// An attempt is counted as a failure before it is checked ([begin]) and
+// given back if it turns out right ([attempt.succeeded]): so parallel
+// attempts cannot all pass the lock check before any failure is recorded.
 type attemptTracker struct {
 	store   store.Store
 	mu      sync.Mutex
@@ -48,97 +61,184 @@ func newAttemptTracker(st store.Store) *attemptTracker {
 
 func accountKey(user string) string { return "user:" + user }
 
-// lockedUntil returns when the account (or the client IP) may try again,
-// or the zero time if it may try now.
-func (t *attemptTracker) lockedUntil(user string, known bool, ip string, now time.Time) (time.Time, error) {
-	var until time.Time
-	if known {
-		err := t.store.View(func(tx store.Tx) error {
-			a, err := tx.Attempts(accountKey(user))
-			if err == nil && now.Before(a.LockedUntil) {
-				until = a.LockedUntil
-			}
-			if errors.Is(err, store.ErrNotFound) {
-				return nil
-			}
-			return err
-		})
-		if err != nil {
-			return time.Time{}, err
-		}
+// ipKey is the counter key of a client address: the address itself, or
+// its /64 for IPv6.
+func ipKey(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil || !addr.Is6() || addr.Is4In6() {
+		return ip
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !known {
-		if a := t.unknown[user]; a != nil && now.Before(a.LockedUntil) {
-			until = later(until, a.LockedUntil)
-		}
+	prefix, err := addr.Prefix(64)
+	if err != nil {
+		return ip
 	}
-	if a := t.ips[ip]; a != nil && now.Before(a.LockedUntil) {
-		until = later(until, a.LockedUntil)
-	}
-	return until, nil
+	return prefix.String()
 }
 
-func later(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
+// reserve takes one place in a's budget of limit attempts at now. It
+// returns when the next attempt may be made instead if the budget is
+// locked or used up by attempts still in flight.
+func reserve(a *store.Attempts, limit int, l limits, now time.Time) time.Time {
+	if now.Before(a.LockedUntil) {
+		return a.LockedUntil
 	}
-	return a
-}
-
-// count adds one failure to a, starting a new window if the old one is
-// over, and locks it once max failures fall in one window.
-func count(a *store.Attempts, max int, l limits, now time.Time) {
 	if now.Sub(a.WindowStart) >= l.window {
-		a.Failures = 0
-		a.WindowStart = now
+		a.Failures, a.WindowStart = 0, now
+	}
+	if a.Failures >= limit {
+		return now.Add(busyRetry)
 	}
 	a.Failures++
-	if a.Failures >= max {
+	return time.Time{}
+}
+
+// settle ends an attempt reserved in a: a right one gives its place back;
+// a wrong one keeps it, and locks the budget once it is full.
+func settle(a *store.Attempts, ok bool, limit int, l limits, now time.Time) {
+	switch {
+	case ok:
+		if a.Failures > 0 {
+			a.Failures--
+		}
+	case a.Failures >= limit:
 		a.LockedUntil = now.Add(l.lockout)
-		a.Failures = 0
-		a.WindowStart = now
+		a.Failures, a.WindowStart = 0, now
 	}
 }
 
-// fail records a failure for the account and the client IP.
-func (t *attemptTracker) fail(user string, known bool, ip string, l limits, now time.Time) error {
-	if known {
-		err := t.store.Update(func(tx store.Tx) error {
-			a, err := tx.Attempts(accountKey(user))
-			if errors.Is(err, store.ErrNotFound) {
-				a, err = &store.Attempts{WindowStart: now}, nil
-			}
-			if err != nil {
-				return err
-			}
-			count(a, l.maxAccount, l, now)
-			return tx.PutAttempts(accountKey(user), a)
-		})
+// attempt is one sign-in attempt in flight.
+type attempt struct {
+	t     *attemptTracker
+	user  string
+	known bool
+	ip    string
+	l     limits
+	now   time.Time
+	done  bool
+}
+
+// begin reserves an attempt by user from ip. If the account or the client
+// may not try now, it returns when they may instead, and no attempt.
+func (t *attemptTracker) begin(user string, known bool, ip string, l limits, now time.Time) (*attempt, time.Time, error) {
+	a := &attempt{t: t, user: user, known: known, ip: ipKey(ip), l: l, now: now}
+	if until := t.ipLockedUntil(ip, now); !until.IsZero() {
+		return nil, until, nil
+	}
+	var until time.Time
+	err := a.updateAccount(func(c *store.Attempts) { until = reserve(c, l.maxAccount, l, now) })
+	if err != nil || !until.IsZero() {
+		return nil, until, err
+	}
+	t.mu.Lock()
+	if !known {
+		until = reserve(t.counter(t.unknown, user, now), l.maxAccount, l, now)
+	}
+	if until.IsZero() {
+		if until = reserve(t.counter(t.ips, a.ip, now), l.maxIP, l, now); !until.IsZero() && !known {
+			settle(t.unknown[user], true, l.maxAccount, l, now) // give its place back
+		}
+	}
+	t.mu.Unlock()
+	if until.IsZero() {
+		return a, time.Time{}, nil
+	}
+	if known { // give the account's place back
+		err = a.updateAccount(func(c *store.Attempts) { settle(c, true, l.maxAccount, l, now) })
+	}
+	return nil, until, err
+}
+
+// ipLockedUntil returns when a locked client IP may try again, or the zero
+// time. It reads memory only, and tells nothing about any account, so it
+// can turn a client away before any costly work.
+func (t *attemptTracker) ipLockedUntil(ip string, now time.Time) time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if c := t.ips[ipKey(ip)]; c != nil && now.Before(c.LockedUntil) {
+		return c.LockedUntil
+	}
+	return time.Time{}
+}
+
+// failed settles a wrong attempt: it stays counted, and a full budget locks.
+func (a *attempt) failed() error { return a.settle(false) }
+
+// release gives the attempt's place back unless it is settled already.
+// Handlers defer it, so an attempt that ends any other way than failed
+// (a right password, a form error, a lost session) is not counted.
+func (a *attempt) release() error {
+	if a.done {
+		return nil
+	}
+	return a.settle(true)
+}
+
+// signedIn settles an attempt that completed a sign-in: the account's
+// failures are forgotten, and the client's place is given back.
+func (a *attempt) signedIn() error {
+	a.done = true
+	a.settleMemory(true)
+	return a.t.succeed(a.user)
+}
+
+func (a *attempt) settle(ok bool) error {
+	a.done = true
+	err := a.updateAccount(func(c *store.Attempts) { settle(c, ok, a.l.maxAccount, a.l, a.now) })
+	a.settleMemory(ok)
+	return err
+}
+
+func (a *attempt) settleMemory(ok bool) {
+	a.t.mu.Lock()
+	defer a.t.mu.Unlock()
+	if c := a.t.unknown[a.user]; c != nil && !a.known {
+		settle(c, ok, a.l.maxAccount, a.l, a.now)
+	}
+	if c := a.t.ips[a.ip]; c != nil {
+		settle(c, ok, a.l.maxIP, a.l, a.now)
+	}
+}
+
+// updateAccount changes the account's stored counter in one transaction.
+// For a name that is no account, it writes the decoy counter instead, so
+// both cost the same.
+func (a *attempt) updateAccount(change func(*store.Attempts)) error {
+	key := decoyKey
+	if a.known {
+		key = accountKey(a.user)
+	}
+	return a.t.store.Update(func(tx store.Tx) error {
+		c, err := tx.Attempts(key)
+		if errors.Is(err, store.ErrNotFound) {
+			c, err = &store.Attempts{WindowStart: a.now}, nil
+		}
 		if err != nil {
 			return err
 		}
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !known {
-		t.countInMemory(t.unknown, user, l.maxAccount, l, now)
-	}
-	t.countInMemory(t.ips, ip, l.maxIP, l, now)
-	return nil
+		if a.known {
+			change(c)
+		} else {
+			// The decoy counts nothing; it only costs a write.
+			scratch := *c
+			change(&scratch)
+			c.WindowStart = a.now
+		}
+		return tx.PutAttempts(key, c)
+	})
 }
 
-func (t *attemptTracker) countInMemory(m map[string]*store.Attempts, key string, max int, l limits, now time.Time) {
-	a := m[key]
-	if a == nil {
+// counter returns the in-memory counter of key in m, making room for it if
+// m is full; t.mu must be held.
+func (t *attemptTracker) counter(m map[string]*store.Attempts, key string, now time.Time) *store.Attempts {
+	c := m[key]
+	if c == nil {
 		if len(m) >= memoryCounters {
 			evictOne(m, now)
 		}
-		a = &store.Attempts{WindowStart: now}
-		m[key] = a
+		c = &store.Attempts{WindowStart: now}
+		m[key] = c
 	}
-	count(a, max, l, now)
+	return c
 }
 
 // evictOne drops a counter that is not locking anything if one is found

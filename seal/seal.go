@@ -112,3 +112,18 @@ func (s *Sealer) Open(sealed []byte, owner string) ([]byte, error) {
 		return nil, fmt.Errorf("unknown sealed format %d", sealed[0])
 	}
 }
+
+// Reseal returns a value stored without a key sealed with the sealer's
+// key, and true; any other value is returned as it is, with false. It lets
+// secrets enrolled before a key was configured be encrypted as they are
+// used.
+func (s *Sealer) Reseal(sealed []byte, owner string) ([]byte, bool, error) {
+	if s.aead == nil || len(sealed) == 0 || sealed[0] != formatPlain {
+		return sealed, false, nil
+	}
+	resealed, err := s.Seal(sealed[1:], owner)
+	if err != nil {
+		return nil, false, err
+	}
+	return resealed, true, nil
+}

@@ -307,3 +307,32 @@ func TestParseKeyWorksWithNew(t *testing.T) {
 		t.Fatalf("round trip with a parsed key: %q, %v", got, err)
 	}
 }
+
+func TestResealEncryptsValuesStoredWithoutAKey(t *testing.T) {
+	plain, err := seal.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyed, err := seal.New(make([]byte, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := plain.Seal([]byte("secret"), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resealed, changed, err := keyed.Reseal(stored, "alice")
+	if err != nil || !changed || resealed[0] == stored[0] {
+		t.Fatalf("Reseal of a plain value: changed=%v err=%v", changed, err)
+	}
+	if got, err := keyed.Open(resealed, "alice"); err != nil || string(got) != "secret" {
+		t.Fatalf("Open of the resealed value: %q %v", got, err)
+	}
+	again, changed, err := keyed.Reseal(resealed, "alice")
+	if err != nil || changed || string(again) != string(resealed) {
+		t.Fatalf("Reseal of a sealed value changed it: %v %v", changed, err)
+	}
+	if _, changed, _ := plain.Reseal(stored, "alice"); changed {
+		t.Fatal("a sealer without a key resealed a value")
+	}
+}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/caddy-two-factor/caddy-two-factor/recovery"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
-	"github.com/caddy-two-factor/caddy-two-factor/totp"
 )
 
 // The account page, {path_prefix}/account, lets a signed-in user see their
@@ -359,26 +358,11 @@ func (h *TwoFactor) replaceAuthenticator(w http.ResponseWriter, r *http.Request,
 	if !steppedUp(sess, now) || sess.PendingSecret == nil {
 		return h.accountDone(w, "confirm")
 	}
-	secret, err := h.sealer.Open(sess.PendingSecret, sess.User)
-	if err != nil {
-		return caddyhttpError(err)
-	}
-	code, ok := totp.ParseCode(input)
-	if !ok {
-		return h.renderSetup(w, r, http.StatusBadRequest, sess, secret, msgCodeFormat)
-	}
-	attempt, err := h.beginAttempt(w, r, "reenroll", sess.User, true, now)
+	step, attempt, err := h.checkNewSecret(w, r, sess, input, "reenroll", now)
 	if attempt == nil {
 		return err
 	}
 	defer h.release(attempt)
-	step, ok := totp.Verify(secret, code, now, 0)
-	if !ok {
-		if err := h.codeFailed(r, attempt, "reenroll_failed", sess.User, "totp", errBadCode); err != nil {
-			return caddyhttpError(err)
-		}
-		return h.renderSetup(w, r, http.StatusUnauthorized, sess, secret, msgBadCode)
-	}
 
 	var ended int
 	err = h.db.store.Update(func(tx store.Tx) error {

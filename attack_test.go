@@ -374,13 +374,7 @@ func TestAttackCookieTampering(t *testing.T) {
 	startSite(t, siteConfig{matcher: "/admin/*"})
 	b := newBrowser(t)
 	b.enroll("carol")
-	u, _ := url.Parse(testBase())
-	var token string
-	for _, c := range b.client.Jar.Cookies(u) {
-		if c.Name == sessionCookie {
-			token = c.Value
-		}
-	}
+	token := b.sessionToken()
 	if token == "" {
 		t.Fatal("no session cookie")
 	}
@@ -594,13 +588,7 @@ func TestAttackAuditLogHasEveryDecisionAndNoSecrets(t *testing.T) {
 	b := newBrowser(t)
 	b.login("ivan", "wrong-password-123", "/")
 	secret, codes := b.enroll("ivan")
-	u, _ := url.Parse(testBase())
-	var token string
-	for _, c := range b.client.Jar.Cookies(u) {
-		if c.Name == sessionCookie {
-			token = c.Value
-		}
-	}
+	token := b.sessionToken()
 	b2 := newBrowser(t)
 	b2.login("ivan", testPassword, "/")
 	used := b2.code("ivan", secret)

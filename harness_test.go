@@ -366,3 +366,17 @@ func totpDecode(s string) ([]byte, error) {
 var b32NoPad = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 func totpStep(t time.Time) uint64 { return totp.Step(t) }
+
+// sessionToken is the value of the browser's session cookie, or "".
+func (b *browser) sessionToken() string {
+	u, err := url.Parse(b.base)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	for _, c := range b.client.Jar.Cookies(u) {
+		if c.Name == sessionCookie {
+			return c.Value
+		}
+	}
+	return ""
+}

@@ -439,26 +439,11 @@ func (h *TwoFactor) postSetup(w http.ResponseWriter, r *http.Request) error {
 	if sess.PendingSecret == nil {
 		return redirectTo(w, h.page("setup"))
 	}
-	secret, err := h.sealer.Open(sess.PendingSecret, sess.User)
-	if err != nil {
-		return caddyhttpError(err)
-	}
-	code, ok := totp.ParseCode(form.Get("code"))
-	if !ok {
-		return h.renderSetup(w, r, http.StatusBadRequest, sess, secret, msgCodeFormat)
-	}
-	attempt, err := h.beginAttempt(w, r, "setup", sess.User, true, now)
+	step, attempt, err := h.checkNewSecret(w, r, sess, form.Get("code"), "setup", now)
 	if attempt == nil {
 		return err
 	}
 	defer h.release(attempt)
-	step, ok := totp.Verify(secret, code, now, 0)
-	if !ok {
-		if err := h.codeFailed(r, attempt, "setup_failed", sess.User, "totp", errBadCode); err != nil {
-			return caddyhttpError(err)
-		}
-		return h.renderSetup(w, r, http.StatusUnauthorized, sess, secret, msgBadCode)
-	}
 
 	var (
 		token string
@@ -510,6 +495,34 @@ func (h *TwoFactor) postSetup(w http.ResponseWriter, r *http.Request) error {
 }
 
 var errAlreadyEnrolled = errors.New("already enrolled")
+
+// checkNewSecret checks a code typed for the pending secret of sess (at
+// setup and when replacing an authenticator), as one attempt by the user.
+// Unless the code is right it answers the request itself (the setup page
+// again, or 429) and returns no attempt; otherwise it returns the step the
+// code matched and the attempt, which the caller releases.
+func (h *TwoFactor) checkNewSecret(w http.ResponseWriter, r *http.Request, sess *store.Session, input, event string, now time.Time) (uint64, *attempt, error) {
+	secret, err := h.sealer.Open(sess.PendingSecret, sess.User)
+	if err != nil {
+		return 0, nil, caddyhttpError(err)
+	}
+	code, ok := totp.ParseCode(input)
+	if !ok {
+		return 0, nil, h.renderSetup(w, r, http.StatusBadRequest, sess, secret, msgCodeFormat)
+	}
+	attempt, err := h.beginAttempt(w, r, event, sess.User, true, now)
+	if attempt == nil {
+		return 0, nil, err
+	}
+	step, ok := totp.Verify(secret, code, now, 0)
+	if !ok {
+		if err := h.codeFailed(r, attempt, event+"_failed", sess.User, "totp", errBadCode); err != nil {
+			return 0, nil, caddyhttpError(err)
+		}
+		return 0, nil, h.renderSetup(w, r, http.StatusUnauthorized, sess, secret, msgBadCode)
+	}
+	return step, attempt, nil
+}
 
 // codesFile is a data: URL of a text file with the codes, for the page's
 // download link; it is built here so the template never writes a URL.

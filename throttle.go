@@ -77,30 +77,34 @@ func ipKey(ip string) string {
 
 // reserve takes one place in a's budget of limit attempts at now. It
 // returns when the next attempt may be made instead if the budget is
-// locked or used up by attempts still in flight.
+// locked, or used up by failures and attempts still in flight. A new
+// window forgets both: an attempt never takes that long, so one still
+// counted then was lost (a crash between reserve and settle).
 func reserve(a *store.Attempts, limit int, l limits, now time.Time) time.Time {
 	if now.Before(a.LockedUntil) {
 		return a.LockedUntil
 	}
 	if now.Sub(a.WindowStart) >= l.window {
-		a.Failures, a.WindowStart = 0, now
+		a.Failures, a.InFlight, a.WindowStart = 0, 0, now
 	}
-	if a.Failures >= limit {
+	if a.Failures+a.InFlight >= limit {
 		return now.Add(busyRetry)
 	}
-	a.Failures++
+	a.InFlight++
 	return time.Time{}
 }
 
-// settle ends an attempt reserved in a: a right one gives its place back;
-// a wrong one keeps it, and locks the budget once it is full.
+// settle ends an attempt reserved in a. A wrong one becomes a failure, and
+// limit failures lock the budget; attempts still in flight never do.
 func settle(a *store.Attempts, ok bool, limit int, l limits, now time.Time) {
-	switch {
-	case ok:
-		if a.Failures > 0 {
-			a.Failures--
-		}
-	case a.Failures >= limit:
+	if a.InFlight > 0 {
+		a.InFlight--
+	}
+	if ok {
+		return
+	}
+	a.Failures++
+	if a.Failures >= limit {
 		a.LockedUntil = now.Add(l.lockout)
 		a.Failures, a.WindowStart = 0, now
 	}

@@ -132,7 +132,11 @@ type Session struct {
 
 // Attempts counts failed sign-in attempts for one account or client.
 type Attempts struct {
-	Failures    int       `json:"f"`
+	// Failures counts the wrong attempts in the current window.
+	Failures int `json:"f"`
+	// InFlight counts attempts being checked right now: they hold a place
+	// in the budget, so parallel attempts cannot all pass the lock check.
+	InFlight    int       `json:"i,omitempty"`
 	WindowStart time.Time `json:"w"`
 	LockedUntil time.Time `json:"l,omitzero"`
 }

@@ -1,11 +1,20 @@
 package twofactor
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -338,4 +347,82 @@ func TestJSONConfigMirrorsTheCaddyfile(t *testing.T) {
 	if r := b.get("/admin/x"); r.status != http.StatusOK || r.body != "page for ivan" {
 		t.Fatalf("after sign-in: %d %q", r.status, r.body)
 	}
+}
+
+func TestHTTPSCookiesAreSecureAndHostPrefixed(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "2fa.db")
+	cert, key := selfSignedCertificate(t, "localhost")
+	loadCaddyfile(t, globalOptions()+fmt.Sprintf(`
+https://localhost:%d {
+	tls %s %s
+	two_factor {
+		db %s
+		user alice %s
+	}
+	respond "inside"
+}
+`, testPorts().https, cert, key, db, testHash()))
+	b := newBrowser(t)
+	b.base = fmt.Sprintf("https://localhost:%d", testPorts().https)
+	b.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // a certificate made by the test
+
+	page := b.get("/_2fa/login")
+	if got := page.header.Get("Set-Cookie"); !strings.HasPrefix(got, "__Host-two_factor_pre=") || !strings.Contains(got, "; Secure") || !strings.Contains(got, "; HttpOnly") || !strings.Contains(got, "; Path=/") {
+		t.Fatalf("pre-login cookie on HTTPS: %q", got)
+	}
+	login := b.post("/_2fa/login", url.Values{"csrf": {b.csrfFrom(page)}, "username": {"alice"}, "password": {testPassword}})
+	got := login.header.Get("Set-Cookie")
+	if login.status != http.StatusSeeOther || !strings.HasPrefix(got, "__Host-two_factor=") || !strings.Contains(got, "; Secure") || !strings.Contains(got, "SameSite=Lax") || strings.Contains(got, "Domain=") {
+		t.Fatalf("session cookie on HTTPS: %d %q", login.status, got)
+	}
+	// The plain-HTTP cookie name means nothing on HTTPS.
+	u, _ := url.Parse(b.base)
+	token := strings.TrimPrefix(strings.SplitN(got, ";", 2)[0], "__Host-two_factor=")
+	b.client.Jar.SetCookies(u, []*http.Cookie{{Name: "two_factor", Value: token}})
+	if r := b.get("/_2fa/setup"); r.status != http.StatusOK {
+		t.Fatalf("setup with the HTTPS session: %d", r.status)
+	}
+	plain := newBrowser(t)
+	plain.base = b.base
+	plain.client.Transport = b.client.Transport
+	plain.client.Jar.SetCookies(u, []*http.Cookie{{Name: "two_factor", Value: token}})
+	if r := plain.get("/_2fa/setup"); r.status != http.StatusSeeOther {
+		t.Fatalf("an unprefixed cookie was accepted on HTTPS: %d", r.status)
+	}
+}
+
+// selfSignedCertificate writes a certificate for host and its key as PEM
+// files, and returns their paths.
+func selfSignedCertificate(t *testing.T, host string) (certFile, keyFile string) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	template := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: host},
+		DNSNames:     []string{host},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, template, template, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }

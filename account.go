@@ -199,7 +199,7 @@ func (h *TwoFactor) withAccountForm(w http.ResponseWriter, r *http.Request, fn f
 	if err != nil {
 		return h.toSignIn(w, err)
 	}
-	if !sameOrigin(r) || !h.validCSRF(values.Get("csrf"), "session", sess.Key[:]) {
+	if !h.validSessionPost(r, values, sess.Key) {
 		return h.rejectForgery(w, r, sess.User)
 	}
 	return fn(accountForm{Values: values, sess: sess, user: u, now: now})

@@ -35,6 +35,12 @@ func (h *TwoFactor) sessionCSRF(key store.SessionKey) string {
 	return h.csrfToken("session", key[:])
 }
 
+// validSessionPost reports whether a POST made with the session key comes
+// from our own pages: the same origin, and the session's token.
+func (h *TwoFactor) validSessionPost(r *http.Request, form url.Values, key store.SessionKey) bool {
+	return sameOrigin(r) && h.validCSRF(form.Get("csrf"), "session", key[:])
+}
+
 // loginCSRF returns the token for the login form, setting the pre-login
 // cookie it is bound to if the request has none.
 func (h *TwoFactor) loginCSRF(w http.ResponseWriter, r *http.Request) (string, error) {

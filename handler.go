@@ -23,7 +23,7 @@ func (h *TwoFactor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	if err != nil {
 		if !errors.Is(err, errNoSession) {
 			h.logger.Error("reading 2FA session", zap.Error(err))
-			return caddyhttp.Error(http.StatusInternalServerError, err)
+			return caddyhttpError(err)
 		}
 		return h.challenge(w, r)
 	}

@@ -428,7 +428,7 @@ func (h *TwoFactor) postSetup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return h.noPending(w, err)
 	}
-	if !sameOrigin(r) || !h.validCSRF(form.Get("csrf"), "session", sess.Key[:]) {
+	if !h.validSessionPost(r, form, sess.Key) {
 		return h.rejectForgery(w, r, sess.User)
 	}
 	if user.TOTP != nil {
@@ -688,7 +688,7 @@ func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return h.noPending(w, err)
 	}
-	if !sameOrigin(r) || !h.validCSRF(form.Get("csrf"), "session", sess.Key[:]) {
+	if !h.validSessionPost(r, form, sess.Key) {
 		return h.rejectForgery(w, r, sess.User)
 	}
 	if user.TOTP == nil {
@@ -786,7 +786,7 @@ func (h *TwoFactor) postLogout(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		})
 		if sess != nil {
-			if !sameOrigin(r) || !h.validCSRF(form.Get("csrf"), "session", key[:]) {
+			if !h.validSessionPost(r, form, key) {
 				return h.rejectForgery(w, r, sess.User)
 			}
 			user = sess.User

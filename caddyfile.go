@@ -57,6 +57,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    same_site lax|strict
 //	    recovery_codes <count>
 //	    max_attempts <count>
+//	    max_account_attempts <count>
 //	    attempt_window <duration>
 //	    lockout <duration>
 //	    max_ip_attempts <count>
@@ -151,6 +152,10 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "max_attempts":
 			if err := countArg(d, &h.MaxAttempts); err != nil {
+				return err
+			}
+		case "max_account_attempts":
+			if err := countArg(d, &h.MaxAccountAttempts); err != nil {
 				return err
 			}
 		case "max_ip_attempts":

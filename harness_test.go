@@ -103,6 +103,8 @@ type siteConfig struct {
 	routes string
 	// more is appended after the site block, for more sites.
 	more string
+	// global lines are added to the global options block.
+	global []string
 }
 
 // testSite is a running Caddy with a two_factor site.
@@ -123,7 +125,7 @@ func caddyfileFor(cfg siteConfig) string {
 	for _, u := range testUsers {
 		fmt.Fprintf(&users, "\t\tuser %s %s\n", u, testHash())
 	}
-	var global []string
+	global := cfg.global
 	if cfg.logFile != "" {
 		global = append(global, fmt.Sprintf("log {\n\t\toutput file %s\n\t\tformat json\n\t\tlevel DEBUG\n\t}", cfg.logFile))
 	}

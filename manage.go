@@ -411,7 +411,7 @@ func (v adminView) removeUser(name string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if err := tx.DeleteAttempts(accountKey(name)); err != nil {
+		if err := forgetAttempts(tx, name); err != nil {
 			return 0, err
 		}
 		return ended, tx.DeleteUser(name)

@@ -50,6 +50,9 @@ const (
 	DefaultAttemptWindow   = 5 * time.Minute
 	DefaultLockout         = 15 * time.Minute
 	DefaultMaxIPAttempts   = 50
+	// DefaultMaxAccountAttempts is NIST SP 800-63B's ceiling of consecutive
+	// failures on one account.
+	DefaultMaxAccountAttempts = 100
 )
 
 // TwoFactor is an HTTP handler that lets a request through only once its
@@ -105,9 +108,17 @@ type TwoFactor struct {
 	// How many recovery codes a user gets at enrollment. Default: 10
 	RecoveryCodes int `json:"recovery_codes,omitempty"`
 
-	// Failed passwords and codes an account may have within attempt_window
-	// before it is locked. Default: 5
+	// Failed passwords and codes an account may have from one client
+	// network (an IPv4 address or an IPv6 /64) within attempt_window before
+	// it is locked for that network. Default: 5
 	MaxAttempts int `json:"max_attempts,omitempty"`
+
+	// Failed passwords and codes an account may have from all networks
+	// together within 24 hours (or until a complete sign-in) before it is
+	// locked everywhere. Someone who knows a user name can lock that user
+	// out of their own network at once, but out of every network only by
+	// this many failures. Default: 100
+	MaxAccountAttempts int `json:"max_account_attempts,omitempty"`
 
 	// The window in which failures are counted. Default: 5m
 	AttemptWindow caddy.Duration `json:"attempt_window,omitempty"`
@@ -250,6 +261,9 @@ func (h *TwoFactor) applyDefaults() {
 	if h.MaxIPAttempts == 0 {
 		h.MaxIPAttempts = DefaultMaxIPAttempts
 	}
+	if h.MaxAccountAttempts == 0 {
+		h.MaxAccountAttempts = DefaultMaxAccountAttempts
+	}
 	switch strings.ToLower(h.SameSite) {
 	case "strict":
 		h.sameSite = http.SameSiteStrictMode
@@ -343,8 +357,8 @@ func (h *TwoFactor) Validate() error {
 	if h.RecoveryCodes < 0 || h.RecoveryCodes > 100 {
 		return fmt.Errorf("recovery_codes must be between 1 and 100, not %d", h.RecoveryCodes)
 	}
-	if h.MaxAttempts < 0 || h.MaxIPAttempts < 0 {
-		return errors.New("max_attempts and max_ip_attempts must be positive")
+	if h.MaxAttempts < 0 || h.MaxIPAttempts < 0 || h.MaxAccountAttempts < 0 {
+		return errors.New("max_attempts, max_account_attempts and max_ip_attempts must be positive")
 	}
 	return h.validateBranding()
 }

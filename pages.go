@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -168,24 +169,38 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	now := h.now()
+	ip := clientIP(r)
 	// A locked client is turned away before it can take a hashing slot;
 	// that tells nothing about any account.
-	if until := h.attempts.ipLockedUntil(clientIP(r), now); !until.IsZero() {
+	if until := h.attempts.ipLockedUntil(ip, now); !until.IsZero() {
 		h.audit(r, "login_locked", "", "client_locked")
 		return h.renderLocked(w, until, now)
 	}
 	acct, known := h.lookupAccount(name)
-	attempt, err := h.beginAttempt(w, r, "login", name, known, now)
-	if attempt == nil {
-		return err
+	// A locked account is turned away by a read, before hashing: a refused
+	// attempt writes nothing to the store (see attemptTracker).
+	until, err := h.attempts.lockedUntil(name, known, ip, h.limits(), now)
+	if err != nil {
+		return caddyhttpError(err)
 	}
-	defer h.release(attempt)
+	if !until.IsZero() {
+		h.attempts.refused(ip, h.limits(), now)
+		h.audit(r, "login_locked", knownName(name, known), "locked")
+		return h.renderLocked(w, until, now)
+	}
 	// The hash is checked for known and unknown names alike: every answer
 	// before a right password costs the same.
 	hashed, ok := h.db.hashing.acquire(r.Context())
 	if !ok {
+		h.attempts.refused(ip, h.limits(), now)
 		return h.renderBusy(w, r)
 	}
+	attempt, err := h.beginAttempt(w, r, "login", name, known, now)
+	if attempt == nil {
+		hashed()
+		return err
+	}
+	defer h.release(attempt)
 	passwordOK := acct.check(password) && known
 	hashed()
 	if !passwordOK {
@@ -194,6 +209,15 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 		}
 		h.audit(r, "login_failed", knownName(name, known), "bad_password")
 		return h.renderLogin(w, r, http.StatusUnauthorized, next, form.Get("username"), msgBadLogin)
+	}
+	// A right password that never leads to a second factor counts, past an
+	// allowance, as a failure: it still opens a pending session.
+	unfinished, err := attempt.passwordAccepted()
+	if err != nil {
+		return caddyhttpError(err)
+	}
+	if unfinished {
+		h.audit(r, "password_accepted", name, "unfinished_sign_ins")
 	}
 
 	var (
@@ -206,6 +230,9 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 			if err := tx.DeleteSession(key); err != nil {
 				return err
 			}
+		}
+		if err := endOldestPending(tx, name, maxPendingSessions-1); err != nil {
+			return err
 		}
 		u, err := tx.User(name)
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -233,6 +260,31 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 	return redirectTo(w, h.page("setup"))
 }
 
+// maxPendingSessions bounds a user's password-only sessions: someone who
+// knows the password cannot fill the store (or the user's account page)
+// with them. A new one ends the oldest.
+const maxPendingSessions = 5
+
+// endOldestPending deletes name's oldest pending sessions until at most
+// keep are left.
+func endOldestPending(tx store.Tx, name string, keep int) error {
+	sessions, err := tx.UserSessions(name)
+	if err != nil {
+		return err
+	}
+	pending := slices.DeleteFunc(sessions, func(s *store.Session) bool { return s.Stage != store.StagePending })
+	if len(pending) <= keep {
+		return nil
+	}
+	slices.SortFunc(pending, func(a, b *store.Session) int { return a.Created.Compare(b.Created) })
+	for _, s := range pending[:len(pending)-keep] {
+		if err := tx.DeleteSession(s.Key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // lookupAccount returns the account of a user declared in the config or
 // managed in the database, or a fake one that costs the same to check.
 func (h *TwoFactor) lookupAccount(name string) (account, bool) {
@@ -255,11 +307,11 @@ func (h *TwoFactor) lookupAccount(name string) (account, bool) {
 }
 
 func (h *TwoFactor) limits() limits {
+	window, lockout := time.Duration(h.AttemptWindow), time.Duration(h.Lockout)
 	return limits{
-		maxAccount: h.MaxAttempts,
-		maxIP:      h.MaxIPAttempts,
-		window:     time.Duration(h.AttemptWindow),
-		lockout:    time.Duration(h.Lockout),
+		pair:    budget{limit: h.MaxAttempts, window: window, lockout: lockout},
+		account: budget{limit: h.MaxAccountAttempts, window: maxAttemptWindow, lockout: lockout},
+		client:  budget{limit: h.MaxIPAttempts, window: window, lockout: lockout},
 	}
 }
 

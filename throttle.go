@@ -3,6 +3,7 @@ package twofactor
 import (
 	"errors"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,7 +12,8 @@ import (
 
 const (
 	// maxAttemptWindow bounds attempt_window and lockout, so the sweep can
-	// tell a stale counter without knowing every config.
+	// tell a stale counter without knowing every config. It is also the
+	// window of the account-wide budget (max_account_attempts).
 	maxAttemptWindow = 24 * time.Hour
 	// memoryCounters bounds the counters kept in memory for names that are
 	// not accounts and for client IPs, so random names or addresses cannot
@@ -20,50 +22,84 @@ const (
 	// busyRetry is how long a client is asked to wait when attempts already
 	// in flight use up what is left of a budget.
 	busyRetry = time.Second
+	// unfinishedAllowance is how many right passwords an account may see
+	// within the account window without a completed second factor before
+	// each further one counts as a failure: someone who has the password
+	// but not the authenticator cannot open pending sessions for ever.
+	unfinishedAllowance = 10
 	// decoyKey is a counter written for names that are not accounts, so an
-	// attempt on one costs the same database writes as one on an account.
+	// attempt on one costs the same database work as one on an account.
 	decoyKey = "decoy"
 )
 
-// limits are one config's throttling settings.
-type limits struct {
-	maxAccount int
-	maxIP      int
-	window     time.Duration
-	lockout    time.Duration
+// budget is one kind of limit: limit failures within window lock for
+// lockout.
+type budget struct {
+	limit   int
+	window  time.Duration
+	lockout time.Duration
 }
 
-// attemptTracker counts sign-in attempts against two budgets: the account's
-// and the client IP's. Counters of real accounts are kept in the store, so
-// neither a restart, a new sign-in flow nor a new IP resets them. Names
-// that are not accounts are counted alike, in memory (bounded), so they
-// lock alike and a lockout tells nothing about which accounts exist.
-// Client IPs are counted in memory too, IPv6 by /64, since one host
-// usually holds a whole /64.
+// limits are one config's throttling settings.
+type limits struct {
+	// pair is the budget of one account from one client network
+	// (max_attempts in attempt_window).
+	pair budget
+	// account is the budget of one account from every network together
+	// (max_account_attempts in maxAttemptWindow).
+	account budget
+	// client is the budget of one client network over every account
+	// (max_ip_attempts in attempt_window).
+	client budget
+}
+
+// attemptTracker counts sign-in attempts against three budgets: the
+// account's from the client's network, the account's from everywhere (a
+// higher ceiling), and the client network's over every account.
+//
+// A lockout therefore stays where the failures come from: an attacker who
+// knows a user name locks that user out of the attacker's own network, not
+// everywhere, until the account-wide ceiling is reached (NIST SP 800-63B
+// allows at most 100 consecutive failures per account).
+//
+// Counters of real accounts are kept in the store, so neither a restart, a
+// new sign-in flow nor a new IP resets them. Names that are not accounts
+// are counted alike, in memory (bounded), so they lock alike and a lockout
+// tells nothing about which accounts exist. Client networks are counted in
+// memory: an IPv4 address, or an IPv6 /64, since one host usually holds a
+// whole /64.
 //
 // An attempt is counted as a failure before it is checked ([begin]) and
-// given back if it turns out right ([attempt.succeeded]): so parallel
-// attempts cannot all pass the lock check before any failure is recorded.
+// given back if it turns out right: so parallel attempts cannot all pass
+// the lock check before any failure is recorded. An attempt that is
+// refused (a budget is locked or used up, or hashing is busy) writes
+// nothing to the store: it is decided by a read, and counts as a failure
+// of the client's budget in memory, so a client that keeps knocking on a
+// locked account soon locks itself out without costing the store a write.
 type attemptTracker struct {
 	store   store.Store
 	mu      sync.Mutex
 	unknown map[string]*store.Attempts
-	ips     map[string]*store.Attempts
+	clients map[string]*store.Attempts
 }
 
 func newAttemptTracker(st store.Store) *attemptTracker {
 	return &attemptTracker{
 		store:   st,
 		unknown: make(map[string]*store.Attempts),
-		ips:     make(map[string]*store.Attempts),
+		clients: make(map[string]*store.Attempts),
 	}
 }
 
+// accountKey is the counter key of an account's budget from everywhere;
+// pairKey that of its budget from one client network.
 func accountKey(user string) string { return "user:" + user }
 
-// ipKey is the counter key of a client address: the address itself, or
+func pairKey(user, network string) string { return accountKey(user) + "\x00" + network }
+
+// networkOf is the client network of an address: the address itself, or
 // its /64 for IPv6.
-func ipKey(ip string) string {
+func networkOf(ip string) string {
 	addr, err := netip.ParseAddr(ip)
 	if err != nil || !addr.Is6() || addr.Is4In6() {
 		return ip
@@ -75,90 +111,153 @@ func ipKey(ip string) string {
 	return prefix.String()
 }
 
-// reserve takes one place in a's budget of limit attempts at now. It
-// returns when the next attempt may be made instead if the budget is
-// locked, or used up by failures and attempts still in flight. A new
-// window forgets both: an attempt never takes that long, so one still
-// counted then was lost (a crash between reserve and settle).
-func reserve(a *store.Attempts, limit int, l limits, now time.Time) time.Time {
+// refusal returns when the next attempt may be made if the budget b of a
+// is locked or used up by failures and attempts in flight at now, and the
+// zero time otherwise. A new window forgets both: an attempt never takes
+// that long, so one still counted then was lost (a crash between reserve
+// and settle).
+func refusal(a *store.Attempts, b budget, now time.Time) time.Time {
 	if now.Before(a.LockedUntil) {
 		return a.LockedUntil
 	}
-	if now.Sub(a.WindowStart) >= l.window {
-		a.Failures, a.InFlight, a.WindowStart = 0, 0, now
+	if now.Sub(a.WindowStart) >= b.window {
+		return time.Time{}
 	}
-	if a.Failures+a.InFlight >= limit {
+	if a.Failures+a.InFlight >= b.limit {
 		return now.Add(busyRetry)
+	}
+	return time.Time{}
+}
+
+// reserve takes one place in a's budget b at now, or returns when the
+// next attempt may be made instead (see refusal).
+func reserve(a *store.Attempts, b budget, now time.Time) time.Time {
+	if until := refusal(a, b, now); !until.IsZero() {
+		return until
+	}
+	if now.Sub(a.WindowStart) >= b.window {
+		a.Failures, a.InFlight, a.Unfinished, a.WindowStart = 0, 0, 0, now
 	}
 	a.InFlight++
 	return time.Time{}
 }
 
 // settle ends an attempt reserved in a. A wrong one becomes a failure, and
-// limit failures lock the budget; attempts still in flight never do.
-func settle(a *store.Attempts, ok bool, limit int, l limits, now time.Time) {
+// a full budget locks; attempts still in flight never do.
+func settle(a *store.Attempts, ok bool, b budget, now time.Time) {
 	if a.InFlight > 0 {
 		a.InFlight--
 	}
-	if ok {
-		return
+	if !ok {
+		fail(a, b, now)
+	}
+}
+
+// fail counts one failure in a, locking it when the budget is used up.
+func fail(a *store.Attempts, b budget, now time.Time) {
+	if now.Sub(a.WindowStart) >= b.window {
+		a.Failures, a.WindowStart = 0, now
 	}
 	a.Failures++
-	if a.Failures >= limit {
-		a.LockedUntil = now.Add(l.lockout)
+	if a.Failures >= b.limit {
+		a.LockedUntil = now.Add(b.lockout)
 		a.Failures, a.WindowStart = 0, now
 	}
 }
 
 // attempt is one sign-in attempt in flight.
 type attempt struct {
-	t     *attemptTracker
-	user  string
-	known bool
-	ip    string
-	l     limits
-	now   time.Time
-	done  bool
+	t       *attemptTracker
+	user    string
+	known   bool
+	network string
+	l       limits
+	now     time.Time
+	done    bool
+}
+
+// counters are the two account budgets an attempt is counted in.
+type counters struct{ pair, account *store.Attempts }
+
+func (c counters) refusal(l limits, now time.Time) time.Time {
+	if until := refusal(c.pair, l.pair, now); !until.IsZero() {
+		return until
+	}
+	return refusal(c.account, l.account, now)
+}
+
+// errRefused rolls back a reservation that a budget refused.
+var errRefused = errors.New("attempt refused")
+
+// lockedUntil reports, reading only, whether user may not try from ip at
+// now: it returns when they may, or the zero time. Callers use it to turn
+// an attempt away before costly work (a password hash).
+func (t *attemptTracker) lockedUntil(user string, known bool, ip string, l limits, now time.Time) (time.Time, error) {
+	network := networkOf(ip)
+	if until := t.clientLockedUntil(network, now); !until.IsZero() {
+		return until, nil
+	}
+	a := &attempt{t: t, user: user, known: known, network: network, l: l, now: now}
+	var until time.Time
+	err := a.viewAccount(func(c counters) { until = c.refusal(l, now) })
+	return until, err
 }
 
 // begin reserves an attempt by user from ip. If the account or the client
-// may not try now, it returns when they may instead, and no attempt.
+// may not try now, it returns when they may instead, and no attempt; the
+// refusal is counted against the client, and nothing is written to the
+// store.
 func (t *attemptTracker) begin(user string, known bool, ip string, l limits, now time.Time) (*attempt, time.Time, error) {
-	a := &attempt{t: t, user: user, known: known, ip: ipKey(ip), l: l, now: now}
-	if until := t.ipLockedUntil(ip, now); !until.IsZero() {
-		return nil, until, nil
+	until, err := t.lockedUntil(user, known, ip, l, now)
+	if err != nil {
+		return nil, time.Time{}, err
 	}
-	var until time.Time
-	err := a.updateAccount(func(c *store.Attempts) { until = reserve(c, l.maxAccount, l, now) })
-	if err != nil || !until.IsZero() {
-		return nil, until, err
-	}
-	t.mu.Lock()
-	if !known {
-		until = reserve(t.counter(t.unknown, user, now), l.maxAccount, l, now)
-	}
+	a := &attempt{t: t, user: user, known: known, network: networkOf(ip), l: l, now: now}
 	if until.IsZero() {
-		if until = reserve(t.counter(t.ips, a.ip, now), l.maxIP, l, now); !until.IsZero() && !known {
-			settle(t.unknown[user], true, l.maxAccount, l, now) // give its place back
+		until, err = a.reserveAccount()
+		if err != nil {
+			return nil, time.Time{}, err
 		}
 	}
-	t.mu.Unlock()
 	if until.IsZero() {
-		return a, time.Time{}, nil
+		t.mu.Lock()
+		until = reserve(t.counter(t.clients, a.network, now), l.client, now)
+		t.mu.Unlock()
+		if until.IsZero() {
+			return a, time.Time{}, nil
+		}
+		// The client's budget is full: give the account's place back.
+		if err := a.settleAccount(true); err != nil {
+			return nil, time.Time{}, err
+		}
 	}
-	if known { // give the account's place back
-		err = a.updateAccount(func(c *store.Attempts) { settle(c, true, l.maxAccount, l, now) })
-	}
-	return nil, until, err
+	t.refused(ip, l, now)
+	return nil, until, nil
 }
 
-// ipLockedUntil returns when a locked client IP may try again, or the zero
+// refused counts an attempt turned away as a failure of the client's
+// budget, in memory only.
+func (t *attemptTracker) refused(ip string, l limits, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.counter(t.clients, networkOf(ip), now)
+	if now.Before(c.LockedUntil) {
+		return
+	}
+	fail(c, l.client, now)
+}
+
+// ipLockedUntil returns when a locked client may try again, or the zero
 // time. It reads memory only, and tells nothing about any account, so it
 // can turn a client away before any costly work.
 func (t *attemptTracker) ipLockedUntil(ip string, now time.Time) time.Time {
+	return t.clientLockedUntil(networkOf(ip), now)
+}
+
+func (t *attemptTracker) clientLockedUntil(network string, now time.Time) time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if c := t.ips[ipKey(ip)]; c != nil && now.Before(c.LockedUntil) {
+	if c := t.clients[network]; c != nil && now.Before(c.LockedUntil) {
 		return c.LockedUntil
 	}
 	return time.Time{}
@@ -177,58 +276,166 @@ func (a *attempt) release() error {
 	return a.settle(true)
 }
 
+// passwordAccepted settles a right password that opens a pending session.
+// Past unfinishedAllowance such passwords without a completed second
+// factor, each counts as a failure; it reports whether this one did.
+func (a *attempt) passwordAccepted() (counted bool, err error) {
+	a.done = true
+	err = a.updateAccount(func(c counters) bool {
+		c.account.Unfinished++
+		counted = c.account.Unfinished > unfinishedAllowance
+		settle(c.pair, !counted, a.l.pair, a.now)
+		settle(c.account, !counted, a.l.account, a.now)
+		return true
+	})
+	a.settleClient(!counted)
+	return counted, err
+}
+
 // signedIn settles an attempt that completed a sign-in: the account's
-// failures are forgotten, and the client's place is given back.
+// failures from everywhere and from this network are forgotten (failures
+// from other networks stay), and the client's place is given back.
 func (a *attempt) signedIn() error {
 	a.done = true
-	a.settleMemory(true)
-	return a.t.succeed(a.user)
+	a.settleClient(true)
+	if !a.known {
+		return nil
+	}
+	return a.t.store.Update(func(tx store.Tx) error {
+		if err := tx.DeleteAttempts(accountKey(a.user)); err != nil {
+			return err
+		}
+		return tx.DeleteAttempts(pairKey(a.user, a.network))
+	})
 }
 
 func (a *attempt) settle(ok bool) error {
 	a.done = true
-	err := a.updateAccount(func(c *store.Attempts) { settle(c, ok, a.l.maxAccount, a.l, a.now) })
-	a.settleMemory(ok)
+	err := a.settleAccount(ok)
+	a.settleClient(ok)
 	return err
 }
 
-func (a *attempt) settleMemory(ok bool) {
+func (a *attempt) settleAccount(ok bool) error {
+	return a.updateAccount(func(c counters) bool {
+		settle(c.pair, ok, a.l.pair, a.now)
+		settle(c.account, ok, a.l.account, a.now)
+		return true
+	})
+}
+
+func (a *attempt) settleClient(ok bool) {
 	a.t.mu.Lock()
 	defer a.t.mu.Unlock()
-	if c := a.t.unknown[a.user]; c != nil && !a.known {
-		settle(c, ok, a.l.maxAccount, a.l, a.now)
-	}
-	if c := a.t.ips[a.ip]; c != nil {
-		settle(c, ok, a.l.maxIP, a.l, a.now)
+	if c := a.t.clients[a.network]; c != nil {
+		settle(c, ok, a.l.client, a.now)
 	}
 }
 
-// updateAccount changes the account's stored counter in one transaction.
-// For a name that is no account, it writes the decoy counter instead, so
-// both cost the same.
-func (a *attempt) updateAccount(change func(*store.Attempts)) error {
-	key := decoyKey
-	if a.known {
-		key = accountKey(a.user)
-	}
-	return a.t.store.Update(func(tx store.Tx) error {
-		c, err := tx.Attempts(key)
-		if errors.Is(err, store.ErrNotFound) {
-			c, err = &store.Attempts{WindowStart: a.now}, nil
+// reserveAccount takes a place in both account budgets, or returns when
+// the next attempt may be made; a refusal found here (another attempt won
+// the race since lockedUntil) writes nothing.
+func (a *attempt) reserveAccount() (time.Time, error) {
+	var until time.Time
+	err := a.updateAccount(func(c counters) bool {
+		if until = c.refusal(a.l, a.now); !until.IsZero() {
+			return false
 		}
+		reserve(c.pair, a.l.pair, a.now)
+		reserve(c.account, a.l.account, a.now)
+		return true
+	})
+	if errors.Is(err, errRefused) {
+		err = nil
+	}
+	return until, err
+}
+
+// viewAccount reads the account's counters. For a name that is no account
+// it reads the decoy counter, so both cost one read, and hands fn the
+// name's counters in memory.
+func (a *attempt) viewAccount(fn func(counters)) error {
+	if !a.known {
+		err := a.t.store.View(func(tx store.Tx) error {
+			_, err := tx.Attempts(decoyKey)
+			if errors.Is(err, store.ErrNotFound) {
+				err = nil
+			}
+			return err
+		})
+		a.t.mu.Lock()
+		defer a.t.mu.Unlock()
+		fn(a.memoryCounters())
+		return err
+	}
+	return a.t.store.View(func(tx store.Tx) error {
+		c, err := a.storedCounters(tx)
 		if err != nil {
 			return err
 		}
-		if a.known {
-			change(c)
-		} else {
-			// The decoy counts nothing; it only costs a write.
-			scratch := *c
-			change(&scratch)
-			c.WindowStart = a.now
-		}
-		return tx.PutAttempts(key, c)
+		fn(c)
+		return nil
 	})
+}
+
+// updateAccount changes the account's counters in one transaction; fn
+// returns false to leave them as they are, and then nothing is written
+// and errRefused returned. For a name that is no account, it changes the
+// name's counters in memory and writes the decoy counter instead, so both
+// cost the same.
+func (a *attempt) updateAccount(fn func(counters) bool) error {
+	if !a.known {
+		a.t.mu.Lock()
+		changed := fn(a.memoryCounters())
+		a.t.mu.Unlock()
+		if !changed {
+			return errRefused
+		}
+		return a.t.store.Update(func(tx store.Tx) error {
+			// The decoy counts nothing; it only costs a write.
+			return tx.PutAttempts(decoyKey, &store.Attempts{WindowStart: a.now})
+		})
+	}
+	return a.t.store.Update(func(tx store.Tx) error {
+		c, err := a.storedCounters(tx)
+		if err != nil {
+			return err
+		}
+		if !fn(c) {
+			return errRefused // roll back: nothing is written
+		}
+		if err := tx.PutAttempts(pairKey(a.user, a.network), c.pair); err != nil {
+			return err
+		}
+		return tx.PutAttempts(accountKey(a.user), c.account)
+	})
+}
+
+func (a *attempt) storedCounters(tx store.Tx) (counters, error) {
+	var c counters
+	for _, dst := range []struct {
+		key string
+		to  **store.Attempts
+	}{{pairKey(a.user, a.network), &c.pair}, {accountKey(a.user), &c.account}} {
+		v, err := tx.Attempts(dst.key)
+		if errors.Is(err, store.ErrNotFound) {
+			v, err = &store.Attempts{WindowStart: a.now}, nil
+		}
+		if err != nil {
+			return counters{}, err
+		}
+		*dst.to = v
+	}
+	return c, nil
+}
+
+// memoryCounters returns the in-memory counters of a name that is no
+// account; t.mu must be held.
+func (a *attempt) memoryCounters() counters {
+	return counters{
+		pair:    a.t.counter(a.t.unknown, pairKey(a.user, a.network), a.now),
+		account: a.t.counter(a.t.unknown, accountKey(a.user), a.now),
+	}
 }
 
 // counter returns the in-memory counter of key in m, making room for it if
@@ -260,17 +467,23 @@ func evictOne(m map[string]*store.Attempts, now time.Time) {
 	delete(m, victim)
 }
 
-// succeed clears the account's failures after a complete sign-in.
-func (t *attemptTracker) succeed(user string) error {
-	return t.store.Update(func(tx store.Tx) error {
-		return tx.DeleteAttempts(accountKey(user))
-	})
-}
-
-// unlock clears an account's lock and failures.
+// unlock clears an account's locks and failures, from every network.
 func (t *attemptTracker) unlock(user string) error {
 	t.mu.Lock()
-	delete(t.unknown, user)
+	for k := range t.unknown {
+		if k == accountKey(user) || strings.HasPrefix(k, pairKey(user, "")) {
+			delete(t.unknown, k)
+		}
+	}
 	t.mu.Unlock()
-	return t.succeed(user)
+	return t.store.Update(func(tx store.Tx) error { return forgetAttempts(tx, user) })
+}
+
+// forgetAttempts deletes, in tx, every stored counter of user's.
+func forgetAttempts(tx store.Tx, user string) error {
+	if err := tx.DeleteAttempts(accountKey(user)); err != nil {
+		return err
+	}
+	_, err := tx.DeleteAttemptsWithPrefix(pairKey(user, ""))
+	return err
 }

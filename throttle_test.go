@@ -1,13 +1,15 @@
 package twofactor
 
 import (
+	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
-func TestIPKeyGroupsIPv6By64(t *testing.T) {
+func TestNetworkOfGroupsIPv6By64(t *testing.T) {
 	for _, tc := range []struct{ ip, want string }{
 		{"192.0.2.7", "192.0.2.7"},
 		{"2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"},
@@ -15,51 +17,206 @@ func TestIPKeyGroupsIPv6By64(t *testing.T) {
 		{"::ffff:192.0.2.7", "::ffff:192.0.2.7"},
 		{"not an ip", "not an ip"},
 	} {
-		if got := ipKey(tc.ip); got != tc.want {
-			t.Errorf("ipKey(%q) = %q, want %q", tc.ip, got, tc.want)
+		if got := networkOf(tc.ip); got != tc.want {
+			t.Errorf("networkOf(%q) = %q, want %q", tc.ip, got, tc.want)
 		}
 	}
 }
 
 func TestAttemptsInFlightHoldPlacesButNeverLock(t *testing.T) {
-	l := limits{window: time.Minute, lockout: time.Hour}
+	b := budget{limit: 3, window: time.Minute, lockout: time.Hour}
 	now := time.Unix(1_000_000, 0)
 	var a store.Attempts
 	a.WindowStart = now
 	for i := range 3 {
-		if until := reserve(&a, 3, l, now); !until.IsZero() {
+		if until := reserve(&a, b, now); !until.IsZero() {
 			t.Fatalf("reservation %d refused", i)
 		}
 	}
-	if until := reserve(&a, 3, l, now); until.IsZero() || a.InFlight != 3 {
+	if until := reserve(&a, b, now); until.IsZero() || a.InFlight != 3 {
 		t.Fatalf("a fourth attempt got a place beside three in flight (in flight %d)", a.InFlight)
 	}
-	settle(&a, true, 3, l, now)  // right
-	settle(&a, false, 3, l, now) // wrong: one failure, no lock
+	settle(&a, true, b, now)  // right
+	settle(&a, false, b, now) // wrong: one failure, no lock
 	if !a.LockedUntil.IsZero() || a.Failures != 1 || a.InFlight != 1 {
 		t.Fatalf("after one right and one wrong: %+v", a)
 	}
-	settle(&a, false, 3, l, now)
-	if until := reserve(&a, 3, l, now); !until.IsZero() {
+	settle(&a, false, b, now)
+	if until := reserve(&a, b, now); !until.IsZero() {
 		t.Fatal("two failures of three used the budget up")
 	}
-	settle(&a, false, 3, l, now)
+	settle(&a, false, b, now)
 	if !a.LockedUntil.Equal(now.Add(time.Hour)) {
 		t.Fatalf("three failures did not lock: %+v", a)
 	}
-	if until := reserve(&a, 3, l, now.Add(time.Hour-time.Second)); !until.Equal(now.Add(time.Hour)) {
+	if until := reserve(&a, b, now.Add(time.Hour-time.Second)); !until.Equal(now.Add(time.Hour)) {
 		t.Fatalf("reserve while locked: %v", until)
 	}
 }
 
 func TestLostReservationsAreForgottenWithTheWindow(t *testing.T) {
-	l := limits{window: time.Minute, lockout: time.Hour}
+	b := budget{limit: 3, window: time.Minute, lockout: time.Hour}
 	now := time.Unix(1_000_000, 0)
 	a := store.Attempts{WindowStart: now, InFlight: 3}
-	if until := reserve(&a, 3, l, now); until.IsZero() {
+	if until := reserve(&a, b, now); until.IsZero() {
 		t.Fatal("a full budget gave a place")
 	}
-	if until := reserve(&a, 3, l, now.Add(time.Minute)); !until.IsZero() {
+	if until := reserve(&a, b, now.Add(time.Minute)); !until.IsZero() {
 		t.Fatal("reservations lost by a crash still held places in the next window")
+	}
+}
+
+// countingStore counts the write transactions that commit.
+type countingStore struct {
+	store.Store
+	commits atomic.Int64
+}
+
+func (c *countingStore) Update(fn func(store.Tx) error) error {
+	err := c.Store.Update(fn)
+	if err == nil {
+		c.commits.Add(1)
+	}
+	return err
+}
+
+// trackerFixture is an attemptTracker on a real bbolt file.
+type trackerFixture struct {
+	*attemptTracker
+	st  *countingStore
+	l   limits
+	now time.Time
+}
+
+func newTrackerFixture(t *testing.T) *trackerFixture {
+	t.Helper()
+	bolt, err := store.OpenBolt(filepath.Join(t.TempDir(), "2fa.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bolt.Close() })
+	st := &countingStore{Store: bolt}
+	return &trackerFixture{
+		attemptTracker: newAttemptTracker(st),
+		st:             st,
+		l: limits{
+			pair:    budget{limit: 3, window: time.Minute, lockout: time.Hour},
+			account: budget{limit: 7, window: maxAttemptWindow, lockout: time.Hour},
+			client:  budget{limit: 20, window: time.Minute, lockout: time.Hour},
+		},
+		now: time.Unix(1_000_000, 0),
+	}
+}
+
+// try makes one attempt and settles it as ok says; it reports whether the
+// attempt was let in.
+func (f *trackerFixture) try(t *testing.T, user string, known bool, ip string, ok bool) bool {
+	t.Helper()
+	a, _, err := f.begin(user, known, ip, f.l, f.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a == nil {
+		return false
+	}
+	if ok {
+		err = a.signedIn()
+	} else {
+		err = a.failed()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return true
+}
+
+func TestLockoutIsPerNetworkUntilTheAccountCeiling(t *testing.T) {
+	for _, known := range []bool{true, false} {
+		f := newTrackerFixture(t)
+		for range f.l.pair.limit {
+			if !f.try(t, "alice", known, "198.51.100.1", false) {
+				t.Fatalf("known=%v: refused before the pair budget was used", known)
+			}
+		}
+		if f.try(t, "alice", known, "198.51.100.1", false) {
+			t.Fatalf("known=%v: the attacker's network was not locked", known)
+		}
+		if !f.try(t, "alice", known, "203.0.113.9", true) {
+			t.Fatalf("known=%v: a lockout from one network locked the account everywhere", known)
+		}
+		// From many networks, the account-wide ceiling locks everywhere.
+		f2 := newTrackerFixture(t)
+		for i := range f2.l.account.limit {
+			f2.try(t, "alice", known, "198.51.100."+string(rune('a'+i)), false)
+		}
+		if f2.try(t, "alice", known, "203.0.113.9", true) {
+			t.Fatalf("known=%v: %d failures from many networks did not lock the account", known, f2.l.account.limit)
+		}
+	}
+}
+
+func TestRefusedAttemptsWriteNothingAndLockTheClient(t *testing.T) {
+	for _, known := range []bool{true, false} {
+		f := newTrackerFixture(t)
+		for range f.l.pair.limit {
+			f.try(t, "alice", known, "198.51.100.1", false)
+		}
+		before := f.st.commits.Load()
+		refused := 0
+		for f.ipLockedUntil("198.51.100.1", f.now).IsZero() {
+			if f.try(t, "alice", known, "198.51.100.1", false) {
+				t.Fatalf("known=%v: a locked account let an attempt in", known)
+			}
+			if refused++; refused > f.l.client.limit {
+				t.Fatalf("known=%v: %d refusals did not lock the client (budget %d)", known, refused, f.l.client.limit)
+			}
+		}
+		if writes := f.st.commits.Load() - before; writes != 0 {
+			t.Errorf("known=%v: %d refused attempts committed %d writes, want 0", known, refused, writes)
+		}
+	}
+}
+
+func TestUnlockClearsEveryNetwork(t *testing.T) {
+	f := newTrackerFixture(t)
+	for _, ip := range []string{"198.51.100.1", "198.51.100.2"} {
+		for range f.l.pair.limit {
+			f.try(t, "alice", true, ip, false)
+		}
+	}
+	if err := f.unlock("alice"); err != nil {
+		t.Fatal(err)
+	}
+	for _, ip := range []string{"198.51.100.1", "198.51.100.2"} {
+		if until, err := f.lockedUntil("alice", true, ip, f.l, f.now); err != nil || !until.IsZero() {
+			t.Errorf("after unlock, %s still locked until %v (%v)", ip, until, err)
+		}
+	}
+}
+
+func TestUnfinishedSignInsCountPastTheAllowance(t *testing.T) {
+	f := newTrackerFixture(t)
+	f.l.pair.limit = 100 // only the account's own counting is under test
+	f.l.account.limit = 100
+	for i := range unfinishedAllowance + 3 {
+		a, _, err := f.begin("alice", true, "198.51.100.1", f.l, f.now)
+		if err != nil || a == nil {
+			t.Fatalf("password %d refused (%v)", i, err)
+		}
+		counted, err := a.passwordAccepted()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := i >= unfinishedAllowance; counted != want {
+			t.Fatalf("password %d counted as a failure: %v, want %v", i, counted, want)
+		}
+	}
+	a, _, _ := f.begin("alice", true, "198.51.100.1", f.l, f.now)
+	if err := a.signedIn(); err != nil {
+		t.Fatal(err)
+	}
+	a, _, _ = f.begin("alice", true, "198.51.100.1", f.l, f.now)
+	if counted, _ := a.passwordAccepted(); counted {
+		t.Fatal("a complete sign-in did not reset the unfinished count")
 	}
 }

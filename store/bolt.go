@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -44,6 +45,9 @@ var ErrLocked = errors.New("the file is locked by another process (is another Ca
 // Bolt is the embedded store: one bbolt file.
 type Bolt struct {
 	db *bolt.DB
+	// commits counts the write transactions committed, so tests and
+	// benchmarks can tell which requests write.
+	commits atomic.Uint64
 }
 
 // OpenBolt opens (creating if needed) the bbolt database at path.
@@ -87,8 +91,16 @@ func (b *Bolt) View(fn func(Tx) error) error {
 
 // Update implements Store.
 func (b *Bolt) Update(fn func(Tx) error) error {
-	return b.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx.Bucket(bucketVersion)}) })
+	err := b.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx.Bucket(bucketVersion)}) })
+	if err == nil {
+		b.commits.Add(1)
+	}
+	return err
 }
+
+// Commits returns how many write transactions were committed since the
+// store was opened.
+func (b *Bolt) Commits() uint64 { return b.commits.Load() }
 
 // Close implements Store.
 func (b *Bolt) Close() error { return b.db.Close() }
@@ -314,6 +326,20 @@ func (t boltTx) PutAttempts(key string, a *Attempts) error {
 
 func (t boltTx) DeleteAttempts(key string) error {
 	return t.bucket(bucketAttempts).Delete([]byte(key))
+}
+
+func (t boltTx) DeleteAttemptsWithPrefix(prefix string) (int, error) {
+	var keys [][]byte
+	c := t.bucket(bucketAttempts).Cursor()
+	for k, _ := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := t.bucket(bucketAttempts).Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
 }
 
 func (t boltTx) DeleteStaleAttempts(now time.Time, window time.Duration, limit int) (int, error) {

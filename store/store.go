@@ -63,6 +63,9 @@ type Tx interface {
 	Attempts(key string) (*Attempts, error)
 	PutAttempts(key string, a *Attempts) error
 	DeleteAttempts(key string) error
+	// DeleteAttemptsWithPrefix deletes every counter whose key starts with
+	// prefix, and returns how many it deleted.
+	DeleteAttemptsWithPrefix(prefix string) (int, error)
 	// DeleteStaleAttempts deletes at most limit counters that are neither
 	// locked nor counting at now, and returns how many it deleted.
 	DeleteStaleAttempts(now time.Time, window time.Duration, limit int) (int, error)
@@ -136,7 +139,10 @@ type Attempts struct {
 	Failures int `json:"f"`
 	// InFlight counts attempts being checked right now: they hold a place
 	// in the budget, so parallel attempts cannot all pass the lock check.
-	InFlight    int       `json:"i,omitempty"`
+	InFlight int `json:"i,omitempty"`
+	// Unfinished counts right passwords in the window that did not lead to
+	// a completed second factor (kept in an account's counter only).
+	Unfinished  int       `json:"u,omitempty"`
 	WindowStart time.Time `json:"w"`
 	LockedUntil time.Time `json:"l,omitzero"`
 }

@@ -2,6 +2,7 @@ package twofactor
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -25,7 +26,25 @@ type account struct {
 	hash   []byte
 	cmp    caddyauth.Comparer
 	bcrypt bool
+	// credential names the hash in the sessions opened with it.
+	credential credential
 }
+
+// credential identifies a password hash: a session records the credential
+// it was opened with, and is honoured only where its user still has it
+// (see store.Session.Credential).
+type credential [16]byte
+
+// credentialOf returns the credential of a password hash. The hash is
+// salted, so two users or two sites with the same password still have
+// different credentials.
+func credentialOf(hash string) credential {
+	sum := sha256.Sum256([]byte(hash))
+	return credential(sum[:16])
+}
+
+// is reports whether a stored session's credential is c.
+func (c credential) is(stored []byte) bool { return string(stored) == string(c[:]) }
 
 // newAccount recognises the algorithm of a hash made by
 // `caddy hash-password`, from its Modular Crypt Format prefix.
@@ -35,12 +54,12 @@ func newAccount(hash string) (account, error) {
 		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
 			return account{}, fmt.Errorf("invalid bcrypt hash: %w", err)
 		}
-		return account{hash: []byte(hash), cmp: caddyauth.BcryptHash{}, bcrypt: true}, nil
+		return account{hash: []byte(hash), cmp: caddyauth.BcryptHash{}, bcrypt: true, credential: credentialOf(hash)}, nil
 	case strings.HasPrefix(hash, "$argon2id$"):
 		if _, _, err := caddyauth.DecodeHash([]byte(hash)); err != nil {
 			return account{}, fmt.Errorf("invalid argon2id hash: %w", err)
 		}
-		return account{hash: []byte(hash), cmp: caddyauth.Argon2idHash{}}, nil
+		return account{hash: []byte(hash), cmp: caddyauth.Argon2idHash{}, credential: credentialOf(hash)}, nil
 	case hash == "":
 		return account{}, errors.New("password hash is empty")
 	default:

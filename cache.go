@@ -61,10 +61,13 @@ type cachedSession struct {
 	key   store.SessionKey
 	user  string
 	owner *cachedUser
-	// hasPassword is whether the user has a password in the database (a
-	// user managed there rather than in the config).
-	hasPassword bool
-	expires     int64 // Unix ns
+	// credential is the password hash the session was opened with (see
+	// store.Session.Credential).
+	credential credential
+	// databaseUser is whether the user is managed in the database (not in
+	// the config) and still has the password the session was opened with.
+	databaseUser bool
+	expires      int64 // Unix ns
 	// Placeholder values, boxed once so setting them allocates nothing.
 	userValue, methodValue, confirmedValue, expiresValue any
 
@@ -80,11 +83,11 @@ type cachedUser struct {
 	refs    int // cached sessions; guarded by sessionCache.mu
 }
 
-func newCachedSession(s *store.Session, hasPassword bool) *cachedSession {
+func newCachedSession(s *store.Session, databaseUser bool) *cachedSession {
 	e := &cachedSession{
 		key:            s.Key,
 		user:           s.User,
-		hasPassword:    hasPassword,
+		databaseUser:   databaseUser,
 		expires:        s.Expires.UnixNano(),
 		userValue:      s.User,
 		methodValue:    s.Method,
@@ -92,6 +95,7 @@ func newCachedSession(s *store.Session, hasPassword bool) *cachedSession {
 		expiresValue:   s.Expires.UTC().Format(time.RFC3339),
 		stored:         s.LastSeen.UnixNano(),
 	}
+	copy(e.credential[:], s.Credential)
 	e.lastSeen.Store(e.stored)
 	return e
 }

@@ -1,6 +1,7 @@
 package twofactor
 
 import (
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -30,6 +31,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	tf := new(TwoFactor)
 	if err := tf.UnmarshalCaddyfile(h.Dispenser); err != nil {
 		return nil, err
+	}
+	if tf.DB == "" {
+		tf.Site = siteAddresses(h)
 	}
 	vals := h.NewRoute(nil, tf)
 	if matcherSet != nil && len(vals) == 1 {
@@ -193,6 +197,29 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// siteAddresses returns the addresses of the site block the directive is
+// in, which name the site's own database file. httpcaddyfile keeps the
+// block in an unexported field of Helper and offers no accessor, so it is
+// read with reflect; should a Caddy release move it, this returns "" and
+// Provision asks for db or site rather than letting sites share a file.
+func siteAddresses(h httpcaddyfile.Helper) string {
+	block := reflect.ValueOf(h).FieldByName("parentBlock")
+	if block.Kind() != reflect.Struct {
+		return ""
+	}
+	keys := block.FieldByName("Keys")
+	if keys.Kind() != reflect.Slice || keys.Type().Elem().Kind() != reflect.Struct {
+		return ""
+	}
+	addrs := make([]string, 0, keys.Len())
+	for i := range keys.Len() {
+		if text := keys.Index(i).FieldByName("Text"); text.Kind() == reflect.String {
+			addrs = append(addrs, text.String())
+		}
+	}
+	return strings.Join(addrs, " ")
 }
 
 func isPlaceholder(s string) bool {

@@ -17,7 +17,9 @@
 package twofactor
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
@@ -67,9 +69,16 @@ const (
 // JSON, add {"path": ["/_2fa/*"]} as an extra matcher set of the route.
 type TwoFactor struct {
 	// The bbolt database file with enrollments and sessions. It is opened
-	// once per file and shared by every site that names it. Default:
-	// two_factor/two_factor.db in Caddy's data directory.
+	// once per file and shared by every site that names it: sites that
+	// share a file share one set of users, enrollments, sessions and
+	// lockouts. Default: a file of the site's own (see site).
 	DB string `json:"db,omitempty"`
+
+	// The site this handler guards, which names its default database file:
+	// two_factor/<site>-<digest>.db in Caddy's data directory, so sites
+	// that name no db never share sign-ins. The Caddyfile sets it to the
+	// site block's addresses. In JSON, set site or db.
+	Site string `json:"site,omitempty"`
 
 	// The issuer shown in authenticator apps. Default: the site's host name.
 	Issuer string `json:"issuer,omitempty"`
@@ -217,7 +226,10 @@ func (h *TwoFactor) provision(logger *zap.Logger) error {
 
 	h.dbPath = repl.ReplaceKnown(h.DB, "")
 	if h.dbPath == "" {
-		h.dbPath = filepath.Join(caddy.AppDataDir(), "two_factor", "two_factor.db")
+		if h.Site == "" {
+			return errors.New("set db (the database file) or site (the name of the site, which names a file of its own): sites never share a database unless they name the same db")
+		}
+		h.dbPath = filepath.Join(caddy.AppDataDir(), "two_factor", siteFileName(h.Site))
 	}
 	if abs, err := filepath.Abs(h.dbPath); err == nil {
 		h.dbPath = abs
@@ -371,6 +383,26 @@ func (h *TwoFactor) Cleanup() error {
 	h.db.unregister(h)
 	_, err := databases.Delete(h.dbPath)
 	return err
+}
+
+// siteFileName is the default database file name of a site: its name
+// made safe for a file name, and a digest of the exact name, so that no
+// two sites map to one file.
+func siteFileName(site string) string {
+	safe := []byte(site)
+	for i, c := range safe {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-') {
+			safe[i] = '_'
+		}
+	}
+	if len(safe) > 64 {
+		safe = safe[:64]
+	}
+	if len(safe) > 0 && safe[0] == '.' {
+		safe[0] = '_' // no hidden file
+	}
+	sum := sha256.Sum256([]byte(site))
+	return string(safe) + "-" + hex.EncodeToString(sum[:4]) + ".db"
 }
 
 // cleanPathPrefix returns prefix with one leading slash and no trailing

@@ -246,6 +246,8 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 			LastSeen: now,
 			Expires:  now.Add(time.Duration(h.PendingLifetime)),
 			Next:     next,
+			// The session holds only where the user keeps this password.
+			Credential: acct.credential[:],
 		})
 		return err
 	})
@@ -626,6 +628,7 @@ func (h *TwoFactor) completeSignIn(tx store.Tx, r *http.Request, u *store.User, 
 		Expires:       now.Add(time.Duration(h.SessionLifetime)),
 		ConfirmedAt:   now,
 		Method:        method,
+		Credential:    s.Credential,
 	})
 }
 

@@ -114,8 +114,8 @@ func (h *TwoFactor) live(s *store.Session, now time.Time) bool {
 // user still exists, is still enrolled and still has the session
 // identifier the session was confirmed with are made when the session is
 // loaded, and any write to the user or the session drops it from the
-// cache. Whether the user is still declared in this config is checked on
-// every request.
+// cache. Whether this config still declares the user with the password
+// the session was opened with is checked on every request (see honours).
 func (h *TwoFactor) fullSession(r *http.Request, now time.Time) (*cachedSession, error) {
 	key, ok := sessionKey(r)
 	if !ok {
@@ -132,7 +132,7 @@ func (h *TwoFactor) fullSession(r *http.Request, now time.Time) (*cachedSession,
 	if !e.live(ns, time.Duration(h.SessionIdle)) {
 		return nil, errNoSession
 	}
-	if _, declared := h.accounts[e.user]; !declared && !e.hasPassword {
+	if a, declared := h.accounts[e.user]; declared && a.credential != e.credential || !declared && !e.databaseUser {
 		return nil, errNoSession
 	}
 	e.seen(ns)
@@ -162,7 +162,7 @@ func (h *TwoFactor) loadSession(key store.SessionKey, now time.Time) (*cachedSes
 		if u.TOTP == nil || u.SessionID == "" || u.SessionID != s.UserSessionID {
 			return errNoSession
 		}
-		e = newCachedSession(s, u.PasswordHash != "")
+		e = newCachedSession(s, u.PasswordHash != "" && credentialOf(u.PasswordHash).is(s.Credential))
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -196,7 +196,7 @@ func (h *TwoFactor) pendingSession(r *http.Request, now time.Time) (*store.Sessi
 		if err != nil {
 			return err
 		}
-		if s.Stage != store.StagePending || !h.live(s, now) || !h.userExists(tx, s.User) {
+		if s.Stage != store.StagePending || !h.live(s, now) {
 			return errNoSession
 		}
 		u, err := tx.User(s.User)
@@ -205,6 +205,9 @@ func (h *TwoFactor) pendingSession(r *http.Request, now time.Time) (*store.Sessi
 		}
 		if err != nil {
 			return err
+		}
+		if !h.honours(u, s) {
+			return errNoSession
 		}
 		sess, user = s, u
 		return nil
@@ -215,14 +218,16 @@ func (h *TwoFactor) pendingSession(r *http.Request, now time.Time) (*store.Sessi
 	return sess, user, err
 }
 
-// userExists reports whether name may still sign in: it is declared in
-// the config or managed in the database.
-func (h *TwoFactor) userExists(tx store.Tx, name string) bool {
-	if _, ok := h.accounts[name]; ok {
-		return true
+// honours reports whether this config honours the session s of user u:
+// u is declared in the config, or managed in the database, with the
+// password hash s was opened with. A site that shares the store but
+// declares the user with another password, or a password changed since,
+// does not.
+func (h *TwoFactor) honours(u *store.User, s *store.Session) bool {
+	if a, ok := h.accounts[u.Name]; ok {
+		return a.credential.is(s.Credential)
 	}
-	u, err := tx.User(name)
-	return err == nil && u.PasswordHash != ""
+	return u.PasswordHash != "" && credentialOf(u.PasswordHash).is(s.Credential)
 }
 
 // newSession stores a new session for user and returns its token.

@@ -23,9 +23,13 @@ import (
 //
 // Records written as JSON by earlier versions start with '{' and are still
 // read; they are rewritten in the binary form the next time they are put.
+//
+// Session format 0x02 adds the credential at the end; 0x01 sessions are
+// read with none, so they no longer let anyone in (see Session.Credential).
 const (
-	sessionFormat byte = 0x01
-	userFormat    byte = 0x01
+	sessionFormatV1 byte = 0x01
+	sessionFormat   byte = 0x02
+	userFormat      byte = 0x01
 )
 
 // Records that cannot be decoded.
@@ -101,7 +105,7 @@ func decodeUser(raw []byte, u *User) error {
 // and is not part of it).
 func encodeSession(s *Session) []byte {
 	n := 1 + 1 + 4*(2*binary.MaxVarintLen64)
-	for _, f := range []int{len(s.User), len(s.UserSessionID), len(s.Method), len(s.Next), len(s.PendingSecret), len(s.ClientIP), len(s.UserAgent)} {
+	for _, f := range []int{len(s.User), len(s.UserSessionID), len(s.Method), len(s.Next), len(s.PendingSecret), len(s.ClientIP), len(s.UserAgent), len(s.Credential)} {
 		n += binary.MaxVarintLen64 + f
 	}
 	b := make([]byte, 0, n)
@@ -117,7 +121,8 @@ func encodeSession(s *Session) []byte {
 	b = appendString(b, s.Next)
 	b = appendBytes(b, s.PendingSecret)
 	b = appendString(b, s.ClientIP)
-	return appendBytes(b, packAgent(s.UserAgent))
+	b = appendBytes(b, packAgent(s.UserAgent))
+	return appendBytes(b, s.Credential)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -147,7 +152,7 @@ func decodeSession(raw []byte, s *Session) error {
 	if len(raw) > 0 && raw[0] == '{' {
 		return json.Unmarshal(raw, s)
 	}
-	if len(raw) == 0 || raw[0] != sessionFormat {
+	if len(raw) == 0 || (raw[0] != sessionFormat && raw[0] != sessionFormatV1) {
 		return errCorruptSession
 	}
 	d := decoder{raw: raw[1:]}
@@ -163,6 +168,9 @@ func decodeSession(raw []byte, s *Session) error {
 	s.PendingSecret = d.bytes()
 	s.ClientIP = d.string()
 	s.UserAgent = d.agent(d.next())
+	if raw[0] == sessionFormat {
+		s.Credential = d.bytes()
+	}
 	if d.bad || len(d.raw) != 0 {
 		return errCorruptSession
 	}

@@ -108,13 +108,36 @@ func TestCodecRejectsCorruptRecords(t *testing.T) {
 	for name, raw := range map[string][]byte{
 		"trailing bytes":       append(encodeSession(&s), 0),
 		"unknown format":       append([]byte{0x7f}, rawS[1:]...),
-		"unknown fragment":     append(encodeSession(&Session{User: "a"})[:len(encodeSession(&Session{User: "a"}))-1], 1, 0x1f),
-		"escape at the end":    append(encodeSession(&Session{User: "a"})[:len(encodeSession(&Session{User: "a"}))-1], 1, 0),
+		"unknown fragment":     withAgent(encodeSession(&Session{User: "a"}), 0x1f),
+		"escape at the end":    withAgent(encodeSession(&Session{User: "a"}), 0),
 		"nanoseconds too many": {sessionFormat, 1, 'a', 2, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 	} {
 		if err := decodeSession(raw, new(Session)); !errors.Is(err, errCorruptSession) {
 			t.Errorf("%s: %v, want errCorruptSession", name, err)
 		}
+	}
+}
+
+// withAgent replaces the empty packed User-Agent of raw, a session with no
+// credential, by the one byte b.
+func withAgent(raw []byte, b byte) []byte {
+	// raw ends with the agent's length (0) and the credential's (0).
+	return append(raw[:len(raw)-2:len(raw)-2], 1, b, 0)
+}
+
+func TestCodecReadsFirstFormatSessionsWithoutCredential(t *testing.T) {
+	s := Session{User: "alice", Stage: StageFull, Credential: []byte("0123456789abcdef")}
+	raw := encodeSession(&s)
+	v1 := append([]byte{sessionFormatV1}, raw[1:len(raw)-1-len(s.Credential)]...)
+	var got Session
+	if err := decodeSession(v1, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.User != "alice" || got.Credential != nil {
+		t.Fatalf("first-format session decoded as %+v", got)
+	}
+	if err := decodeSession(raw, &got); err != nil || string(got.Credential) != "0123456789abcdef" {
+		t.Fatalf("credential lost: %q, %v", got.Credential, err)
 	}
 }
 

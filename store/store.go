@@ -131,6 +131,11 @@ type Session struct {
 	PendingSecret []byte `json:"ps,omitempty"`
 	ClientIP      string `json:"ip,omitempty"`
 	UserAgent     string `json:"ua,omitempty"`
+	// Credential identifies the password hash the session was opened with
+	// (a digest of it). A session is valid only where its user still has
+	// that hash: a site that shares the store but declares the user with
+	// another password, or a changed password, does not honour it.
+	Credential []byte `json:"cr,omitempty"`
 }
 
 // Attempts counts failed sign-in attempts for one account or client.

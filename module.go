@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.uber.org/zap"
 	"golang.org/x/text/unicode/norm"
@@ -80,7 +81,9 @@ type TwoFactor struct {
 	// site block's addresses. In JSON, set site or db.
 	Site string `json:"site,omitempty"`
 
-	// The issuer shown in authenticator apps. Default: the site's host name.
+	// The issuer shown in authenticator apps, at most 100 bytes (it goes
+	// into the QR code twice). Default: the host name the user signs in on,
+	// or "Caddy" when that is longer.
 	Issuer string `json:"issuer,omitempty"`
 
 	// The users who may sign in, with password hashes from
@@ -360,6 +363,9 @@ func (h *TwoFactor) Validate() error {
 	}
 	if h.AttemptWindow > caddy.Duration(maxAttemptWindow) || h.Lockout > caddy.Duration(maxAttemptWindow) {
 		return fmt.Errorf("attempt_window and lockout must be at most %s", maxAttemptWindow)
+	}
+	if len(h.Issuer) > maxIssuerLength || strings.ContainsFunc(h.Issuer, unicode.IsControl) {
+		return fmt.Errorf("issuer must be at most %d bytes with no control characters", maxIssuerLength)
 	}
 	switch strings.ToLower(h.SameSite) {
 	case "lax", "strict":

@@ -435,9 +435,13 @@ func (h *TwoFactor) renderSetup(w http.ResponseWriter, r *http.Request, status i
 	if err != nil {
 		return caddyhttpError(err)
 	}
-	png, err := qrcode.Encode(uri, qrcode.Medium, 256)
-	if err != nil {
-		return caddyhttpError(err)
+	// The key is on the page whatever happens; a QR code that cannot be
+	// made (a URI too long for one) leaves the page without it, not broken.
+	var qr template.URL
+	if png, err := qrcode.Encode(uri, qrcode.Medium, 256); err != nil {
+		h.logger.Warn("two-factor setup page shown without a QR code", zap.Int("uri_length", len(uri)), zap.Error(err))
+	} else {
+		qr = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))
 	}
 	encoded := totp.EncodeSecret(secret)
 	data := pageData{
@@ -447,7 +451,7 @@ func (h *TwoFactor) renderSetup(w http.ResponseWriter, r *http.Request, status i
 		Issuer:        issuer,
 		Secret:        encoded,
 		SecretGrouped: totp.GroupSecret(encoded),
-		QR:            template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png)),
+		QR:            qr,
 		Error:         msg,
 	}
 	if sess.Stage == store.StageFull { // from the account page
@@ -456,8 +460,14 @@ func (h *TwoFactor) renderSetup(w http.ResponseWriter, r *http.Request, status i
 	return h.render(w, status, "setup", data)
 }
 
+// maxIssuerLength bounds the issuer, which the provisioning URI carries
+// twice: with a user name of at most 128 bytes the URI always fits in a
+// QR code.
+const maxIssuerLength = 100
+
 // issuer names the site in authenticator apps: the configured issuer, or
-// the host the user signed in on.
+// the host the user signed in on (which the client sends, so it is
+// bounded like a configured one).
 func (h *TwoFactor) issuer(r *http.Request) string {
 	if h.Issuer != "" {
 		return h.Issuer
@@ -466,7 +476,7 @@ func (h *TwoFactor) issuer(r *http.Request) string {
 	if hst, _, err := net.SplitHostPort(host); err == nil {
 		host = hst
 	}
-	if host == "" {
+	if host == "" || len(host) > maxIssuerLength {
 		return "Caddy"
 	}
 	return host

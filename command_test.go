@@ -1,12 +1,14 @@
 package twofactor
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -565,4 +567,116 @@ func TestCommandHashesLikeTheConfigUsers(t *testing.T) {
 	if !warned {
 		t.Errorf("no warning about yves's hash in\n%s", logs)
 	}
+}
+
+// TestCommandOverAUnixSocket runs Caddy (cmd/caddy, in its own process)
+// with its admin endpoint on a unix socket that only its user may open, as
+// docs/operations.md advises, and manages users through that socket.
+func TestCommandOverAUnixSocket(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds cmd/caddy; skipped with -short")
+	}
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "admin.sock")
+	port := freePort()
+	config := filepath.Join(dir, "Caddyfile")
+	caddyfile := fmt.Sprintf(`{
+	admin unix/%s|0600
+	persist_config off
+	storage file_system %s
+}
+http://localhost:%d {
+	two_factor {
+		db %s
+		user alice %s
+	}
+	respond "inside"
+}
+`, socket, filepath.Join(dir, "storage"), port, filepath.Join(dir, "2fa.db"), testHash())
+	if err := os.WriteFile(config, []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startCaddyProcess(t, buildCaddy(t), dir, config)
+
+	info, err := os.Stat(socket)
+	if err != nil || info.Mode()&os.ModeSocket == 0 || info.Mode().Perm() != 0o600 {
+		t.Fatalf("admin socket %s: %v, %v; want a socket of mode 0600", socket, info.Mode(), err)
+	}
+	for name, address := range map[string]string{"path": "unix/" + socket, "path and mode": "unix/" + socket + "|0600"} {
+		t.Run(name, func(t *testing.T) {
+			run := func(stdin string, args ...string) cliRun {
+				t.Helper()
+				return twoFactorCommand(t, stdin, append(args, "--address", address)...)
+			}
+			run(testPassword+"\n", "add-user", "zoe", "--password-file", "-").mustSucceed(t)
+			users := usersOf(t, run)
+			if users["alice"].DefinedIn != definedInConfig || users["zoe"].DefinedIn != definedInDatabase {
+				t.Fatalf("users over the socket: %+v", users)
+			}
+			b := newBrowser(t)
+			b.base = fmt.Sprintf("http://localhost:%d", port)
+			if r := b.login("zoe", testPassword, "/"); r.status != http.StatusSeeOther {
+				t.Fatalf("zoe signs in: %d", r.status)
+			}
+			run("", "remove-user", "zoe").mustSucceed(t)
+		})
+	}
+
+	// The address in the Caddyfile, as `caddy reload --config` finds it.
+	out := twoFactorCommand(t, "", "users", "--config", config, "--json").mustSucceed(t)
+	if !strings.Contains(out.stdout, `"name": "alice"`) {
+		t.Errorf("users through --config: %s", out.stdout)
+	}
+	// A socket nobody listens on is a Caddy that is not running.
+	nowhere := "unix/" + filepath.Join(dir, "none.sock")
+	if code := twoFactorCommand(t, "", "users", "--address", nowhere, "--json").refusal(t); code != codeNotRunning {
+		t.Errorf("no socket: code %q, want %q", code, codeNotRunning)
+	}
+}
+
+// buildCaddy builds cmd/caddy into a temporary directory.
+func buildCaddy(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "caddy")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/caddy")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatalf("building cmd/caddy: %v", err)
+	}
+	return bin
+}
+
+// startCaddyProcess runs `caddy run` on config with its home in dir, and
+// returns once Caddy serves it; the process is killed when the test ends.
+func startCaddyProcess(t *testing.T, bin, dir, config string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, "run", "--config", config, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	// Caddy logs "serving initial configuration" once it listens.
+	ready := make(chan struct{})
+	go func() {
+		scanner := bufio.NewScanner(stderr)
+		for scanner.Scan() {
+			if strings.Contains(scanner.Text(), "serving initial configuration") {
+				close(ready)
+				break
+			}
+		}
+		for scanner.Scan() { // keep the pipe drained
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatal("caddy did not start")
+	}
+	return cmd
 }

@@ -441,7 +441,7 @@ func hashClassOrigin(from string) string {
 	case hashClassFromDatabase:
 		return "like the users already in this database"
 	}
-	return "Caddy's argon2id defaults, as the config declares no users"
+	return "Caddy's argon2id defaults, as no user's hash sets another"
 }
 
 // definedIn says where the password of a user comes from, or "" if name

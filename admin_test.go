@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 )
 
 // These tests call the admin API of the test Caddy over HTTP.
@@ -64,6 +66,7 @@ func TestAdminAPIListsUsers(t *testing.T) {
 func TestAdminAPIRefusals(t *testing.T) {
 	site := startSite(t, siteConfig{matcher: "/admin/*"})
 	hash := testHash()
+	argon2 := string(caddyauth.Argon2idHash{}.FakeHash())
 	for _, tc := range []struct {
 		method, path, body string
 		status             int
@@ -73,6 +76,7 @@ func TestAdminAPIRefusals(t *testing.T) {
 		{"DELETE", "/two_factor/users/alice", "", 409, codeDefinedInConfig},
 		{"POST", "/two_factor/users", `{"name":"alice","password_hash":"` + hash + `"}`, 409, codeDefinedInConfig},
 		{"POST", "/two_factor/users", `{"name":"zoe","password_hash":"hunter2"}`, 400, codeBadRequest},
+		{"POST", "/two_factor/users", `{"name":"zoe","password_hash":"` + argon2 + `"}`, 409, codeHashClass},
 		{"POST", "/two_factor/users", `{"name":"","password_hash":"` + hash + `"}`, 400, codeBadRequest},
 		{"PUT", "/two_factor/users/alice/password", `{"password_hash":"` + hash + `"}`, 409, codeDefinedInConfig},
 		{"GET", "/two_factor/users?db=" + url.QueryEscape(site.db+".other"), "", 404, codeNotOpen},
@@ -185,5 +189,39 @@ http://localhost:%d {
 	// The running config still serves, with zoe from the database.
 	if r := newBrowser(t).login("zoe", testPassword, "/admin/"); r.status != http.StatusSeeOther {
 		t.Fatalf("zoe after the refused reload: %d", r.status)
+	}
+}
+
+// TestAdminAPIHashClass: the API says which hash class new passwords need
+// (the config's users'), refuses another with a clear message, and takes
+// one only when the caller insists, with a warning in the answer.
+func TestAdminAPIHashClass(t *testing.T) {
+	startSite(t, siteConfig{matcher: "/admin/*"})
+	status, body := adminCall(t, http.MethodGet, "/two_factor/hash_class", "")
+	if want := `{"db":`; status != http.StatusOK || !strings.HasPrefix(body, want) ||
+		!strings.Contains(body, `"hash_class":{"algorithm":"bcrypt","cost":4},"hash_class_from":"config"`) {
+		t.Fatalf("GET hash_class: %d %s", status, body)
+	}
+
+	argon2 := string(caddyauth.Argon2idHash{}.FakeHash())
+	for _, tc := range []struct {
+		name, method, path, body string
+		status                   int
+		say                      string
+	}{
+		{"bcrypt of the config's cost", "POST", "/two_factor/users", `{"name":"zoe","password_hash":"` + testHash() + `"}`, 201, ""},
+		{"argon2id", "PUT", "/two_factor/users/zoe/password", `{"password_hash":"` + argon2 + `"}`, 409,
+			"the password hash is argon2id m=47104,t=1,p=1 with a 32-byte key, but unknown user names are checked against bcrypt cost 4 (like the config's first user)"},
+		{"argon2id, insisting", "PUT", "/two_factor/users/zoe/password", `{"password_hash":"` + argon2 + `","other_hash_class":true}`, 200,
+			`"warning":"the password hash is argon2id`},
+		{"bcrypt of another cost, insisting", "POST", "/two_factor/users", `{"name":"yves","password_hash":"` + string(caddyauth.BcryptHash{}.FakeHash()) + `","other_hash_class":true}`, 201,
+			"the password hash is bcrypt cost 14"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := adminCall(t, tc.method, tc.path, tc.body)
+			if status != tc.status || !strings.Contains(body, tc.say) {
+				t.Errorf("got %d %s, want %d saying %q", status, body, tc.status, tc.say)
+			}
+		})
 	}
 }

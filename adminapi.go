@@ -28,6 +28,7 @@ const adminBase = "/two_factor/"
 // ?db=<absolute path> to choose a database when several are open:
 //
 //	GET    /two_factor/users                       list users
+//	GET    /two_factor/hash_class                  the hash class new passwords must have
 //	POST   /two_factor/users                       add a user: {"name", "password_hash"}
 //	PUT    /two_factor/users/<name>/password       change a password: {"password_hash"}
 //	DELETE /two_factor/users/<name>                remove a user
@@ -36,7 +37,9 @@ const adminBase = "/two_factor/"
 //	POST   /two_factor/users/<name>/unlock         clear failed attempts
 //
 // Answers are JSON (see adminResult); a refusal is {"error", "code"} with
-// a 4xx status.
+// a 4xx status. Passwords never travel here, only hashes, and a hash must
+// be of the class the config checks unknown names against (see
+// checkHashClass) unless the body says "other_hash_class": true.
 type adminAPI struct {
 	logger *zap.Logger
 	now    func() time.Time
@@ -92,7 +95,7 @@ func refusalStatus(code string) int {
 	switch code {
 	case codeUnknownUser, codeNoDatabase, codeNotOpen:
 		return http.StatusNotFound
-	case codeUserExists, codeDefinedInConfig, codeChooseDatabase:
+	case codeUserExists, codeDefinedInConfig, codeChooseDatabase, codeHashClass:
 		return http.StatusConflict
 	}
 	return http.StatusBadRequest
@@ -102,6 +105,7 @@ func refusalStatus(code string) int {
 // the user name's segment is left empty.
 var adminRoutes = map[string]string{
 	"GET users":           actionUsers,
+	"GET hash_class":      actionHashClass,
 	"POST users":          actionAddUser,
 	"PUT users//password": actionPasswd,
 	"DELETE users/":       actionRemoveUser,
@@ -130,8 +134,9 @@ func parseAdminRequest(r *http.Request) (adminRequest, error) {
 	req.Action = action
 	if action == actionAddUser || action == actionPasswd {
 		var body struct {
-			Name         string `json:"name"`
-			PasswordHash string `json:"password_hash"`
+			Name           string `json:"name"`
+			PasswordHash   string `json:"password_hash"`
+			OtherHashClass bool   `json:"other_hash_class"`
 		}
 		dec := json.NewDecoder(io.LimitReader(r.Body, maxFormBytes))
 		dec.DisallowUnknownFields()
@@ -141,7 +146,7 @@ func parseAdminRequest(r *http.Request) (adminRequest, error) {
 		if action == actionAddUser {
 			req.Name = body.Name
 		}
-		req.PasswordHash = body.PasswordHash
+		req.PasswordHash, req.OtherHashClass = body.PasswordHash, body.OtherHashClass
 	}
 	return req, nil
 }

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,7 +24,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
@@ -53,9 +50,12 @@ running Caddy, so changes take effect at once:
 
 Passwords are read without echo from the terminal, or from --password-file
 (- for standard input), never from the command line, and are hashed here
-(argon2id by default) before they are sent.
+before they are sent: with the algorithm and cost of the config's users, so
+that the time a sign-in takes does not tell database users from the others
+or from unknown names, or with the --algorithm you name.
 
-The admin endpoint is --address, or the one in --config, or Caddy's default.
+The admin endpoint is --address, or the one in --config, or Caddy's default
+(localhost:2019); a unix socket is unix//path/to/admin.sock.
 When Caddy has several 2FA databases open, choose one with --db. When no
 running Caddy has the --db file open, the file is changed directly; this
 fails if another process holds it.
@@ -104,7 +104,7 @@ func (c cliCommand) cobraCommand() *cobra.Command {
 	}
 	if c.password {
 		cmd.Flags().String("password-file", "", "Read the password from the first line of this file (- for standard input)")
-		cmd.Flags().String("algorithm", "argon2id", "Hash algorithm: argon2id or bcrypt")
+		cmd.Flags().String("algorithm", "", "Hash algorithm, argon2id or bcrypt (default: the algorithm and cost of the config's users)")
 	}
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		return caddycmd.WrapCommandFuncForCobra(func(fl caddycmd.Flags) (int, error) {
@@ -129,10 +129,13 @@ type cli struct {
 	db           string
 	json         bool
 	passwordFile string
-	algorithm    string
-	stdin        io.Reader
-	stdout       io.Writer
-	stderr       io.Writer
+	// algorithm is the one --algorithm names, or "" for the config's.
+	algorithm string
+	// direct is set once the command acts on the --db file itself.
+	direct bool
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
 	// logger writes the audit line of an action done without Caddy.
 	logger *zap.Logger
 	now    func() time.Time
@@ -199,26 +202,65 @@ func (c *cli) do() (adminResult, error) {
 		}
 	}
 	if c.action == actionAddUser || c.action == actionPasswd {
-		if c.algorithm != "argon2id" && c.algorithm != "bcrypt" {
-			return adminResult{}, refuse(codeBadRequest, "unknown hash algorithm %q: use argon2id or bcrypt", c.algorithm)
-		}
-		password, err := c.readPassword()
-		if err != nil {
+		var err error
+		if req.PasswordHash, req.OtherHashClass, err = c.newPasswordHash(); err != nil {
 			return adminResult{}, err
 		}
-		if req.PasswordHash, err = hashPassword(c.algorithm, password); err != nil {
-			return adminResult{}, err
-		}
+	}
+	return c.send(req)
+}
+
+// send carries out req through the admin API or, when no running Caddy has
+// the --db file open, on the file itself.
+func (c *cli) send(req adminRequest) (adminResult, error) {
+	if c.direct {
+		return c.offline(req)
 	}
 	res, err := c.request(req)
 	switch errorCode(err) {
 	case codeNotRunning, codeNoDatabase, codeNotOpen, codeNoAdminAPI:
 		if c.db != "" {
 			fmt.Fprintf(c.stderr, "%v\nChanging %s directly.\n", err, c.db)
+			c.direct = true
 			return c.offline(req)
 		}
 	}
 	return res, err
+}
+
+// newPasswordHash reads a new password and hashes it with the class the
+// server reports (the config's users' algorithm and cost), or with the
+// algorithm of --algorithm. other is set when that is not the server's.
+func (c *cli) newPasswordHash() (hash string, other bool, err error) {
+	if c.algorithm != "" && c.algorithm != algorithmArgon2id && c.algorithm != algorithmBcrypt {
+		return "", false, refuse(codeBadRequest, "unknown hash algorithm %q: use argon2id or bcrypt", c.algorithm)
+	}
+	res, err := c.send(adminRequest{Action: actionHashClass})
+	if err != nil {
+		return "", false, err
+	}
+	if res.HashClass == nil {
+		return "", false, fmt.Errorf("caddy at %s did not say which password hash its config uses", c.address)
+	}
+	class := *res.HashClass
+	switch {
+	case c.algorithm != "" && c.algorithm != class.Algorithm:
+		want := class
+		if class, err = defaultHashClass(c.algorithm); err != nil {
+			return "", false, err
+		}
+		other = true
+		fmt.Fprintf(c.stderr, "Hashing with %s as asked, but unknown user names are checked against %s (%s): the time a sign-in takes will tell this user from them.\n",
+			class, want, hashClassOrigin(res.HashClassFrom))
+	case res.HashClassFrom != hashClassFromConfig:
+		fmt.Fprintf(c.stderr, "Hashing with %s: %s.\n", class, hashClassOrigin(res.HashClassFrom))
+	}
+	password, err := c.readPassword(class)
+	if err != nil {
+		return "", false, err
+	}
+	hash, err = hashPassword(class, password)
+	return hash, other, err
 }
 
 // request sends req to the admin API.
@@ -229,9 +271,12 @@ func (c *cli) request(req adminRequest) (adminResult, error) {
 	}
 	var body io.Reader
 	if req.PasswordHash != "" {
-		fields := map[string]string{"password_hash": req.PasswordHash}
+		fields := map[string]any{"password_hash": req.PasswordHash}
 		if req.Action == actionAddUser {
 			fields["name"] = req.Name
+		}
+		if req.OtherHashClass {
+			fields["other_hash_class"] = true
 		}
 		raw, err := json.Marshal(fields)
 		if err != nil {
@@ -240,6 +285,9 @@ func (c *cli) request(req adminRequest) (adminResult, error) {
 		body = bytes.NewReader(raw)
 	}
 	resp, err := adminDo(c.address, method, path, body)
+	if opErr, ok := errors.AsType[*net.OpError](err); ok && opErr.Op == "dial" && errors.Is(err, os.ErrPermission) {
+		return adminResult{}, refuse(codeNoAccess, "may not connect to Caddy's admin socket %s: %v (run the command as the user Caddy runs as, or let a group in with the socket's permission bits, as in unix//run/caddy/admin.sock|0220)", c.address, opErr.Err)
+	}
 	if opErr, ok := errors.AsType[*net.OpError](err); ok && opErr.Op == "dial" {
 		return adminResult{}, refuse(codeNotRunning, "no Caddy is answering at %s (is it running, and is that its admin endpoint? see --address): %v", c.address, opErr.Err)
 	}
@@ -287,7 +335,11 @@ func adminPath(req adminRequest) (method, path string) {
 }
 
 // adminDo sends a request to Caddy's admin endpoint at address, over TCP
-// or a unix socket, as `caddy reload` does.
+// or a unix socket ("unix//run/caddy/admin.sock", with or without
+// permission bits "|0200"), as `caddy reload` and `caddy stop` do. It
+// mirrors caddycmd.AdminAPIRequest, which cannot be called here: it turns
+// a refusal into a plain error string and a dial error into text, and the
+// command needs the refusal's JSON and to know that nobody answered.
 func adminDo(address, method, uri string, body io.Reader) (*http.Response, error) {
 	addr, err := caddy.ParseNetworkAddress(address)
 	if err != nil || addr.PortRangeSize() > 1 {
@@ -295,7 +347,9 @@ func adminDo(address, method, uri string, body io.Reader) (*http.Response, error
 	}
 	origin, dial := "http://"+addr.JoinHostPort(0), addr.JoinHostPort(0)
 	if addr.IsUnixNetwork() {
-		// The host is a placeholder; the socket path may carry permission bits.
+		// The host is a placeholder (Caddy's admin endpoint accepts it on a
+		// socket); the socket path may carry permission bits, which are
+		// for Caddy's listener, not part of the path.
 		origin = "http://127.0.0.1"
 		dial, _, _ = strings.Cut(addr.Host, "|")
 	}
@@ -405,9 +459,9 @@ func (c *cli) printUsers(res adminResult) error {
 	return tw.Flush()
 }
 
-// readPassword reads a new password from --password-file or, without
-// echo, from the terminal.
-func (c *cli) readPassword() ([]byte, error) {
+// readPassword reads a new password, to be hashed into class, from
+// --password-file or, without echo, from the terminal.
+func (c *cli) readPassword(class hashClass) ([]byte, error) {
 	var (
 		password []byte
 		err      error
@@ -436,7 +490,7 @@ func (c *cli) readPassword() ([]byte, error) {
 		return nil, refuse(codeBadRequest, "the password is empty")
 	case len(password) > maxPasswordBytes:
 		return nil, refuse(codeBadRequest, "the password is longer than %d bytes", maxPasswordBytes)
-	case c.algorithm == "bcrypt" && len(password) > bcryptMaxBytes:
+	case class.Algorithm == algorithmBcrypt && len(password) > bcryptMaxBytes:
 		return nil, refuse(codeBadRequest, "bcrypt reads only %d bytes of a password: use argon2id, or a shorter password", bcryptMaxBytes)
 	}
 	return password, nil
@@ -486,31 +540,4 @@ func firstLine(r io.Reader) ([]byte, error) {
 	}
 	line = bytes.TrimSuffix(line, []byte("\n"))
 	return bytes.TrimSuffix(line, []byte("\r")), nil
-}
-
-// hashPassword hashes with Caddy's hash modules, as `caddy hash-password`
-// does with its default parameters.
-func hashPassword(algorithm string, password []byte) (string, error) {
-	switch algorithm {
-	case "argon2id":
-		// Argon2idHash keeps its parameters unexported, and sets them only
-		// when it decodes a hash: decode Caddy's own fake hash (made by
-		// `caddy hash-password --algorithm argon2id`) with a fresh salt.
-		salt := make([]byte, 16)
-		if _, err := rand.Read(salt); err != nil {
-			return "", err
-		}
-		parts := strings.Split(string(caddyauth.Argon2idHash{}.FakeHash()), "$")
-		parts[4] = base64.RawStdEncoding.EncodeToString(salt)
-		params, _, err := caddyauth.DecodeHash([]byte(strings.Join(parts, "$")))
-		if err != nil {
-			return "", fmt.Errorf("argon2id parameters: %w", err)
-		}
-		hash, err := params.Hash(password)
-		return string(hash), err
-	case "bcrypt":
-		hash, err := caddyauth.BcryptHash{}.Hash(password)
-		return string(hash), err
-	}
-	return "", fmt.Errorf("unknown hash algorithm %q: use argon2id or bcrypt", algorithm)
 }

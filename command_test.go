@@ -1,12 +1,14 @@
 package twofactor
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,9 +17,11 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+	"golang.org/x/crypto/bcrypt"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+
+	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
 // These tests run `caddy two-factor` in this process, through the cobra
@@ -289,6 +293,11 @@ func TestCommandChangesTheFileWhenCaddyIsStopped(t *testing.T) {
 	if !strings.Contains(out.stderr, "Changing "+site.db+" directly") {
 		t.Errorf("no word of changing the file directly: %q", out.stderr)
 	}
+	// Caddy is stopped, but the config that last had the file open left
+	// its users' hash class there.
+	if !strings.Contains(out.stderr, "Hashing with bcrypt cost 4: like the first user of the config that last opened this database") {
+		t.Errorf("no word of the hash class: %q", out.stderr)
+	}
 	missing := filepath.Join(t.TempDir(), "none.db")
 	if code := twoFactorCommand(t, "", "users", "--address", adminAddress(), "--db", missing, "--json").refusal(t); code != codeNotOpen {
 		t.Errorf("a missing file: code %q", code)
@@ -300,6 +309,9 @@ func TestCommandChangesTheFileWhenCaddyIsStopped(t *testing.T) {
 	startSite(t, siteConfig{matcher: "/admin/*", db: site.db})
 	if zoe := usersOf(t, cliFor(t))["zoe"]; zoe.DefinedIn != definedInDatabase {
 		t.Fatalf("zoe after restart: %+v", zoe)
+	}
+	if stored, fakes := storedHashClass(t, site.db, "zoe"); len(fakes) != 1 || stored != fakes[0] {
+		t.Errorf("zoe's hash is %v, unknown names are checked against %v", stored, fakes)
 	}
 	newBrowser(t).enroll("zoe")
 }
@@ -426,8 +438,8 @@ func TestCommandAuditsWithoutSecrets(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	c := &cli{
 		action: actionAddUser, name: "zoe", address: fmt.Sprintf("localhost:%d", freePort()), db: site.db,
-		passwordFile: passwordFile(t, testPassword), algorithm: "argon2id",
-		stdout: new(bytes.Buffer), stderr: new(bytes.Buffer), logger: zap.New(core), now: time.Now,
+		passwordFile: passwordFile(t, testPassword),
+		stdout:       new(bytes.Buffer), stderr: new(bytes.Buffer), logger: zap.New(core), now: time.Now,
 	}
 	if code, err := c.run(); code != 0 || err != nil {
 		t.Fatalf("add-user: %d %v", code, err)
@@ -443,43 +455,6 @@ func TestCommandAuditsWithoutSecrets(t *testing.T) {
 	if line := fmt.Sprint(fields); strings.Contains(line, "argon2") || strings.Contains(line, testPassword) {
 		t.Errorf("audit line shows the password or its hash: %s", line)
 	}
-}
-
-func TestHashPassword(t *testing.T) {
-	a, err := hashPassword("argon2id", []byte(testPassword))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The parameters of `caddy hash-password --algorithm argon2id`.
-	if !strings.HasPrefix(a, "$argon2id$v=19$m=47104,t=1,p=1$") {
-		t.Errorf("argon2id hash %q", a)
-	}
-	if ok, err := (caddyauth.Argon2idHash{}).Compare([]byte(a), []byte(testPassword)); !ok || err != nil {
-		t.Errorf("caddy's argon2id module refuses the hash: %v", err)
-	}
-	if acct, err := newAccount(a); err != nil || acct.check(testPassword+"!") {
-		t.Errorf("the hash takes a wrong password (%v)", err)
-	}
-	if b, _ := hashPassword("argon2id", []byte(testPassword)); b == a || b[:len(b)-43] == a[:len(a)-43] {
-		t.Error("two hashes of one password share their salt")
-	}
-
-	if _, err := hashPassword("md5", []byte(testPassword)); err == nil {
-		t.Error("md5 accepted")
-	}
-
-	t.Run("bcrypt", func(t *testing.T) {
-		if testing.Short() {
-			t.Skip("bcrypt at Caddy's default cost takes seconds under -race")
-		}
-		b, err := hashPassword("bcrypt", []byte(testPassword))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := newAccount(b); err != nil || !strings.HasPrefix(b, "$2a$14$") {
-			t.Errorf("bcrypt hash %q: %v", b, err)
-		}
-	})
 }
 
 func TestAdminPathEscapesNames(t *testing.T) {
@@ -499,4 +474,209 @@ func TestAdminPathEscapesNames(t *testing.T) {
 			t.Errorf("%q: parsed back as %+v, %v", name, req, err)
 		}
 	}
+}
+
+// storedHashClass returns the class of name's password hash in the
+// database at path, which the test Caddy has open, and the classes the
+// configs on it check unknown names against.
+func storedHashClass(t *testing.T, path, name string) (stored hashClass, fakes []hashClass) {
+	t.Helper()
+	db, err := findDatabase(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.store.View(func(tx store.Tx) error {
+		u, err := tx.User(name)
+		if err == nil {
+			stored, err = classOf(u.PasswordHash)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("%s's hash: %v", name, err)
+	}
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	for h := range db.configs {
+		fakes = append(fakes, h.fakeAccount.class)
+	}
+	return stored, fakes
+}
+
+// TestCommandHashesLikeTheConfigUsers: a database user's hash is of the
+// class unknown names are checked against (the config's users' algorithm
+// and cost), so the time a sign-in takes tells nothing; an algorithm the
+// operator names is used as named, with a warning.
+func TestCommandHashesLikeTheConfigUsers(t *testing.T) {
+	bcrypt4 := hashClass{Algorithm: algorithmBcrypt, Cost: bcrypt.MinCost}
+	argon2Default, _ := defaultHashClass(algorithmArgon2id)
+	dir := t.TempDir()
+	first, second := filepath.Join(dir, "first.db"), filepath.Join(dir, "second.db")
+	loadCaddyfile(t, twoSites(first, second)) // bcrypt users on first, none on second
+	run := cliFor(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want hashClass
+		warn bool
+	}{
+		{"config of bcrypt users", []string{"add-user", "zoe", "--db", first}, bcrypt4, false},
+		{"passwd keeps the class", []string{"passwd", "zoe", "--db", first}, bcrypt4, false},
+		{"the config's algorithm named", []string{"passwd", "zoe", "--db", first, "--algorithm", "bcrypt"}, bcrypt4, false},
+		{"another algorithm named", []string{"add-user", "yves", "--db", first, "--algorithm", "argon2id"}, argon2Default, true},
+		{"config without users", []string{"add-user", "xavier", "--db", second}, argon2Default, false},
+		{"its algorithm named", []string{"add-user", "wanda", "--db", second, "--algorithm", "argon2id"}, argon2Default, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := run(testPassword+"\n", append(tc.args, "--password-file", "-")...).mustSucceed(t)
+			db, name := tc.args[3], tc.args[1]
+			stored, fakes := storedHashClass(t, db, name)
+			if stored != tc.want {
+				t.Errorf("%s's hash is %v, want %v", name, stored, tc.want)
+			}
+			parity := len(fakes) == 1 && fakes[0] == stored
+			if parity == tc.warn {
+				t.Errorf("unknown names are checked against %v, %s's hash is %v", fakes, name, stored)
+			}
+			if warned := strings.Contains(out.stderr, "will tell this user from them"); warned != tc.warn {
+				t.Errorf("warned: %v, want %v; stderr %q", warned, tc.warn, out.stderr)
+			}
+		})
+	}
+	if r := newBrowser(t).login("zoe", testPassword, "/"); r.status != http.StatusSeeOther {
+		t.Fatalf("zoe's bcrypt hash does not sign her in: %d", r.status)
+	}
+
+	// The next config that opens the database names the user whose hash
+	// timing tells apart.
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	startSite(t, siteConfig{db: first, logFile: logFile})
+	logs, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned bool
+	for line := range strings.Lines(string(logs)) {
+		if strings.Contains(line, "2FA database users have password hashes of another algorithm or cost") {
+			warned = true
+			if !strings.Contains(line, `"users":["yves"]`) {
+				t.Errorf("warning names other users: %s", line)
+			}
+		}
+	}
+	if !warned {
+		t.Errorf("no warning about yves's hash in\n%s", logs)
+	}
+}
+
+// TestCommandOverAUnixSocket runs Caddy (cmd/caddy, in its own process)
+// with its admin endpoint on a unix socket that only its user may open, as
+// docs/operations.md advises, and manages users through that socket.
+func TestCommandOverAUnixSocket(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds cmd/caddy; skipped with -short")
+	}
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "admin.sock")
+	port := freePort()
+	config := filepath.Join(dir, "Caddyfile")
+	caddyfile := fmt.Sprintf(`{
+	admin unix/%s|0600
+	persist_config off
+	storage file_system %s
+}
+http://localhost:%d {
+	two_factor {
+		db %s
+		user alice %s
+	}
+	respond "inside"
+}
+`, socket, filepath.Join(dir, "storage"), port, filepath.Join(dir, "2fa.db"), testHash())
+	if err := os.WriteFile(config, []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startCaddyProcess(t, buildCaddy(t), dir, config)
+
+	info, err := os.Stat(socket)
+	if err != nil || info.Mode()&os.ModeSocket == 0 || info.Mode().Perm() != 0o600 {
+		t.Fatalf("admin socket %s: %v, %v; want a socket of mode 0600", socket, info.Mode(), err)
+	}
+	for name, address := range map[string]string{"path": "unix/" + socket, "path and mode": "unix/" + socket + "|0600"} {
+		t.Run(name, func(t *testing.T) {
+			run := func(stdin string, args ...string) cliRun {
+				t.Helper()
+				return twoFactorCommand(t, stdin, append(args, "--address", address)...)
+			}
+			run(testPassword+"\n", "add-user", "zoe", "--password-file", "-").mustSucceed(t)
+			users := usersOf(t, run)
+			if users["alice"].DefinedIn != definedInConfig || users["zoe"].DefinedIn != definedInDatabase {
+				t.Fatalf("users over the socket: %+v", users)
+			}
+			b := newBrowser(t)
+			b.base = fmt.Sprintf("http://localhost:%d", port)
+			if r := b.login("zoe", testPassword, "/"); r.status != http.StatusSeeOther {
+				t.Fatalf("zoe signs in: %d", r.status)
+			}
+			run("", "remove-user", "zoe").mustSucceed(t)
+		})
+	}
+
+	// The address in the Caddyfile, as `caddy reload --config` finds it.
+	out := twoFactorCommand(t, "", "users", "--config", config, "--json").mustSucceed(t)
+	if !strings.Contains(out.stdout, `"name": "alice"`) {
+		t.Errorf("users through --config: %s", out.stdout)
+	}
+	// A socket nobody listens on is a Caddy that is not running.
+	nowhere := "unix/" + filepath.Join(dir, "none.sock")
+	if code := twoFactorCommand(t, "", "users", "--address", nowhere, "--json").refusal(t); code != codeNotRunning {
+		t.Errorf("no socket: code %q, want %q", code, codeNotRunning)
+	}
+}
+
+// buildCaddy builds cmd/caddy into a temporary directory.
+func buildCaddy(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "caddy")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/caddy")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatalf("building cmd/caddy: %v", err)
+	}
+	return bin
+}
+
+// startCaddyProcess runs `caddy run` on config with its home in dir, and
+// returns once Caddy serves it; the process is killed when the test ends.
+func startCaddyProcess(t *testing.T, bin, dir, config string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, "run", "--config", config, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	// Caddy logs "serving initial configuration" once it listens.
+	ready := make(chan struct{})
+	go func() {
+		scanner := bufio.NewScanner(stderr)
+		for scanner.Scan() {
+			if strings.Contains(scanner.Text(), "serving initial configuration") {
+				close(ready)
+				break
+			}
+		}
+		for scanner.Scan() { // keep the pipe drained
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatal("caddy did not start")
+	}
+	return cmd
 }

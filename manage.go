@@ -1,6 +1,8 @@
 package twofactor
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -27,6 +29,9 @@ const (
 	actionReset      = "reset"
 	actionRevoke     = "revoke"
 	actionUnlock     = "unlock"
+	// actionHashClass asks which hash class new passwords must have; the
+	// command line asks it before add-user and passwd.
+	actionHashClass = "hash-class"
 )
 
 // Where a user's password comes from.
@@ -37,10 +42,13 @@ const (
 
 // adminRequest is one operator action. PasswordHash is set for add-user and
 // passwd only: passwords are hashed by the command line, never sent.
+// OtherHashClass says the operator chose the hash's algorithm knowing it is
+// not the class of the config's users (see checkHashClass).
 type adminRequest struct {
-	Action       string
-	Name         string
-	PasswordHash string
+	Action         string
+	Name           string
+	PasswordHash   string
+	OtherHashClass bool
 }
 
 // userInfo is what an operator sees of a user.
@@ -69,7 +77,32 @@ type adminResult struct {
 	User *userInfo `json:"user,omitempty"`
 	// SessionsEnded is set by the actions that end sessions.
 	SessionsEnded *int `json:"sessions_ended,omitempty"`
+	// HashClass is set by hash-class: the algorithm and cost a new
+	// password's hash must have, and HashClassFrom where that comes from
+	// (one of the hashClassFrom constants).
+	HashClass     *hashClass `json:"hash_class,omitempty"`
+	HashClassFrom string     `json:"hash_class_from,omitempty"`
+	// Warning says what the action, done as asked, gives away.
+	Warning string `json:"warning,omitempty"`
 }
+
+// Where the hash class of new passwords comes from.
+const (
+	// The users of the running config (of its first user).
+	hashClassFromConfig = "config"
+	// Offline: the config that last opened the database.
+	hashClassFromLastConfig = "last_config"
+	// Offline: the users already in the database.
+	hashClassFromDatabase = "database"
+	// No user to follow: Caddy's argon2id defaults, the fake hash of a
+	// config without users.
+	hashClassFromDefault = "default"
+)
+
+// metaHashClass names the meta record holding the hash class of the
+// configs that last opened the database, for the command line when no
+// Caddy has the file open.
+const metaHashClass = "hash_class"
 
 // Codes of adminError, stable for scripts.
 const (
@@ -83,6 +116,8 @@ const (
 	codeLocked          = "database_locked"
 	codeNotRunning      = "not_running"
 	codeNoAdminAPI      = "no_admin_api"
+	codeNoAccess        = "no_access"
+	codeHashClass       = "hash_class_mismatch"
 )
 
 // adminError is an action refused for a reason the operator can act on.
@@ -126,7 +161,82 @@ func (db *database) register(h *TwoFactor) error {
 		db.configs = make(map[*TwoFactor]struct{})
 	}
 	db.configs[h] = struct{}{}
+	db.checkHashClassesLocked(h.logger)
 	return nil
+}
+
+// configHashClasses are the hash classes the configs check unknown names
+// against: those of configs that declare users first (sorted), then the
+// default of configs that declare none. A new database user's hash should
+// be of the first; from says where it comes from.
+func configHashClasses(configs map[*TwoFactor]struct{}) (classes []hashClass, from string) {
+	var withUsers, without []hashClass
+	for h := range configs {
+		if len(h.accounts) > 0 {
+			withUsers = append(withUsers, h.fakeAccount.class)
+		} else {
+			without = append(without, h.fakeAccount.class)
+		}
+	}
+	byName := func(a, b hashClass) int { return strings.Compare(a.String(), b.String()) }
+	slices.SortFunc(withUsers, byName)
+	slices.SortFunc(without, byName)
+	for _, c := range append(withUsers, without...) {
+		if !slices.Contains(classes, c) {
+			classes = append(classes, c)
+		}
+	}
+	from = hashClassFromDefault
+	if len(withUsers) > 0 {
+		from = hashClassFromConfig
+	}
+	return classes, from
+}
+
+// checkHashClassesLocked warns of what lets sign-in timing tell database
+// users from unknown names: configs on the database that check unknown
+// names against hashes of different classes, and database users whose
+// hash is of none of them. It records the class for the command line to
+// use when no Caddy has the file open. The caller holds db.mu; logger is
+// the registering config's.
+func (db *database) checkHashClassesLocked(logger *zap.Logger) {
+	classes, _ := configHashClasses(db.configs)
+	if len(classes) > 1 {
+		names := make([]string, len(classes))
+		for i, c := range classes {
+			names[i] = c.String()
+		}
+		logger.Warn("configs on one 2FA database check unknown user names against password hashes of different algorithms or costs: "+
+			"a database user's hash is of one of them, so in the other configs the time a sign-in takes tells database users from unknown names; "+
+			"give the configs users hashed alike, or their own db (expected once during a reload that changes the users' hashes)",
+			zap.String("db", db.path), zap.Strings("hash_classes", names))
+	}
+	var (
+		others   []string
+		recorded bool
+	)
+	class, _ := json.Marshal(classes[0])
+	err := db.store.View(func(tx store.Tx) error {
+		old, err := tx.Meta(metaHashClass)
+		recorded = err == nil && bytes.Equal(old, class)
+		return tx.ForEachUser(func(u *store.User) error {
+			if a, err := newAccount(u.PasswordHash); err == nil && !slices.Contains(classes, a.class) {
+				others = append(others, u.Name)
+			}
+			return nil
+		})
+	})
+	if err == nil && !recorded {
+		err = db.store.Update(func(tx store.Tx) error { return tx.PutMeta(metaHashClass, class) })
+	}
+	if err != nil {
+		logger.Error("checking the password hashes of 2FA database users", zap.String("db", db.path), zap.Error(err))
+	}
+	if len(others) > 0 {
+		logger.Warn("2FA database users have password hashes of another algorithm or cost than the config's users: "+
+			"the time a sign-in takes tells them from unknown names; set their passwords again with `caddy two-factor passwd`, which matches the config",
+			zap.String("db", db.path), zap.String("hash_class", classes[0].String()), zap.Strings("users", others))
+	}
 }
 
 // unregister removes a handler added by register.
@@ -173,9 +283,16 @@ func (db *database) administer(req adminRequest, now time.Time) (adminResult, er
 	}
 	res := adminResult{DB: db.path, Action: req.Action}
 	v := db.viewLocked(now)
-	if req.Action == actionUsers {
+	switch req.Action {
+	case actionUsers:
 		users, err := v.list()
 		res.Users = users
+		return res, err
+	case actionHashClass:
+		classes, from, err := v.hashClasses()
+		if err == nil {
+			res.HashClass, res.HashClassFrom = &classes[0], from
+		}
 		return res, err
 	}
 
@@ -187,6 +304,11 @@ func (db *database) administer(req adminRequest, now time.Time) (adminResult, er
 		ended int
 		err   error
 	)
+	if req.Action == actionAddUser || req.Action == actionPasswd {
+		if res.Warning, err = v.checkHashClass(res.Name, req.PasswordHash, req.OtherHashClass); err != nil {
+			return res, err
+		}
+	}
 	switch req.Action {
 	case actionAddUser:
 		ended, err = v.addUser(res.Name, req.PasswordHash)
@@ -230,7 +352,11 @@ type adminView struct {
 	offline bool
 	// idle is the longest session_idle of the configs, zero if offline.
 	idle time.Duration
-	now  time.Time
+	// classes and classFrom are the configs' hash classes, as
+	// configHashClasses returns them; none if offline.
+	classes   []hashClass
+	classFrom string
+	now       time.Time
 }
 
 // viewLocked takes a view of db; the caller holds db.mu.
@@ -242,7 +368,80 @@ func (db *database) viewLocked(now time.Time) adminView {
 		}
 		v.idle = max(v.idle, time.Duration(h.SessionIdle))
 	}
+	v.classes, v.classFrom = configHashClasses(db.configs)
 	return v
+}
+
+// hashClasses returns the hash classes a new password's hash may have,
+// the one to use first, and where that comes from. Offline, the configs
+// are unknown: the class is the one recorded by the configs that last
+// opened the database, else that of its first user, else the default.
+func (v adminView) hashClasses() ([]hashClass, string, error) {
+	if !v.offline {
+		return v.classes, v.classFrom, nil
+	}
+	var (
+		class hashClass
+		from  string
+	)
+	err := v.db.store.View(func(tx store.Tx) error {
+		if raw, err := tx.Meta(metaHashClass); err == nil && json.Unmarshal(raw, &class) == nil && class.Algorithm != "" {
+			from = hashClassFromLastConfig
+			return nil
+		}
+		return tx.ForEachUser(func(u *store.User) error {
+			if a, err := newAccount(u.PasswordHash); err == nil && from == "" {
+				class, from = a.class, hashClassFromDatabase
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	if from == "" {
+		if class, err = defaultHashClass(algorithmArgon2id); err != nil {
+			return nil, "", err
+		}
+		from = hashClassFromDefault
+	}
+	return []hashClass{class}, from, nil
+}
+
+// checkHashClass refuses a hash of a class that unknown names are not
+// checked against, which would let the time a sign-in takes tell the user
+// from unknown names, unless the operator chose it knowingly (insist): it
+// then returns a warning for the answer and the audit log.
+func (v adminView) checkHashClass(name, hash string, insist bool) (warning string, err error) {
+	a, err := newAccount(hash)
+	if err != nil {
+		return "", refuse(codeBadRequest, "user %q: %v", name, err)
+	}
+	classes, from, err := v.hashClasses()
+	if err != nil || slices.Contains(classes, a.class) {
+		return "", err
+	}
+	if !insist {
+		return "", refuse(codeHashClass, "user %q: the password hash is %s, but unknown user names are checked against %s (%s), "+
+			"so the time a sign-in takes would tell this user from them; hash with %s (`caddy two-factor` does so by itself), "+
+			"or choose the algorithm knowingly (`--algorithm`; in the admin API, \"other_hash_class\": true)",
+			name, a.class, classes[0], hashClassOrigin(from), classes[0])
+	}
+	return fmt.Sprintf("the password hash is %s, but unknown user names are checked against %s (%s): the time a sign-in takes tells this user from them",
+		a.class, classes[0], hashClassOrigin(from)), nil
+}
+
+// hashClassOrigin says in words where a hash class comes from.
+func hashClassOrigin(from string) string {
+	switch from {
+	case hashClassFromConfig:
+		return "like the config's first user"
+	case hashClassFromLastConfig:
+		return "like the first user of the config that last opened this database"
+	case hashClassFromDatabase:
+		return "like the users already in this database"
+	}
+	return "Caddy's argon2id defaults, as no user's hash sets another"
 }
 
 // definedIn says where the password of a user comes from, or "" if name
@@ -368,10 +567,8 @@ func mustBeManaged(name, what string) func(*store.User, string) error {
 	}
 }
 
+// addUser adds name with a hash checked by checkHashClass.
 func (v adminView) addUser(name, hash string) (int, error) {
-	if _, err := newAccount(hash); err != nil {
-		return 0, refuse(codeBadRequest, "user %q: %v", name, err)
-	}
 	check := func(u *store.User, where string) error {
 		switch {
 		case v.declared[name]:
@@ -392,10 +589,8 @@ func (v adminView) addUser(name, hash string) (int, error) {
 	})
 }
 
+// passwd sets name's hash, checked by checkHashClass.
 func (v adminView) passwd(name, hash string) (int, error) {
-	if _, err := newAccount(hash); err != nil {
-		return 0, refuse(codeBadRequest, "user %q: %v", name, err)
-	}
 	return v.change(name, mustBeManaged(name, "change its password hash"), func(tx store.Tx, u *store.User) (int, error) {
 		u.PasswordHash = hash
 		if err := tx.PutUser(u); err != nil {
@@ -483,8 +678,12 @@ func (db *database) endSessions(tx store.Tx, user string, end func(*store.Sessio
 }
 
 // auditAdmin writes the one log line of an admin action. It never logs a
-// password hash.
+// password hash. Asking for the hash class reads nothing of the users and
+// is not logged.
 func auditAdmin(logger *zap.Logger, source string, req adminRequest, res adminResult, err error, fields ...zap.Field) {
+	if req.Action == actionHashClass {
+		return
+	}
 	fs := append([]zap.Field{
 		zap.String("event", "admin_"+strings.ReplaceAll(req.Action, "-", "_")),
 		zap.String("source", source),
@@ -496,13 +695,16 @@ func auditAdmin(logger *zap.Logger, source string, req adminRequest, res adminRe
 	if res.SessionsEnded != nil {
 		fs = append(fs, zap.Int("sessions_ended", *res.SessionsEnded))
 	}
-	if err != nil {
+	switch {
+	case err != nil:
 		fs = append(fs, zap.String("error", err.Error()))
 		if code := errorCode(err); code != "" {
 			fs = append(fs, zap.String("code", code))
 		}
 		logger.Warn("two-factor admin action refused", fs...)
-		return
+	case res.Warning != "":
+		logger.Warn("two-factor admin action", append(fs, zap.String("warning", res.Warning))...)
+	default:
+		logger.Info("two-factor admin action", fs...)
 	}
-	logger.Info("two-factor admin action", fs...)
 }

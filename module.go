@@ -25,6 +25,7 @@ import (
 	"html/template"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -303,23 +304,44 @@ func (h *TwoFactor) provisionAccounts(repl *caddy.Replacer) error {
 		}
 		h.accounts[name] = acct
 	}
-	if len(h.Users) > 0 {
-		// Unknown users are checked against a hash of the same algorithm and
-		// cost as a real user's, so the time taken does not tell who exists.
-		first := normalizeUsername(repl.ReplaceKnown(h.Users[0].Username, ""))
-		fake, err := fakeAccountLike(h.accounts[first])
-		if err != nil {
-			return err
-		}
-		h.fakeAccount = fake
-	} else {
-		fake, err := fakeAccountLike(account{})
-		if err != nil {
-			return err
-		}
-		h.fakeAccount = fake
+	// Unknown users are checked against a hash of the same class as a real
+	// user's, so the time taken does not tell who exists. Without users in
+	// the config, users come from `caddy two-factor add-user`, which hashes
+	// with the class the admin API reports: Caddy's argon2id defaults.
+	class, err := defaultHashClass(algorithmArgon2id)
+	if err != nil {
+		return err
 	}
-	return nil
+	if len(h.Users) > 0 {
+		first := normalizeUsername(repl.ReplaceKnown(h.Users[0].Username, ""))
+		class = h.accounts[first].class
+		h.warnMixedHashClasses()
+	}
+	h.fakeAccount, err = fakeAccount(class)
+	return err
+}
+
+// warnMixedHashClasses logs a warning when the config's users have hashes
+// of different classes: a sign-in then takes a time that tells a user of
+// one class from a user of another, and from unknown names.
+func (h *TwoFactor) warnMixedHashClasses() {
+	byClass := make(map[hashClass][]string)
+	for name, a := range h.accounts {
+		byClass[a.class] = append(byClass[a.class], name)
+	}
+	if len(byClass) < 2 {
+		return
+	}
+	groups := make([]string, 0, len(byClass))
+	for class, names := range byClass {
+		slices.Sort(names)
+		groups = append(groups, class.String()+": "+strings.Join(names, ", "))
+	}
+	slices.Sort(groups)
+	h.logger.Warn("the config's users have password hashes of different algorithms or costs: "+
+		"the time a sign-in takes can tell them apart, and from unknown names, which are checked like the first user; "+
+		"hash every password alike (same `caddy hash-password` flags)",
+		zap.Strings("hash_classes", groups))
 }
 
 func (h *TwoFactor) provisionSealer(repl *caddy.Replacer) error {

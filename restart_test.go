@@ -1,16 +1,13 @@
 package twofactor
 
 import (
-	"bufio"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // TestKilledServerLosesNothing runs the real binary (cmd/caddy) as its own
@@ -21,12 +18,7 @@ func TestKilledServerLosesNothing(t *testing.T) {
 		t.Skip("builds cmd/caddy; skipped with -short")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "caddy")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/caddy")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("building cmd/caddy: %v", err)
-	}
+	bin := buildCaddy(t)
 	port := freePort()
 	caddyfile := filepath.Join(dir, "Caddyfile")
 	config := fmt.Sprintf(`{
@@ -46,38 +38,7 @@ http://localhost:%d {
 		t.Fatal(err)
 	}
 
-	start := func() *exec.Cmd {
-		t.Helper()
-		cmd := exec.Command(bin, "run", "--config", caddyfile, "--adapter", "caddyfile")
-		cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
-		stderr, err := cmd.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		// Caddy logs "serving initial configuration" once it listens.
-		ready := make(chan struct{})
-		go func() {
-			scanner := bufio.NewScanner(stderr)
-			for scanner.Scan() {
-				if strings.Contains(scanner.Text(), "serving initial configuration") {
-					close(ready)
-					break
-				}
-			}
-			for scanner.Scan() { // keep the pipe drained
-			}
-		}()
-		select {
-		case <-ready:
-		case <-time.After(30 * time.Second):
-			t.Fatal("caddy did not start")
-		}
-		return cmd
-	}
+	start := func() *exec.Cmd { return startCaddyProcess(t, bin, dir, caddyfile) }
 
 	first := start()
 	b := newBrowser(t)

@@ -16,19 +16,16 @@ import (
 )
 
 // The account page, {path_prefix}/account, lets a signed-in user see their
-// enrollment and sessions, end sessions, and, after a step-up (a code
-// confirmed within stepUpWindow, sign-in included), replace their
-// authenticator or recovery codes.
-
-// stepUpWindow is how long after confirming a code a user may change
-// their authenticator or recovery codes.
-const stepUpWindow = 5 * time.Minute
+// enrollment and sessions, end sessions, and replace their authenticator
+// or recovery codes. Each replacement asks for a second factor in the same
+// form (a current code or a recovery code), checked and used up as at
+// sign-in: a script that runs in the user's browser on the same site (an
+// XSS in the application behind the gate) can read these pages and post
+// their forms, but cannot give a code it does not have.
 
 // accountNotices are the messages the account page shows after an action,
 // named by its done query parameter: never text from the request.
 var accountNotices = map[string]string{
-	"confirmed":     "Code confirmed. For the next few minutes you can replace your authenticator or make new recovery codes.",
-	"confirm":       "Confirm a code first: changing your authenticator or recovery codes needs a recent confirmation.",
 	"ended":         "That session is signed out.",
 	"others":        "You are signed out everywhere else.",
 	"authenticator": "Your new authenticator is active. You are signed out everywhere else.",
@@ -38,11 +35,7 @@ var accountNotices = map[string]string{
 type accountView struct {
 	EnrolledAt string
 	CodesLeft  int
-	// SteppedUp is set while the user may change their authenticator and
-	// recovery codes, until StepUpUntil.
-	SteppedUp   bool
-	StepUpUntil string
-	Sessions    []sessionView
+	Sessions   []sessionView
 	// Others counts the sessions other than the current one.
 	Others int
 }
@@ -60,13 +53,8 @@ type sessionView struct {
 	LastSeen  string
 }
 
-func steppedUp(s *store.Session, now time.Time) bool {
-	return !s.ConfirmedAt.IsZero() && now.Sub(s.ConfirmedAt) < stepUpWindow
-}
-
 // accountSession returns the request's signed-in session and its user,
-// read afresh from the store (the session's confirmation time changes on
-// this page).
+// read afresh from the store.
 func (h *TwoFactor) accountSession(r *http.Request, now time.Time) (*store.Session, *store.User, error) {
 	if _, err := h.fullSession(r, now); err != nil {
 		return nil, nil, err
@@ -123,13 +111,10 @@ func (h *TwoFactor) renderAccount(w http.ResponseWriter, status int, sess *store
 	if err != nil {
 		return caddyhttpError(err)
 	}
-	view := &accountView{SteppedUp: steppedUp(sess, now)}
+	view := &accountView{}
 	if u.TOTP != nil {
 		view.EnrolledAt = formatTime(u.TOTP.EnrolledAt)
 		view.CodesLeft = len(u.TOTP.RecoveryDigests)
-	}
-	if view.SteppedUp {
-		view.StepUpUntil = formatTime(sess.ConfirmedAt.Add(stepUpWindow))
 	}
 	// The current session first, then the most recently used.
 	slices.SortFunc(sessions, func(a, b *store.Session) int {
@@ -208,10 +193,8 @@ func (h *TwoFactor) withAccountForm(w http.ResponseWriter, r *http.Request, fn f
 func (h *TwoFactor) postAccount(w http.ResponseWriter, r *http.Request) error {
 	return h.withAccountForm(w, r, func(f accountForm) error {
 		switch f.Get("action") {
-		case "confirm":
-			return h.stepUp(w, r, f.sess, f.user, f.Get("code"), f.now)
 		case "codes":
-			return h.replaceRecoveryCodes(w, r, f.sess, f.now)
+			return h.replaceRecoveryCodes(w, r, f)
 		case "end":
 			ref := f.Get("session")
 			return h.endOwnSessions(w, r, f.sess, "session_ended", "ended", func(s *store.Session) bool { return h.sessionRef(s.Key) == ref })
@@ -222,16 +205,23 @@ func (h *TwoFactor) postAccount(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
-// stepUp checks a current code, with the sign-in's replay protection and
-// attempt limits, and records the confirmation in the session.
-func (h *TwoFactor) stepUp(w http.ResponseWriter, r *http.Request, sess *store.Session, u *store.User, input string, now time.Time) error {
+// withFreshFactor makes change, in one transaction, once input is a right
+// second factor of the signed-in user: a current code or a recovery code,
+// checked and used up as at sign-in, with the same attempt limits. When
+// the factor is malformed or wrong it answers with rerender, and when the
+// account may not try now with 429. The caller finishes the answer
+// unless answered is true; an error it gets is one of the store or of
+// change.
+func (h *TwoFactor) withFreshFactor(w http.ResponseWriter, r *http.Request, sess *store.Session, input, event string, now time.Time,
+	rerender func(status int, msg string) error, change func(tx store.Tx, s *store.Session, u *store.User) error,
+) (answered bool, err error) {
 	factor, ok := parseSecondFactor(input)
 	if !ok {
-		return h.renderAccount(w, http.StatusBadRequest, sess, u, now, "", msgConfirmFormat)
+		return true, rerender(http.StatusBadRequest, msgConfirmFormat)
 	}
-	attempt, err := h.beginAttempt(w, r, "step_up", sess.User, true, now)
+	attempt, err := h.beginAttempt(w, r, event, sess.User, true, now)
 	if attempt == nil {
-		return err
+		return true, err
 	}
 	defer h.release(attempt)
 	err = h.db.store.Update(func(tx store.Tx) error {
@@ -243,6 +233,9 @@ func (h *TwoFactor) stepUp(w http.ResponseWriter, r *http.Request, sess *store.S
 			return err
 		}
 		s.ConfirmedAt, s.Method = now, factor.method()
+		if err := change(tx, s, u); err != nil {
+			return err
+		}
 		if err := tx.PutUser(u); err != nil {
 			return err
 		}
@@ -250,16 +243,15 @@ func (h *TwoFactor) stepUp(w http.ResponseWriter, r *http.Request, sess *store.S
 	})
 	switch {
 	case errors.Is(err, errBadCode), errors.Is(err, errReplayedCode):
-		if err := h.codeFailed(r, attempt, "step_up_failed", sess.User, factor.method(), err); err != nil {
-			return caddyhttpError(err)
+		if err := h.codeFailed(r, attempt, event+"_failed", sess.User, factor.method(), err); err != nil {
+			return true, caddyhttpError(err)
 		}
-		return h.renderAccount(w, http.StatusUnauthorized, sess, u, now, "", msgBadCode)
+		return true, rerender(http.StatusUnauthorized, msgBadCode)
 	case err != nil:
-		return h.toSignIn(w, err)
+		return false, err
 	}
 	h.signedIn(attempt)
-	h.audit(r, "step_up", sess.User, "", zap.String("method", factor.method()))
-	return h.accountDone(w, "confirmed")
+	return false, nil
 }
 
 // fullRecords reads a signed-in session and its enrolled user in tx, or
@@ -276,38 +268,27 @@ func fullRecords(tx store.Tx, key store.SessionKey) (*store.Session, *store.User
 	return s, u, nil
 }
 
-// errStepUpNeeded refuses a change made too long after the last
-// confirmation.
-var errStepUpNeeded = errors.New("step-up needed")
-
-func (h *TwoFactor) replaceRecoveryCodes(w http.ResponseWriter, r *http.Request, sess *store.Session, now time.Time) error {
+func (h *TwoFactor) replaceRecoveryCodes(w http.ResponseWriter, r *http.Request, f accountForm) error {
 	var codes []string
-	err := h.db.store.Update(func(tx store.Tx) error {
-		s, u, err := fullRecords(tx, sess.Key)
-		if err != nil {
+	answered, err := h.withFreshFactor(w, r, f.sess, f.Get("code"), "recovery_codes", f.now,
+		func(status int, msg string) error { return h.renderAccount(w, status, f.sess, f.user, f.now, "", msg) },
+		func(_ store.Tx, _ *store.Session, u *store.User) error {
+			var err error
+			codes, u.TOTP.RecoveryDigests, err = recovery.Generate(h.RecoveryCodes)
 			return err
-		}
-		if !steppedUp(s, now) {
-			return errStepUpNeeded
-		}
-		codes, u.TOTP.RecoveryDigests, err = recovery.Generate(h.RecoveryCodes)
-		if err != nil {
-			return err
-		}
-		return tx.PutUser(u)
-	})
-	switch {
-	case errors.Is(err, errStepUpNeeded):
-		return h.accountDone(w, "confirm")
-	case err != nil:
+		})
+	if answered {
+		return err
+	}
+	if err != nil {
 		return h.toSignIn(w, err)
 	}
-	h.audit(r, "recovery_codes_replaced", sess.User, "")
+	h.audit(r, "recovery_codes_replaced", f.sess.User, "")
 	return h.render(w, http.StatusOK, "recovery", pageData{
 		Title:         "Your new recovery codes",
-		Username:      sess.User,
+		Username:      f.sess.User,
 		RecoveryCodes: codes,
-		CodesFile:     codesFile(h.issuer(r), sess.User, codes),
+		CodesFile:     codesFile(h.issuer(r), f.sess.User, codes),
 		Next:          h.page("account"),
 	})
 }
@@ -330,16 +311,16 @@ func (h *TwoFactor) endOwnSessions(w http.ResponseWriter, r *http.Request, sess 
 
 // ---- replacing the authenticator ----
 
+// getAuthenticator shows a new secret to replace the user's authenticator
+// with. Each visit makes a new one, so a secret read by someone else (a
+// script on the same site) is never the one the user goes on to activate.
 func (h *TwoFactor) getAuthenticator(w http.ResponseWriter, r *http.Request) error {
 	now := h.now()
 	sess, _, err := h.accountSession(r, now)
 	if err != nil {
 		return h.toSignIn(w, err)
 	}
-	if !steppedUp(sess, now) {
-		return h.accountDone(w, "confirm")
-	}
-	secret, err := h.pendingSecret(sess)
+	secret, err := h.pendingSecret(sess, true)
 	if err != nil {
 		return caddyhttpError(err)
 	}
@@ -348,51 +329,56 @@ func (h *TwoFactor) getAuthenticator(w http.ResponseWriter, r *http.Request) err
 
 func (h *TwoFactor) postAuthenticator(w http.ResponseWriter, r *http.Request) error {
 	return h.withAccountForm(w, r, func(f accountForm) error {
-		return h.replaceAuthenticator(w, r, f.sess, f.Get("code"), f.now)
+		return h.replaceAuthenticator(w, r, f)
 	})
 }
 
+// errSecretReplaced refuses the activation of a secret that another visit
+// of the page has replaced meanwhile.
+var errSecretReplaced = errors.New("pending secret replaced")
+
 // replaceAuthenticator activates the authenticator set up in the session
-// once input is a code of it, and ends the user's other sessions.
-func (h *TwoFactor) replaceAuthenticator(w http.ResponseWriter, r *http.Request, sess *store.Session, input string, now time.Time) error {
-	if !steppedUp(sess, now) || sess.PendingSecret == nil {
-		return h.accountDone(w, "confirm")
+// once the form has a code of it and a current second factor, and ends
+// the user's other sessions.
+func (h *TwoFactor) replaceAuthenticator(w http.ResponseWriter, r *http.Request, f accountForm) error {
+	sess := f.sess
+	if sess.PendingSecret == nil {
+		return redirectTo(w, h.page("account/authenticator"))
 	}
-	step, attempt, err := h.checkNewSecret(w, r, sess, input, "reenroll", now)
+	step, attempt, err := h.checkNewSecret(w, r, sess, f.Get("code"), "reenroll", f.now)
 	if attempt == nil {
 		return err
 	}
-	defer h.release(attempt)
-
+	// The new code was right: that attempt is settled, and the current
+	// factor is checked as an attempt of its own.
+	h.release(attempt)
+	secret, err := h.sealer.Open(sess.PendingSecret, sess.User)
+	if err != nil {
+		return caddyhttpError(err)
+	}
 	var ended int
-	err = h.db.store.Update(func(tx store.Tx) error {
-		s, u, err := fullRecords(tx, sess.Key)
-		if err != nil {
+	answered, err := h.withFreshFactor(w, r, sess, f.Get("current"), "reenroll", f.now,
+		func(status int, msg string) error { return h.renderSetup(w, r, status, sess, secret, msg) },
+		func(tx store.Tx, s *store.Session, u *store.User) error {
+			if !bytes.Equal(s.PendingSecret, sess.PendingSecret) {
+				return errSecretReplaced // replaced in another tab meanwhile
+			}
+			// The recovery codes stay: they are not tied to the authenticator.
+			u.TOTP = &store.Enrollment{Secret: s.PendingSecret, LastStep: step, RecoveryDigests: u.TOTP.RecoveryDigests, EnrolledAt: f.now}
+			s.PendingSecret = nil
+			// Sessions opened with the old authenticator end.
+			var err error
+			ended, err = h.db.endSessions(tx, u.Name, func(o *store.Session) bool { return o.Key != s.Key })
 			return err
-		}
-		if !bytes.Equal(s.PendingSecret, sess.PendingSecret) {
-			return errStepUpNeeded // replaced in another tab meanwhile
-		}
-		// The recovery codes stay: they are not tied to the authenticator.
-		u.TOTP = &store.Enrollment{Secret: s.PendingSecret, LastStep: step, RecoveryDigests: u.TOTP.RecoveryDigests, EnrolledAt: now}
-		s.PendingSecret = nil
-		if err := tx.PutUser(u); err != nil {
-			return err
-		}
-		if err := tx.PutSession(s); err != nil {
-			return err
-		}
-		// Sessions opened with the old authenticator end.
-		ended, err = h.db.endSessions(tx, u.Name, func(o *store.Session) bool { return o.Key != s.Key })
-		return err
-	})
+		})
 	switch {
-	case errors.Is(err, errStepUpNeeded):
-		return h.accountDone(w, "confirm")
+	case answered:
+		return err
+	case errors.Is(err, errSecretReplaced):
+		return redirectTo(w, h.page("account/authenticator"))
 	case err != nil:
 		return h.toSignIn(w, err)
 	}
-	h.signedIn(attempt)
 	h.audit(r, "authenticator_replaced", sess.User, "", zap.Int("sessions_ended", ended))
 	return h.accountDone(w, "authenticator")
 }

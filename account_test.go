@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// The account page, against the test Caddy (and, for the step-up window,
+// The account page, against the test Caddy (and, for attempt counting,
 // the handler with an injected clock).
 
 const (
@@ -229,8 +229,8 @@ func TestAccountFormsNeedCSRFAndSameOrigin(t *testing.T) {
 func TestAccountNewRecoveryCodes(t *testing.T) {
 	startSite(t, siteConfig{matcher: "/admin/*"})
 	b := newBrowser(t)
-	_, oldCodes := b.enroll("grace")
-	page := b.accountAction("codes")
+	secret, oldCodes := b.enroll("grace")
+	page := b.accountAction("codes", "code", b.code("grace", secret))
 	if page.status != http.StatusOK {
 		t.Fatalf("new codes: %d\n%s", page.status, page.body)
 	}
@@ -273,11 +273,14 @@ func TestAccountReplaceAuthenticator(t *testing.T) {
 		t.Fatal(err)
 	}
 	csrf := laptop.csrfFrom(page)
+	replace := func(current, code string) response {
+		return laptop.post("/_2fa/account/authenticator", url.Values{"csrf": {csrf}, "current": {current}, "code": {code}})
+	}
 	// A code of the old authenticator does not activate the new one.
-	if r := laptop.post("/_2fa/account/authenticator", url.Values{"csrf": {csrf}, "code": {laptop.code("heidi", oldSecret)}}); r.status != http.StatusUnauthorized {
+	if r := replace(codes[1], laptop.code("heidi", oldSecret)); r.status != http.StatusUnauthorized {
 		t.Fatalf("old code accepted for the new authenticator: %d", r.status)
 	}
-	wantRedirect(t, laptop.post("/_2fa/account/authenticator", url.Values{"csrf": {csrf}, "code": {laptop.code("heidi", newSecret)}}), "/_2fa/account?done=authenticator")
+	wantRedirect(t, replace(codes[1], laptop.code("heidi", newSecret)), "/_2fa/account?done=authenticator")
 
 	if r := phone.get("/admin/"); r.status != http.StatusFound {
 		t.Fatalf("the other session survived the new authenticator: %d", r.status)
@@ -296,68 +299,76 @@ func TestAccountReplaceAuthenticator(t *testing.T) {
 	recovered := newBrowser(t)
 	recovered.login("heidi", testPassword, "/admin/")
 	wantRedirect(t, recovered.confirm(codes[0]), "/admin/")
-	// The pending secret is gone: the page makes a new one.
-	if again := laptop.get("/_2fa/account/authenticator"); strings.Contains(again.body, m[1]) {
+	// The pending secret is gone: the page makes a new one, each time.
+	again := laptop.get("/_2fa/account/authenticator")
+	if strings.Contains(again.body, m[1]) {
 		t.Error("the used secret is offered again")
 	}
+	if third := laptop.get("/_2fa/account/authenticator"); secretPattern.FindStringSubmatch(third.body)[1] == secretPattern.FindStringSubmatch(again.body)[1] {
+		t.Error("the page showed the same new secret twice: a script that read it once would know the one activated")
+	}
 }
 
-func TestAccountStepUp(t *testing.T) {
-	s := newClockSite(t, nil)
-	b := s.browser(t)
+// TestAttackSameSiteScriptCannotChangeTheSecondFactor plays a script of the
+// application behind the gate (an XSS there): it has the user's cookies
+// and reads the account pages' tokens, right after the user signed in, but
+// has no code. It can replace neither the recovery codes nor the
+// authenticator; with a code, the user can, once per code.
+func TestAttackSameSiteScriptCannotChangeTheSecondFactor(t *testing.T) {
+	startSite(t, siteConfig{matcher: "/admin/*"})
+	b := newBrowser(t)
 	secret, codes := b.enroll("ivan")
 
-	s.clock.Advance(stepUpWindow + time.Minute)
-	page := b.account()
-	if !strings.Contains(page.body, `id="step-up"`) || strings.Contains(page.body, `id="replace-authenticator"`) {
-		t.Fatalf("no step-up form %s after sign-in:\n%s", stepUpWindow, page.body)
+	for name, fields := range map[string][]string{"no code": nil, "wrong code": {"code", "000000"}, "malformed": {"code", "x"}} {
+		r := b.accountAction("codes", fields...)
+		if r.status != http.StatusBadRequest && r.status != http.StatusUnauthorized {
+			t.Errorf("new recovery codes with %s: %d", name, r.status)
+		}
+		if recoveryPattern.MatchString(r.body) {
+			t.Fatalf("new recovery codes with %s", name)
+		}
 	}
-	wantRedirect(t, b.accountAction("codes"), "/_2fa/account?done=confirm")
-	wantRedirect(t, b.get("/_2fa/account/authenticator"), "/_2fa/account?done=confirm")
+	page := b.get("/_2fa/account/authenticator")
+	newSecret, err := totpDecode(secretPattern.FindStringSubmatch(page.body)[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The script knows the new secret it just read, but no current code.
+	form := url.Values{"csrf": {b.csrfFrom(page)}, "code": {b.code("ivan", newSecret)}}
+	if r := b.post("/_2fa/account/authenticator", form); r.status != http.StatusBadRequest {
+		t.Fatalf("authenticator replaced without a current code: %d", r.status)
+	}
+	form.Set("current", "000000")
+	form.Set("code", b.code("ivan", newSecret))
+	if r := b.post("/_2fa/account/authenticator", form); r.status != http.StatusUnauthorized {
+		t.Fatalf("authenticator replaced with a wrong current code: %d", r.status)
+	}
+	if r := b.get("/admin/"); r.status != http.StatusOK {
+		t.Fatalf("the failed attempts signed the user out: %d", r.status)
+	}
 
-	if r := b.accountAction("confirm", "code", "000000"); r.status != http.StatusUnauthorized || !strings.Contains(r.body, msgBadCode) {
-		t.Fatalf("wrong code: %d", r.status)
-	}
+	// The user, with codes: each works once, a recovery code too.
 	code := b.code("ivan", secret)
-	wantRedirect(t, b.accountAction("confirm", "code", code), "/_2fa/account?done=confirmed")
-	if page := b.get("/_2fa/account?done=confirmed"); !strings.Contains(page.body, `id="replace-authenticator"`) || !strings.Contains(page.body, accountNotices["confirmed"]) {
-		t.Fatalf("no changes offered after step-up:\n%s", page.body)
+	if r := b.accountAction("codes", "code", code); r.status != http.StatusOK || !recoveryPattern.MatchString(r.body) {
+		t.Fatalf("new codes with a right code: %d", r.status)
 	}
-	// Each code works once, here as at sign-in.
-	if r := b.accountAction("confirm", "code", code); r.status != http.StatusUnauthorized {
-		t.Fatalf("replayed code accepted: %d", r.status)
+	if r := b.accountAction("codes", "code", code); r.status != http.StatusUnauthorized {
+		t.Fatalf("a code replaced the recovery codes twice: %d", r.status)
 	}
-	r := b.accountAction("codes")
-	newCodes := recoveryPattern.FindAllStringSubmatch(r.body, -1)
-	if r.status != http.StatusOK || len(newCodes) != DefaultRecoveryCodes {
-		t.Fatalf("new codes after step-up: %d", r.status)
-	}
-
-	// A recovery code steps up too, once; a replaced one does not.
-	s.clock.Advance(stepUpWindow)
-	wantRedirect(t, b.accountAction("codes"), "/_2fa/account?done=confirm")
-	if r := b.accountAction("confirm", "code", codes[0]); r.status != http.StatusUnauthorized {
-		t.Fatalf("a replaced recovery code stepped up: %d", r.status)
-	}
-	wantRedirect(t, b.accountAction("confirm", "code", newCodes[0][1]), "/_2fa/account?done=confirmed")
-	if page := b.account(); !strings.Contains(page.body, `<dd id="codes-left">9</dd>`) {
-		t.Errorf("the recovery code was not used up:\n%s", page.body)
-	}
-	if r := b.accountAction("confirm", "code", newCodes[0][1]); r.status != http.StatusUnauthorized {
-		t.Fatalf("a recovery code stepped up twice: %d", r.status)
+	if r := b.accountAction("codes", "code", codes[0]); r.status != http.StatusUnauthorized {
+		t.Fatalf("a recovery code replaced by the new ones still works: %d", r.status)
 	}
 }
 
-func TestAccountStepUpCountsFailures(t *testing.T) {
+func TestAccountChangesCountFailures(t *testing.T) {
 	s := newClockSite(t, nil)
 	b := s.browser(t)
 	b.enroll("judy")
-	s.clock.Advance(stepUpWindow)
 	for range DefaultMaxAttempts {
-		b.accountAction("confirm", "code", "000000")
+		b.accountAction("codes", "code", "000000")
 	}
-	if r := b.accountAction("confirm", "code", "000000"); r.status != http.StatusTooManyRequests {
-		t.Fatalf("step-up not locked after %d failures: %d", DefaultMaxAttempts, r.status)
+	if r := b.accountAction("codes", "code", "000000"); r.status != http.StatusTooManyRequests {
+		t.Fatalf("account changes not locked after %d failures: %d", DefaultMaxAttempts, r.status)
 	}
 	// The lock is the account's: sign-in is locked too.
 	if r := s.browser(t).login("judy", testPassword, "/app"); r.status != http.StatusTooManyRequests {

@@ -457,26 +457,87 @@ func TestAttackSecurityHeadersOnEveryPage(t *testing.T) {
 		"not found": b.get("/_2fa/nope"),
 		"logout":    b.get("/_2fa/logout"),
 	}
+	pages["405"] = b.do(newRequest(t, http.MethodPut, b.base+"/_2fa/login", ""))
+	pages["413"] = b.post("/_2fa/login", url.Values{"pad": {strings.Repeat("x", maxFormBytes)}})
 	b.login("erin", testPassword, "/")
 	pages["setup"] = b.get("/_2fa/setup")
 	pages["bad code"] = b.post("/_2fa/setup", url.Values{"csrf": {b.csrfFrom(pages["setup"])}, "code": {"12"}})
 	pages["forged"] = b.post("/_2fa/setup", nil)
+	secret := mustDecodeSecret(t, pages["setup"].body)
+	pages["recovery"] = b.post("/_2fa/setup", url.Values{"csrf": {b.csrfFrom(pages["setup"])}, "code": {b.code("erin", secret)}})
+	pages["account"] = b.get("/_2fa/account")
+	pages["replace authenticator"] = b.get("/_2fa/account/authenticator")
+	again := newBrowser(t)
+	again.login("erin", testPassword, "/")
+	pages["confirm"] = again.get("/_2fa/confirm")
+	for range DefaultMaxAttempts {
+		again.login("dave", "wrong", "/")
+	}
+	pages["429 locked"] = again.login("dave", "wrong", "/")
+	if pages["429 locked"].status != http.StatusTooManyRequests || pages["recovery"].status != http.StatusOK || pages["405"].status != http.StatusMethodNotAllowed || pages["413"].status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("pages not reached: locked %d, recovery %d, 405 %d, 413 %d", pages["429 locked"].status, pages["recovery"].status, pages["405"].status, pages["413"].status)
+	}
+	nonces := map[string]bool{}
 	for name, r := range pages {
 		csp := r.header.Get("Content-Security-Policy")
-		if !strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") {
+		m := regexp.MustCompile(`script-src 'nonce-([A-Za-z0-9]{16,})';`).FindStringSubmatch(csp)
+		if !strings.Contains(csp, "frame-ancestors 'none'") || m == nil || strings.Contains(csp, "'self'; form") || strings.Contains(csp, "unsafe-inline") {
 			t.Errorf("%s: CSP %q", name, csp)
+			continue
 		}
-		for header, want := range map[string]string{
-			"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
-		} {
-			if got := r.header.Get(header); got != want {
-				t.Errorf("%s: %s %q, want %q", name, header, got, want)
-			}
+		// The page's only script carries the nonce; every page has its own.
+		if !strings.Contains(r.body, `<script nonce="`+m[1]+`" src="/_2fa/static/app.js`) || nonces[m[1]] {
+			t.Errorf("%s: script without this page's own nonce %q", name, m[1])
 		}
+		nonces[m[1]] = true
+		wantPageHeaders(t, name, r.header, "no-store")
 		if regexp.MustCompile(`<script>|\son[a-z]+=|style="`).MatchString(r.body) {
 			t.Errorf("%s: inline script or style in the page", name)
 		}
 	}
+	for _, asset := range []string{"/_2fa/static/app.js", "/_2fa/static/style.css"} {
+		r := b.get(asset)
+		if csp := r.header.Get("Content-Security-Policy"); r.status != http.StatusOK || !strings.Contains(csp, "sandbox") || !strings.HasPrefix(csp, "default-src 'none'") {
+			t.Errorf("%s: %d, CSP %q", asset, r.status, csp)
+		}
+		if got := r.header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s: X-Content-Type-Options %q", asset, got)
+		}
+	}
+}
+
+// wantPageHeaders checks the headers every page of the module has.
+func wantPageHeaders(t *testing.T, name string, hdr http.Header, cacheControl string) {
+	t.Helper()
+	for header, want := range map[string]string{
+		"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "Cache-Control": cacheControl, "X-Content-Type-Options": "nosniff",
+	} {
+		if got := hdr.Get(header); got != want {
+			t.Errorf("%s: %s %q, want %q", name, header, got, want)
+		}
+	}
+}
+
+func mustDecodeSecret(t *testing.T, page string) []byte {
+	t.Helper()
+	m := secretPattern.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no secret on the page:\n%s", page)
+	}
+	secret, err := totpDecode(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+func newRequest(t *testing.T, method, target, body string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, target, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
 }
 
 func TestAttackReflectedValuesAreEscaped(t *testing.T) {

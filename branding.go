@@ -174,19 +174,32 @@ func parseTemplates(dir string, b brand) (*template.Template, error) {
 	if _, err := t.ParseFiles(files...); err != nil {
 		return nil, fmt.Errorf("templates_dir %s: %w", dir, err)
 	}
-	sample := samplePage(b)
-	for _, page := range t.Templates() {
-		if !strings.HasSuffix(page.Name(), ".html") {
-			continue
-		}
-		if err := page.Execute(io.Discard, sample); err != nil {
-			return nil, fmt.Errorf("templates_dir %s: rendering %s: %w", dir, page.Name(), err)
+	for _, sample := range samplePages(b) {
+		for _, page := range t.Templates() {
+			if !strings.HasSuffix(page.Name(), ".html") {
+				continue
+			}
+			if err := page.Execute(io.Discard, sample); err != nil {
+				return nil, fmt.Errorf("templates_dir %s: rendering %s: %w", dir, page.Name(), err)
+			}
 		}
 	}
 	return t, nil
 }
 
-// samplePage is page data with every field set, for checking templates.
+// samplePages are page data with every field set, and with every switch
+// of the pages turned the other way (and the optional parts left out), for
+// checking templates: a template fails only in the branches it runs.
+func samplePages(b brand) []pageData {
+	full := samplePage(b)
+	other := full
+	other.Error, other.Notice, other.QR, other.Next = "", "", "", ""
+	other.SignedIn, other.AccountLink, other.Reenroll = false, false, true
+	other.Account = &accountView{}
+	return []pageData{full, other}
+}
+
+// samplePage is page data with every field set.
 func samplePage(b brand) pageData {
 	return pageData{
 		Title:         "Sign in",
@@ -203,7 +216,19 @@ func samplePage(b brand) pageData {
 		CodesFile:     "data:text/plain;charset=utf-8;base64,",
 		RetryAfter:    "1 minute",
 		SignedIn:      true,
-		Brand:         b,
+		AccountLink:   true,
+		Notice:        accountNotices["ended"],
+		Account: &accountView{
+			EnrolledAt: "1 Mar 2026 09:00 UTC",
+			CodesLeft:  9,
+			Sessions: []sessionView{
+				{Ref: "ref", Current: true, Device: "Firefox on Linux", UserAgent: "Mozilla/5.0", ClientIP: "192.0.2.1", Created: "1 Mar 2026 09:00 UTC", LastSeen: "1 Mar 2026 09:05 UTC"},
+				{Ref: "ref2", Pending: true, Device: "Safari on iPhone", UserAgent: "Mozilla/5.0", ClientIP: "2001:db8::1", Created: "1 Mar 2026 09:01 UTC", LastSeen: "1 Mar 2026 09:01 UTC"},
+			},
+			Others: 1,
+		},
+		Brand: b,
+		Nonce: "nonce",
 	}
 }
 

@@ -144,6 +144,12 @@ func TestBrandingConfigErrors(t *testing.T) {
 			"rendering login.html: template: login.html:1:23: executing \"login.html\" at <.Nmae>: can't evaluate field Nmae"},
 		{"unknown template", func(h *TwoFactor) { h.TemplatesDir = templates(`{{template "header" .}}`) },
 			`no such template "header"`},
+		{"unknown field of the account page", func(h *TwoFactor) {
+			h.TemplatesDir = writeFiles(t, map[string]string{"account.html": `{{template "head" .}}{{with .Account}}{{range .Sessions}}{{.Browser}}{{end}}{{end}}{{template "foot" .}}`})
+		}, "can't evaluate field Browser"},
+		{"unknown field in a branch the full sample skips", func(h *TwoFactor) {
+			h.TemplatesDir = writeFiles(t, map[string]string{"setup.html": `{{template "head" .}}{{if not .QR}}{{.QRFallback}}{{end}}{{template "foot" .}}`})
+		}, "can't evaluate field QRFallback"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &TwoFactor{DB: filepath.Join(t.TempDir(), "two_factor.db")}

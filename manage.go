@@ -501,11 +501,14 @@ func (v adminView) info(tx store.Tx, name string) (userInfo, error) {
 	if err != nil {
 		return info, err
 	}
-	a, err := tx.Attempts(accountKey(name))
-	switch {
-	case err == nil && v.now.Before(a.LockedUntil):
-		info.LockedUntil = a.LockedUntil
-	case err != nil && !errors.Is(err, store.ErrNotFound):
+	// Locked from everywhere, or from one network: the lock that ends last.
+	err = tx.ForEachAttempts(accountKey(name), func(key string, a *store.Attempts) error {
+		if (key == accountKey(name) || strings.HasPrefix(key, pairKey(name, ""))) && a.LockedUntil.After(v.now) && a.LockedUntil.After(info.LockedUntil) {
+			info.LockedUntil = a.LockedUntil
+		}
+		return nil
+	})
+	if err != nil {
 		return info, err
 	}
 	if u == nil {

@@ -380,7 +380,7 @@ func (h *TwoFactor) getSetup(w http.ResponseWriter, r *http.Request) error {
 	if user.TOTP != nil {
 		return redirectTo(w, h.page("confirm"))
 	}
-	secret, err := h.pendingSecret(sess)
+	secret, err := h.pendingSecret(sess, false)
 	if err != nil {
 		return caddyhttpError(err)
 	}
@@ -396,10 +396,11 @@ func (h *TwoFactor) noPending(w http.ResponseWriter, err error) error {
 }
 
 // pendingSecret returns the secret being set up in sess, creating it on
-// first use. It is kept, sealed, in the session, so reloading the page shows
-// the same secret and the form never carries it.
-func (h *TwoFactor) pendingSecret(sess *store.Session) ([]byte, error) {
-	if sess.PendingSecret == nil {
+// first use, or always when replace is set. It is kept, sealed, in the
+// session, so the form never carries it (and, at first setup, reloading the
+// page shows the same secret).
+func (h *TwoFactor) pendingSecret(sess *store.Session, replace bool) ([]byte, error) {
+	if sess.PendingSecret == nil || replace {
 		fresh, err := totp.NewSecret()
 		if err != nil {
 			return nil, err
@@ -413,7 +414,7 @@ func (h *TwoFactor) pendingSecret(sess *store.Session) ([]byte, error) {
 			if err != nil {
 				return err
 			}
-			if s.PendingSecret == nil { // another tab may have won
+			if s.PendingSecret == nil || replace { // another tab may have won
 				s.PendingSecret = sealed
 				if err := tx.PutSession(s); err != nil {
 					return err

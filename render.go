@@ -2,6 +2,7 @@ package twofactor
 
 import (
 	"bytes"
+	"crypto/rand"
 	"embed"
 	"html/template"
 	"net/http"
@@ -54,6 +55,10 @@ type pageData struct {
 
 	// Brand is the site's branding, set by render.
 	Brand brand
+	// Nonce is the page's script nonce, set by render: the pages'
+	// Content-Security-Policy runs only scripts that carry it, so no other
+	// script of the same site (the application's own) runs on them.
+	Nonce string
 }
 
 // render writes a page with the module's security headers. Templates run
@@ -61,6 +66,7 @@ type pageData struct {
 func (h *TwoFactor) render(w http.ResponseWriter, status int, name string, data pageData) error {
 	data.Prefix = h.PathPrefix
 	data.Brand = h.brand
+	data.Nonce = rand.Text()
 	templates := pageTemplates
 	if h.templates != nil {
 		templates = h.templates // from templates_dir
@@ -71,7 +77,7 @@ func (h *TwoFactor) render(w http.ResponseWriter, status int, name string, data 
 		return caddyhttpError(err)
 	}
 	hdr := w.Header()
-	setPageHeaders(hdr)
+	setPageHeaders(hdr, data.Nonce)
 	hdr.Set("Content-Type", "text/html; charset=utf-8")
 	hdr.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)

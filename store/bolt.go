@@ -328,6 +328,20 @@ func (t boltTx) DeleteAttempts(key string) error {
 	return t.bucket(bucketAttempts).Delete([]byte(key))
 }
 
+func (t boltTx) ForEachAttempts(prefix string, fn func(key string, a *Attempts) error) error {
+	c := t.bucket(bucketAttempts).Cursor()
+	for k, raw := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, raw = c.Next() {
+		var a Attempts
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return fmt.Errorf("attempts %q: %w", k, err)
+		}
+		if err := fn(string(k), &a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (t boltTx) DeleteAttemptsWithPrefix(prefix string) (int, error) {
 	var keys [][]byte
 	c := t.bucket(bucketAttempts).Cursor()

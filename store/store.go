@@ -63,6 +63,9 @@ type Tx interface {
 	Attempts(key string) (*Attempts, error)
 	PutAttempts(key string, a *Attempts) error
 	DeleteAttempts(key string) error
+	// ForEachAttempts calls fn for every counter whose key starts with
+	// prefix, in key order.
+	ForEachAttempts(prefix string, fn func(key string, a *Attempts) error) error
 	// DeleteAttemptsWithPrefix deletes every counter whose key starts with
 	// prefix, and returns how many it deleted.
 	DeleteAttemptsWithPrefix(prefix string) (int, error)

@@ -34,6 +34,8 @@ const adminBase = "/two_factor/"
 //	POST   /two_factor/users/<name>/reset          drop the enrollment, end sessions
 //	POST   /two_factor/users/<name>/revoke         end all sessions
 //	POST   /two_factor/users/<name>/unlock         clear failed attempts
+//	POST   /two_factor/reseal                      seal every secret with the
+//	                                               current encryption_key, compact
 //
 // Answers are JSON (see adminResult); a refusal is {"error", "code"} with
 // a 4xx status.
@@ -92,7 +94,7 @@ func refusalStatus(code string) int {
 	switch code {
 	case codeUnknownUser, codeNoDatabase, codeNotOpen:
 		return http.StatusNotFound
-	case codeUserExists, codeDefinedInConfig, codeChooseDatabase:
+	case codeUserExists, codeDefinedInConfig, codeChooseDatabase, codeNoKey, codeKeysDiffer, codeUnreadable:
 		return http.StatusConflict
 	}
 	return http.StatusBadRequest
@@ -108,6 +110,7 @@ var adminRoutes = map[string]string{
 	"POST users//reset":   actionReset,
 	"POST users//revoke":  actionRevoke,
 	"POST users//unlock":  actionUnlock,
+	"POST reseal":         actionReseal,
 }
 
 // parseAdminRequest reads the action a request asks for. User names are

@@ -27,7 +27,13 @@ const (
 	actionReset      = "reset"
 	actionRevoke     = "revoke"
 	actionUnlock     = "unlock"
+	actionReseal     = "reseal"
 )
+
+// namedAction reports whether action acts on one user, named in the request.
+func namedAction(action string) bool {
+	return action != actionUsers && action != actionReseal
+}
 
 // Where a user's password comes from.
 const (
@@ -69,6 +75,8 @@ type adminResult struct {
 	User *userInfo `json:"user,omitempty"`
 	// SessionsEnded is set by the actions that end sessions.
 	SessionsEnded *int `json:"sessions_ended,omitempty"`
+	// Resealed is set by the reseal action.
+	Resealed *resealResult `json:"resealed,omitempty"`
 }
 
 // Codes of adminError, stable for scripts.
@@ -83,6 +91,9 @@ const (
 	codeLocked          = "database_locked"
 	codeNotRunning      = "not_running"
 	codeNoAdminAPI      = "no_admin_api"
+	codeNoKey           = "no_encryption_key"
+	codeKeysDiffer      = "keys_differ"
+	codeUnreadable      = "secrets_unreadable"
 )
 
 // adminError is an action refused for a reason the operator can act on.
@@ -172,6 +183,11 @@ func (db *database) administer(req adminRequest, now time.Time) (adminResult, er
 		return adminResult{}, refuse(codeNotOpen, "2FA database %s was closed by a config change; try again", db.path)
 	}
 	res := adminResult{DB: db.path, Action: req.Action}
+	if req.Action == actionReseal {
+		resealed, err := db.resealLocked()
+		res.Resealed = resealed
+		return res, err
+	}
 	v := db.viewLocked(now)
 	if req.Action == actionUsers {
 		users, err := v.list()
@@ -490,11 +506,17 @@ func auditAdmin(logger *zap.Logger, source string, req adminRequest, res adminRe
 		zap.String("source", source),
 		zap.String("db", res.DB),
 	}, fields...)
-	if req.Action != actionUsers {
+	if namedAction(req.Action) {
 		fs = append(fs, zap.String("user", normalizeUsername(req.Name)))
 	}
 	if res.SessionsEnded != nil {
 		fs = append(fs, zap.Int("sessions_ended", *res.SessionsEnded))
+	}
+	if r := res.Resealed; r != nil {
+		fs = append(fs, zap.Int("users_resealed", r.Users), zap.Int("sessions_resealed", r.Sessions))
+		if r.Compacted != nil {
+			fs = append(fs, zap.Int64("size_before", r.Compacted.Before), zap.Int64("size_after", r.Compacted.After))
+		}
 	}
 	if err != nil {
 		fs = append(fs, zap.String("error", err.Error()))

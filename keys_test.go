@@ -3,7 +3,12 @@ package twofactor
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -428,5 +433,186 @@ func TestResealSealsEverySecretWithTheCurrentKey(t *testing.T) {
 	}
 	if res, err := h.db.administer(adminRequest{Action: actionReseal}, time.Now()); err != nil || res.Resealed.Users != 0 || res.Resealed.Sessions != 0 {
 		t.Fatalf("second reseal: %+v, %v", res.Resealed, err)
+	}
+}
+
+// The tests below run the test Caddy (see harness_test.go), with keys
+// given as {env.…} placeholders as the README tells.
+
+// loadFails posts caddyfile to the test Caddy's /load, which must refuse
+// it, and returns the error Caddy answered.
+func loadFails(t *testing.T, caddyfile string) string {
+	t.Helper()
+	client := &http.Client{Timeout: 3 * store.LockTimeout}
+	resp, err := client.Post(fmt.Sprintf("http://localhost:%d/load", testPorts().admin), "text/caddyfile", strings.NewReader(caddyfile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusOK {
+		t.Fatal("the config loaded, want it refused")
+	}
+	return string(body)
+}
+
+func fileContains(t *testing.T, path string, value []byte) bool {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Contains(raw, value)
+}
+
+// secretForms are the forms a TOTP secret takes: raw, and base32 as the
+// setup page shows it.
+func secretForms(secret []byte) [][]byte {
+	return [][]byte{secret, []byte(b32NoPad.EncodeToString(secret))}
+}
+
+func TestKeysThatDoNotOpenTheSecretsAreRefusedAtLoad(t *testing.T) {
+	t.Setenv("TWO_FACTOR_TEST_KEY", keyB64(1))
+	t.Setenv("TWO_FACTOR_OTHER_KEY", keyB64(2))
+	site := startSite(t, siteConfig{matcher: "/admin/*", extra: "encryption_key {env.TWO_FACTOR_TEST_KEY}"})
+	secret, _ := newBrowser(t).enroll("alice")
+	tests := []struct {
+		name, extra, want string
+	}{
+		{"wrong key", "encryption_key {env.TWO_FACTOR_OTHER_KEY}", "encryption_key does not open the secrets in " + site.db + ": neither it nor any previous_encryption_key opens them"},
+		{"removed key", "", "encryption_key does not open the secrets in " + site.db + ": none is set, and they are encrypted"},
+		{"wrong previous key", "encryption_key {env.TWO_FACTOR_OTHER_KEY}\n\t\tprevious_encryption_key {env.TWO_FACTOR_OTHER_KEY}", "encryption_key does not open the secrets in " + site.db},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := loadFails(t, caddyfileFor(siteConfig{matcher: "/admin/*", db: site.db, extra: tt.extra}))
+			if !strings.Contains(body, tt.want) {
+				t.Fatalf("load refused with %s\nwant %q", body, tt.want)
+			}
+		})
+	}
+	// The running config is kept, and its users still sign in.
+	if r := newBrowser(t).signIn("alice", secret); r.status != http.StatusSeeOther {
+		t.Fatalf("sign-in after the refused loads: %d", r.status)
+	}
+}
+
+// TestKeyRotation follows docs/operations.md: set the new key with the old
+// one as previous, reload, reseal, drop the previous key.
+func TestKeyRotation(t *testing.T) {
+	t.Setenv("TWO_FACTOR_OLD_KEY", keyB64(1))
+	t.Setenv("TWO_FACTOR_NEW_KEY", keyB64(2))
+	site := startSite(t, siteConfig{matcher: "/admin/*", extra: "encryption_key {env.TWO_FACTOR_OLD_KEY}"})
+	alice, _ := newBrowser(t).enroll("alice")
+	bob, _ := newBrowser(t).enroll("bob")
+
+	startSite(t, siteConfig{matcher: "/admin/*", db: site.db, extra: "encryption_key {env.TWO_FACTOR_NEW_KEY}\n\t\tprevious_encryption_key {env.TWO_FACTOR_OLD_KEY}"})
+	// The previous key opens alice's secret, which is sealed with the new
+	// one as she signs in.
+	if r := newBrowser(t).signIn("alice", alice); r.status != http.StatusSeeOther {
+		t.Fatalf("sign-in with the previous key: %d", r.status)
+	}
+	var res adminResult
+	cliFor(t)("", "reseal", "--json").mustSucceed(t).decode(t, &res)
+	if res.Action != actionReseal || res.DB != site.db || res.Resealed == nil || res.Resealed.Users != 1 || res.Resealed.Compacted == nil {
+		t.Fatalf("reseal: %+v %+v", res, res.Resealed)
+	}
+	out := cliFor(t)("", "reseal").mustSucceed(t)
+	if !strings.Contains(out.stdout, "Sealed 0 TOTP secrets and 0 pending setups in "+site.db) || !strings.Contains(out.stdout, "previous_encryption_key can now be removed") {
+		t.Errorf("second reseal says: %s", out.stdout)
+	}
+
+	startSite(t, siteConfig{matcher: "/admin/*", db: site.db, extra: "encryption_key {env.TWO_FACTOR_NEW_KEY}"})
+	for name, secret := range map[string][]byte{"alice": alice, "bob": bob} {
+		if r := newBrowser(t).signIn(name, secret); r.status != http.StatusSeeOther {
+			t.Fatalf("%s signs in with the new key alone: %d", name, r.status)
+		}
+	}
+	if body := loadFails(t, caddyfileFor(siteConfig{matcher: "/admin/*", db: site.db, extra: "encryption_key {env.TWO_FACTOR_OLD_KEY}"})); !strings.Contains(body, "encryption_key does not open the secrets in "+site.db) {
+		t.Fatalf("the old key after the rotation: %s", body)
+	}
+}
+
+// TestResealLeavesNoSecretInTheClearInTheFile: secrets enrolled without a
+// key are sealed by reseal, and the file is compacted. In a database this
+// small bbolt soon reuses the pages it freed, so the file may be clean
+// even without the compaction; store's TestCompactLeavesNoOverwrittenValueInTheFile
+// shows what it takes out of a file whose freed pages are kept.
+func TestResealLeavesNoSecretInTheClearInTheFile(t *testing.T) {
+	t.Setenv("TWO_FACTOR_TEST_KEY", keyB64(7))
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	site := startSite(t, siteConfig{matcher: "/admin/*", logFile: logFile})
+	secret, _ := newBrowser(t).enroll("alice")
+	// bob stops at the setup page: his secret is in his session only.
+	bob := newBrowser(t)
+	bob.login("bob", testPassword, "/admin/")
+	m := secretPattern.FindStringSubmatch(bob.get("/_2fa/setup").body)
+	if m == nil {
+		t.Fatal("no secret on bob's setup page")
+	}
+	pending, err := totpDecode(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range [][]byte{secret, pending} {
+		if !fileContains(t, site.db, s) {
+			t.Fatal("a secret enrolled without a key is not in the file: this test proves nothing")
+		}
+	}
+
+	startSite(t, siteConfig{matcher: "/admin/*", db: site.db, logFile: logFile, extra: "encryption_key {env.TWO_FACTOR_TEST_KEY}"})
+	status, body := adminCall(t, http.MethodPost, "/two_factor/reseal", "")
+	if status != http.StatusOK {
+		t.Fatalf("POST /two_factor/reseal: %d %s", status, body)
+	}
+	var res adminResult
+	if err := json.Unmarshal([]byte(body), &res); err != nil {
+		t.Fatal(err)
+	}
+	if r := res.Resealed; r == nil || r.Users != 1 || r.Sessions != 1 || r.Compacted == nil {
+		t.Fatalf("reseal: %s", body)
+	}
+	for _, s := range [][]byte{secret, pending} {
+		for _, form := range secretForms(s) {
+			if fileContains(t, site.db, form) {
+				t.Errorf("the file still holds a secret in the clear (%d bytes)", len(form))
+			}
+		}
+	}
+
+	// Both go on as if nothing happened.
+	if r := newBrowser(t).signIn("alice", secret); r.status != http.StatusSeeOther {
+		t.Fatalf("alice's sign-in after reseal: %d", r.status)
+	}
+	page := bob.get("/_2fa/setup")
+	if m := secretPattern.FindStringSubmatch(page.body); m == nil || m[1] != b32NoPad.EncodeToString(pending) {
+		t.Fatal("bob's setup page shows another secret after reseal")
+	}
+	if r := bob.post("/_2fa/setup", url.Values{"csrf": {bob.csrfFrom(page)}, "code": {bob.code("bob", pending)}}); r.status != http.StatusOK {
+		t.Fatalf("bob's setup after reseal: %d", r.status)
+	}
+
+	logs, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(logs, []byte(`"event":"admin_reseal"`)) || !bytes.Contains(logs, []byte(`"users_resealed":1`)) {
+		t.Errorf("no audit line for reseal in the log")
+	}
+	if bytes.Contains(logs, []byte(keyB64(7))) {
+		t.Error("the log shows the key")
+	}
+}
+
+func TestCommandResealNeedsTheRunningCaddy(t *testing.T) {
+	site := startSite(t, siteConfig{matcher: "/admin/*"})
+	stopSites(t)
+	out := twoFactorCommand(t, "", "reseal", "--address", adminAddress(), "--db", site.db, "--json")
+	// This Caddy has no database open; the message says what is needed.
+	if code := out.refusal(t); code != codeNoDatabase || !strings.Contains(out.stdout, "reseal needs the running Caddy") {
+		t.Fatalf("reseal of a file no Caddy serves: %s", out.stdout)
+	}
+	if strings.Contains(out.stderr, "directly") {
+		t.Errorf("reseal went on to the file: %s", out.stderr)
 	}
 }

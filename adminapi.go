@@ -35,6 +35,8 @@ const adminBase = "/two_factor/"
 //	POST   /two_factor/users/<name>/reset          drop the enrollment, end sessions
 //	POST   /two_factor/users/<name>/revoke         end all sessions
 //	POST   /two_factor/users/<name>/unlock         clear failed attempts
+//	POST   /two_factor/reseal                      seal every secret with the
+//	                                               current encryption_key, compact
 //
 // Answers are JSON (see adminResult); a refusal is {"error", "code"} with
 // a 4xx status. Passwords never travel here, only hashes, and a hash must
@@ -95,7 +97,7 @@ func refusalStatus(code string) int {
 	switch code {
 	case codeUnknownUser, codeNoDatabase, codeNotOpen:
 		return http.StatusNotFound
-	case codeUserExists, codeDefinedInConfig, codeChooseDatabase, codeHashClass:
+	case codeUserExists, codeDefinedInConfig, codeChooseDatabase, codeHashClass, codeNoKey, codeKeysDiffer, codeUnreadable:
 		return http.StatusConflict
 	}
 	return http.StatusBadRequest
@@ -112,6 +114,7 @@ var adminRoutes = map[string]string{
 	"POST users//reset":   actionReset,
 	"POST users//revoke":  actionRevoke,
 	"POST users//unlock":  actionUnlock,
+	"POST reseal":         actionReseal,
 }
 
 // parseAdminRequest reads the action a request asks for. User names are

@@ -52,7 +52,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    user <name> <hash>          # repeatable; hash from `caddy hash-password`
 //	    db <path>
 //	    issuer <name>
-//	    encryption_key <base64 of 32 bytes>
+//	    encryption_key {env.NAME}|{file.path}  # base64 of 32 bytes; never the key itself
+//	    previous_encryption_key {env.NAME}|{file.path}  # repeatable; during a rotation
 //	    path_prefix <path>
 //	    session_idle <duration>
 //	    session_lifetime <duration>
@@ -79,7 +80,7 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := make(map[string]bool)
 	for d.NextBlock(0) {
 		sub := d.Val()
-		if sub != "user" {
+		if sub != "user" && sub != "previous_encryption_key" {
 			if seen[sub] {
 				return d.Errf("%s is set twice", sub)
 			}
@@ -110,6 +111,12 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &h.EncryptionKey); err != nil {
 				return err
 			}
+		case "previous_encryption_key":
+			var key string
+			if err := oneArg(d, &key); err != nil {
+				return err
+			}
+			h.PreviousEncryptionKeys = append(h.PreviousEncryptionKeys, key)
 		case "path_prefix":
 			if err := oneArg(d, &h.PathPrefix); err != nil {
 				return err

@@ -47,6 +47,11 @@ running Caddy, so changes take effect at once:
                      enroll again at next sign-in), ending their sessions
   revoke <name>      end all of the user's sessions
   unlock <name>      clear the user's failed attempts and lockout
+  reseal             seal every TOTP secret, and every pending setup's, with
+                     the current encryption_key, then compact the database
+                     file so no secret stored without it (or with a previous
+                     key) remains; needs the running Caddy, which holds the
+                     keys
 
 Passwords are read without echo from the terminal, or from --password-file
 (- for standard input), never from the command line, and are hashed here
@@ -94,6 +99,7 @@ var cliCommands = []cliCommand{
 	{action: actionReset, name: true, short: "Drops a user's authenticator and recovery codes and ends their sessions"},
 	{action: actionRevoke, name: true, short: "Ends all sessions of a user"},
 	{action: actionUnlock, name: true, short: "Clears a user's failed attempts and lockout"},
+	{action: actionReseal, short: "Seals every secret with the current encryption_key and compacts the database"},
 }
 
 func (c cliCommand) cobraCommand() *cobra.Command {
@@ -196,7 +202,7 @@ func (c *cli) run() (int, error) {
 
 func (c *cli) do() (adminResult, error) {
 	req := adminRequest{Action: c.action, Name: normalizeUsername(c.name)}
-	if c.action != actionUsers {
+	if namedAction(c.action) {
 		if err := checkUsername(req.Name); err != nil {
 			return adminResult{}, refuse(codeBadRequest, "%v", err)
 		}
@@ -219,6 +225,11 @@ func (c *cli) send(req adminRequest) (adminResult, error) {
 	res, err := c.request(req)
 	switch errorCode(err) {
 	case codeNotRunning, codeNoDatabase, codeNotOpen, codeNoAdminAPI:
+		if c.action == actionReseal {
+			// The keys are in the config of the Caddy that serves the
+			// database, not in the file.
+			return res, refuse(errorCode(err), "%v; reseal needs the running Caddy that serves the database, which holds the keys", err)
+		}
 		if c.db != "" {
 			fmt.Fprintf(c.stderr, "%v\nChanging %s directly.\n", err, c.db)
 			c.direct = true
@@ -426,7 +437,22 @@ func (c *cli) printText(res adminResult) error {
 		_, err = fmt.Fprintf(c.stdout, "Signed %s out: %s ended.\n", name, ended)
 	case actionUnlock:
 		_, err = fmt.Fprintf(c.stdout, "Unlocked %s.\n", name)
+	case actionReseal:
+		err = c.printResealed(res)
 	}
+	return err
+}
+
+func (c *cli) printResealed(res adminResult) error {
+	r := res.Resealed
+	if r == nil {
+		return errors.New("caddy's answer has no reseal result")
+	}
+	fmt.Fprintf(c.stdout, "Sealed %d TOTP secrets and %d pending setups in %s with the current encryption_key.\n", r.Users, r.Sessions, res.DB)
+	if r.Compacted != nil {
+		fmt.Fprintf(c.stdout, "Compacted the file from %d to %d bytes: no secret remains in it unsealed or under a previous key.\n", r.Compacted.Before, r.Compacted.After)
+	}
+	_, err := fmt.Fprintln(c.stdout, "Any previous_encryption_key can now be removed from the config.")
 	return err
 }
 

@@ -29,10 +29,16 @@ const (
 	actionReset      = "reset"
 	actionRevoke     = "revoke"
 	actionUnlock     = "unlock"
+	actionReseal     = "reseal"
 	// actionHashClass asks which hash class new passwords must have; the
 	// command line asks it before add-user and passwd.
 	actionHashClass = "hash-class"
 )
+
+// namedAction reports whether action acts on one user, named in the request.
+func namedAction(action string) bool {
+	return action != actionUsers && action != actionReseal
+}
 
 // Where a user's password comes from.
 const (
@@ -84,6 +90,8 @@ type adminResult struct {
 	HashClassFrom string     `json:"hash_class_from,omitempty"`
 	// Warning says what the action, done as asked, gives away.
 	Warning string `json:"warning,omitempty"`
+	// Resealed is set by the reseal action.
+	Resealed *resealResult `json:"resealed,omitempty"`
 }
 
 // Where the hash class of new passwords comes from.
@@ -118,6 +126,9 @@ const (
 	codeNoAdminAPI      = "no_admin_api"
 	codeNoAccess        = "no_access"
 	codeHashClass       = "hash_class_mismatch"
+	codeNoKey           = "no_encryption_key"
+	codeKeysDiffer      = "keys_differ"
+	codeUnreadable      = "secrets_unreadable"
 )
 
 // adminError is an action refused for a reason the operator can act on.
@@ -282,6 +293,11 @@ func (db *database) administer(req adminRequest, now time.Time) (adminResult, er
 		return adminResult{}, refuse(codeNotOpen, "2FA database %s was closed by a config change; try again", db.path)
 	}
 	res := adminResult{DB: db.path, Action: req.Action}
+	if req.Action == actionReseal {
+		resealed, err := db.resealLocked()
+		res.Resealed = resealed
+		return res, err
+	}
 	v := db.viewLocked(now)
 	switch req.Action {
 	case actionUsers:
@@ -692,11 +708,17 @@ func auditAdmin(logger *zap.Logger, source string, req adminRequest, res adminRe
 		zap.String("source", source),
 		zap.String("db", res.DB),
 	}, fields...)
-	if req.Action != actionUsers {
+	if namedAction(req.Action) {
 		fs = append(fs, zap.String("user", normalizeUsername(req.Name)))
 	}
 	if res.SessionsEnded != nil {
 		fs = append(fs, zap.Int("sessions_ended", *res.SessionsEnded))
+	}
+	if r := res.Resealed; r != nil {
+		fs = append(fs, zap.Int("users_resealed", r.Users), zap.Int("sessions_resealed", r.Sessions))
+		if r.Compacted != nil {
+			fs = append(fs, zap.Int64("size_before", r.Compacted.Before), zap.Int64("size_after", r.Compacted.After))
+		}
 	}
 	switch {
 	case err != nil:

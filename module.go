@@ -92,10 +92,20 @@ type TwoFactor struct {
 	Users []Account `json:"users,omitempty"`
 
 	// Base64 of 32 random bytes that encrypt TOTP secrets at rest (AES-256-GCM).
-	// Placeholders such as {env.TWO_FACTOR_KEY} or {file.path} are resolved
-	// at provisioning. Without a key, secrets are stored unencrypted and a
-	// warning is logged.
+	// Give it as a placeholder, {env.TWO_FACTOR_KEY} or {file.path},
+	// resolved at provisioning: a key written in the config is logged by
+	// Caddy at DEBUG level and served at GET /config/, so that logs a
+	// warning. A config whose keys do not open the database's secrets is
+	// refused when it loads. Default: none; secrets are then stored
+	// unencrypted and a warning is logged.
 	EncryptionKey string `json:"encryption_key,omitempty"`
+
+	// Keys that encrypted TOTP secrets before encryption_key, in the same
+	// form: they open what was sealed with them, and each secret is sealed
+	// again with encryption_key when it is used, or all at once by
+	// `caddy two-factor reseal`, after which they can be removed.
+	// Default: none.
+	PreviousEncryptionKeys []string `json:"previous_encryption_keys,omitempty"`
 
 	// Where the sign-in pages are served. Default: /_2fa
 	PathPrefix string `json:"path_prefix,omitempty"`
@@ -244,6 +254,9 @@ func (h *TwoFactor) provision(logger *zap.Logger) error {
 	}
 	h.db = db
 	h.attempts = db.attempts
+	if err := db.checkKeys(h.sealer); err != nil {
+		return err
+	}
 	// The admin API learns from this which users the config declares.
 	return db.register(h)
 }
@@ -342,29 +355,6 @@ func (h *TwoFactor) warnMixedHashClasses() {
 		"the time a sign-in takes can tell them apart, and from unknown names, which are checked like the first user; "+
 		"hash every password alike (same `caddy hash-password` flags)",
 		zap.Strings("hash_classes", groups))
-}
-
-func (h *TwoFactor) provisionSealer(repl *caddy.Replacer) error {
-	var key []byte
-	if h.EncryptionKey != "" {
-		resolved := repl.ReplaceKnown(h.EncryptionKey, "")
-		if resolved == "" {
-			return fmt.Errorf("encryption_key %q is empty once resolved (is the environment variable or file set?)", h.EncryptionKey)
-		}
-		var err error
-		if key, err = seal.ParseKey(resolved); err != nil {
-			return fmt.Errorf("encryption_key: %w", err)
-		}
-	}
-	sealer, err := seal.New(key)
-	if err != nil {
-		return fmt.Errorf("encryption_key: %w", err)
-	}
-	h.sealer = sealer
-	if !sealer.Encrypts() {
-		h.logger.Warn("no encryption_key set: TOTP secrets are stored unencrypted in the database; set encryption_key to base64 of 32 random bytes (head -c 32 /dev/urandom | base64)")
-	}
-	return nil
 }
 
 // Validate checks the config.

@@ -5,12 +5,16 @@
 // A sealed value starts with a one-byte format tag: values written without a
 // key stay readable after a key is configured, and values written with a key
 // refuse to open without it instead of being mistaken for plaintext.
+//
+// A Sealer may also hold previous keys, for rotation: values sealed with one
+// still open, and [Sealer.Reseal] seals them again with the current key.
 package seal
 
 import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -30,8 +34,24 @@ var ErrNoKey = errors.New("value is encrypted but no encryption key is configure
 // Sealer seals and opens values. The zero value seals nothing: it stores
 // values as they are.
 type Sealer struct {
-	aead cipher.AEAD
+	// aeads are the current key's cipher, then the previous keys'; empty
+	// when there is no key.
+	aeads []cipher.AEAD
+	// id tells the current key apart from others without keeping it.
+	id [sha256.Size]byte
 }
+
+// Key says with which of a Sealer's keys a value was sealed.
+type Key int
+
+const (
+	// KeyNone is a value stored without a key.
+	KeyNone Key = iota
+	// KeyCurrent is a value sealed with the current key.
+	KeyCurrent
+	// KeyPrevious is a value sealed with one of the previous keys.
+	KeyPrevious
+)
 
 // ParseKey decodes a base64 key (standard or URL alphabet, padded or not)
 // that must be exactly [KeySize] bytes long.
@@ -50,12 +70,31 @@ func ParseKey(encoded string) ([]byte, error) {
 	return nil, errors.New("encryption key is not valid base64")
 }
 
-// New returns a Sealer that encrypts with key, or one that stores values
-// in the clear when key is nil.
-func New(key []byte) (*Sealer, error) {
+// New returns a Sealer that encrypts with key and also opens values sealed
+// with any of the previous keys, or one that stores values in the clear
+// when key is nil (it then takes no previous keys).
+func New(key []byte, previous ...[]byte) (*Sealer, error) {
 	if key == nil {
+		if len(previous) > 0 {
+			return nil, errors.New("previous encryption keys need a current one")
+		}
 		return &Sealer{}, nil
 	}
+	s := &Sealer{id: keyID(key)}
+	for i, k := range append([][]byte{key}, previous...) {
+		aead, err := newAEAD(k)
+		if err != nil {
+			if i > 0 {
+				return nil, fmt.Errorf("previous encryption key %d: %w", i, err)
+			}
+			return nil, err
+		}
+		s.aeads = append(s.aeads, aead)
+	}
+	return s, nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
 	if len(key) != KeySize {
 		return nil, fmt.Errorf("encryption key is %d bytes; want %d", len(key), KeySize)
 	}
@@ -67,61 +106,94 @@ func New(key []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating GCM: %w", err)
 	}
-	return &Sealer{aead: aead}, nil
+	return aead, nil
+}
+
+// keyID is a digest that names a key without revealing it.
+func keyID(key []byte) [sha256.Size]byte {
+	return sha256.Sum256(append([]byte("caddy-two-factor key id\x00"), key...))
 }
 
 // Encrypts reports whether the sealer has a key.
-func (s *Sealer) Encrypts() bool { return s.aead != nil }
+func (s *Sealer) Encrypts() bool { return len(s.aeads) > 0 }
 
-// Seal returns plaintext sealed for owner.
+// SameKey reports whether s and other seal with the same key (or both
+// with none): values either seals, the other opens.
+func (s *Sealer) SameKey(other *Sealer) bool {
+	return s.Encrypts() == other.Encrypts() && s.id == other.id
+}
+
+// Seal returns plaintext sealed for owner with the current key.
 func (s *Sealer) Seal(plaintext []byte, owner string) ([]byte, error) {
-	if s.aead == nil {
+	if !s.Encrypts() {
 		return append([]byte{formatPlain}, plaintext...), nil
 	}
-	out := make([]byte, 1+s.aead.NonceSize(), 1+s.aead.NonceSize()+len(plaintext)+s.aead.Overhead())
+	aead := s.aeads[0]
+	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(plaintext)+aead.Overhead())
 	out[0] = formatGCM
 	if _, err := rand.Read(out[1:]); err != nil {
 		return nil, fmt.Errorf("generating nonce: %w", err)
 	}
-	return s.aead.Seal(out, out[1:], plaintext, []byte(owner)), nil
+	return aead.Seal(out, out[1:], plaintext, []byte(owner)), nil
 }
 
 // Open returns the plaintext of a value sealed for owner.
 func (s *Sealer) Open(sealed []byte, owner string) ([]byte, error) {
+	plaintext, _, err := s.OpenKey(sealed, owner)
+	return plaintext, err
+}
+
+// OpenKey is Open that also tells with which key the value was sealed.
+// The current key is tried first, so a value sealed with it costs no more
+// than with a single key.
+func (s *Sealer) OpenKey(sealed []byte, owner string) ([]byte, Key, error) {
 	if len(sealed) == 0 {
-		return nil, errors.New("sealed value is empty")
+		return nil, KeyNone, errors.New("sealed value is empty")
 	}
 	switch sealed[0] {
 	case formatPlain:
-		return append([]byte(nil), sealed[1:]...), nil
+		return append([]byte(nil), sealed[1:]...), KeyNone, nil
 	case formatGCM:
-		if s.aead == nil {
-			return nil, ErrNoKey
+		if !s.Encrypts() {
+			return nil, KeyNone, ErrNoKey
 		}
 		body := sealed[1:]
-		if len(body) < s.aead.NonceSize() {
-			return nil, errors.New("sealed value is truncated")
+		for i, aead := range s.aeads {
+			if len(body) < aead.NonceSize() {
+				return nil, KeyNone, errors.New("sealed value is truncated")
+			}
+			nonce, ciphertext := body[:aead.NonceSize()], body[aead.NonceSize():]
+			if plaintext, err := aead.Open(nil, nonce, ciphertext, []byte(owner)); err == nil {
+				if i == 0 {
+					return plaintext, KeyCurrent, nil
+				}
+				return plaintext, KeyPrevious, nil
+			}
 		}
-		nonce, ciphertext := body[:s.aead.NonceSize()], body[s.aead.NonceSize():]
-		plaintext, err := s.aead.Open(nil, nonce, ciphertext, []byte(owner))
-		if err != nil {
-			return nil, fmt.Errorf("decrypting: wrong key, or value does not belong to %q", owner)
-		}
-		return plaintext, nil
+		return nil, KeyNone, fmt.Errorf("decrypting: wrong key, or value does not belong to %q", owner)
 	default:
-		return nil, fmt.Errorf("unknown sealed format %d", sealed[0])
+		return nil, KeyNone, fmt.Errorf("unknown sealed format %d", sealed[0])
 	}
 }
 
-// Reseal returns a value stored without a key sealed with the sealer's
-// key, and true; any other value is returned as it is, with false. It lets
-// secrets enrolled before a key was configured be encrypted as they are
-// used.
+// Reseal returns a value stored without a key, or sealed with a previous
+// key, sealed again with the current key, and true; a value already sealed
+// with the current key is returned as it is, with false, and so is any
+// value when the sealer has no key. It lets secrets enrolled before a key
+// was configured, or sealed before a rotation, be sealed with the current
+// key as they are used. A value that does not open is an error.
 func (s *Sealer) Reseal(sealed []byte, owner string) ([]byte, bool, error) {
-	if s.aead == nil || len(sealed) == 0 || sealed[0] != formatPlain {
+	if !s.Encrypts() {
 		return sealed, false, nil
 	}
-	resealed, err := s.Seal(sealed[1:], owner)
+	plaintext, key, err := s.OpenKey(sealed, owner)
+	if err != nil {
+		return nil, false, err
+	}
+	if key == KeyCurrent {
+		return sealed, false, nil
+	}
+	resealed, err := s.Seal(plaintext, owner)
 	if err != nil {
 		return nil, false, err
 	}

@@ -336,3 +336,111 @@ func TestResealEncryptsValuesStoredWithoutAKey(t *testing.T) {
 		t.Fatal("a sealer without a key resealed a value")
 	}
 }
+
+// keyN returns a distinct valid key for each n.
+func keyN(n byte) []byte { return bytes.Repeat([]byte{n}, seal.KeySize) }
+
+func TestPreviousKeysOpenAndResealToTheCurrentKey(t *testing.T) {
+	oldKey, newKey, otherKey := keyN(1), keyN(2), keyN(3)
+	plain := newSealer(t, nil)
+	old := newSealer(t, oldKey)
+	rotated, err := seal.New(newKey, otherKey, oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		sealed  []byte
+		key     seal.Key
+		changed bool
+	}{
+		{"stored without a key", mustSeal(t, plain, []byte("secret"), "alice"), seal.KeyNone, true},
+		{"sealed with a previous key", mustSeal(t, old, []byte("secret"), "alice"), seal.KeyPrevious, true},
+		{"sealed with the current key", mustSeal(t, rotated, []byte("secret"), "alice"), seal.KeyCurrent, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, key, err := rotated.OpenKey(tt.sealed, "alice")
+			if err != nil || string(got) != "secret" || key != tt.key {
+				t.Fatalf("OpenKey = %q, %v, %v; want secret, %v", got, key, err, tt.key)
+			}
+			resealed, changed, err := rotated.Reseal(tt.sealed, "alice")
+			if err != nil || changed != tt.changed {
+				t.Fatalf("Reseal: changed=%v err=%v; want changed=%v", changed, err, tt.changed)
+			}
+			if _, key, err := rotated.OpenKey(resealed, "alice"); err != nil || key != seal.KeyCurrent {
+				t.Fatalf("the resealed value opens with %v, %v; want the current key", key, err)
+			}
+			// Only the new key is needed from now on.
+			if got, err := newSealer(t, newKey).Open(resealed, "alice"); err != nil || string(got) != "secret" {
+				t.Fatalf("the resealed value does not open with the current key alone: %q, %v", got, err)
+			}
+		})
+	}
+}
+
+func TestResealRefusesWhatNoKeyOpens(t *testing.T) {
+	sealed := mustSeal(t, newSealer(t, keyN(1)), []byte("secret"), "alice")
+	rotated, err := seal.New(keyN(2), keyN(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := rotated.Reseal(sealed, "alice"); err == nil {
+		t.Fatal("Reseal of a value sealed with an unknown key succeeded")
+	}
+	if _, _, err := rotated.Reseal(sealed, "bob"); err == nil {
+		t.Fatal("Reseal of another owner's value succeeded")
+	}
+}
+
+func TestNewWithPreviousKeys(t *testing.T) {
+	tests := []struct {
+		name     string
+		key      []byte
+		previous [][]byte
+		ok       bool
+	}{
+		{"current and previous", keyN(1), [][]byte{keyN(2), keyN(3)}, true},
+		{"previous equal to current", keyN(1), [][]byte{keyN(1)}, true},
+		{"previous without current", nil, [][]byte{keyN(2)}, false},
+		{"short previous", keyN(1), [][]byte{keyN(2)[:16]}, false},
+		{"empty previous", keyN(1), [][]byte{{}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := seal.New(tt.key, tt.previous...); (err == nil) != tt.ok {
+				t.Fatalf("New: err = %v, want ok = %v", err, tt.ok)
+			}
+		})
+	}
+}
+
+func TestSameKey(t *testing.T) {
+	rotated, err := seal.New(keyN(1), keyN(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zero seal.Sealer
+	tests := []struct {
+		name string
+		a, b *seal.Sealer
+		same bool
+	}{
+		{"same key", newSealer(t, keyN(1)), newSealer(t, keyN(1)), true},
+		{"previous keys do not count", newSealer(t, keyN(1)), rotated, true},
+		{"other key", newSealer(t, keyN(1)), newSealer(t, keyN(2)), false},
+		{"previous is not current", newSealer(t, keyN(2)), rotated, false},
+		{"key and none", newSealer(t, keyN(1)), newSealer(t, nil), false},
+		{"none and none", newSealer(t, nil), &zero, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.a.SameKey(tt.b); got != tt.same {
+				t.Errorf("a.SameKey(b) = %v, want %v", got, tt.same)
+			}
+			if got := tt.b.SameKey(tt.a); got != tt.same {
+				t.Errorf("b.SameKey(a) = %v, want %v", got, tt.same)
+			}
+		})
+	}
+}

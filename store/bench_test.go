@@ -95,6 +95,19 @@ func BenchmarkStore(b *testing.B) {
 				b.ReportMetric(float64(longest)/float64(time.Millisecond), "max-tx-ms")
 				b.ReportMetric(float64(deleted)/float64(b.N), "deleted/op")
 			})
+
+			// The compaction that ends reseal: every transaction waits
+			// this long.
+			b.Run("Compact", func(b *testing.B) {
+				var stats store.CompactStats
+				for b.Loop() {
+					var err error
+					if stats, err = st.Compact(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(stats.After)/(1<<20), "MiB")
+			})
 		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,7 +45,11 @@ var ErrLocked = errors.New("the file is locked by another process (is another Ca
 
 // Bolt is the embedded store: one bbolt file.
 type Bolt struct {
-	db *bolt.DB
+	// mu is held for reading by every transaction and for writing by
+	// Compact, which replaces db.
+	mu   sync.RWMutex
+	db   *bolt.DB
+	path string
 	// commits counts the write transactions committed, so tests and
 	// benchmarks can tell which requests write.
 	commits atomic.Uint64
@@ -55,15 +60,9 @@ func OpenBolt(path string) (*Bolt, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating directory for 2FA database %s: %w", path, err)
 	}
-	// The hashmap freelist finds free pages in constant time; the default
-	// array one scans, which made a sweep transaction at a million
-	// sessions take hundreds of milliseconds.
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: LockTimeout, FreelistType: bolt.FreelistMapType})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, fmt.Errorf("opening 2FA database %s: %w", path, ErrLocked)
-	}
+	db, err := openBoltFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("opening 2FA database %s: %w", path, err)
+		return nil, err
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		root, err := tx.CreateBucketIfNotExists(bucketVersion)
@@ -81,16 +80,34 @@ func OpenBolt(path string) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialising 2FA database %s: %w", path, err)
 	}
-	return &Bolt{db: db}, nil
+	return &Bolt{db: db, path: path}, nil
+}
+
+func openBoltFile(path string) (*bolt.DB, error) {
+	// The hashmap freelist finds free pages in constant time; the default
+	// array one scans, which made a sweep transaction at a million
+	// sessions take hundreds of milliseconds.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: LockTimeout, FreelistType: bolt.FreelistMapType})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("opening 2FA database %s: %w", path, ErrLocked)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening 2FA database %s: %w", path, err)
+	}
+	return db, nil
 }
 
 // View implements Store.
 func (b *Bolt) View(fn func(Tx) error) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
 	return b.db.View(func(tx *bolt.Tx) error { return fn(boltTx{tx.Bucket(bucketVersion)}) })
 }
 
 // Update implements Store.
 func (b *Bolt) Update(fn func(Tx) error) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
 	err := b.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx.Bucket(bucketVersion)}) })
 	if err == nil {
 		b.commits.Add(1)
@@ -103,10 +120,100 @@ func (b *Bolt) Update(fn func(Tx) error) error {
 func (b *Bolt) Commits() uint64 { return b.commits.Load() }
 
 // Close implements Store.
-func (b *Bolt) Close() error { return b.db.Close() }
+func (b *Bolt) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.db.Close()
+}
 
 // Path returns the database file's path.
-func (b *Bolt) Path() string { return b.db.Path() }
+func (b *Bolt) Path() string { return b.path }
+
+// CompactStats are the file's sizes before and after Compact.
+type CompactStats struct {
+	Before int64 `json:"before"`
+	After  int64 `json:"after"`
+}
+
+// Compact rewrites the database file with only its live data, so nothing
+// deleted or overwritten (a secret stored before it was encrypted) stays
+// in its free pages. It copies the data into a new file next to the old
+// one, syncs it and renames it over the old one, then reopens. Every
+// transaction waits while it runs; none may be open in the calling
+// goroutine.
+func (b *Bolt) Compact() (CompactStats, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var stats CompactStats
+	if info, err := os.Stat(b.path); err == nil {
+		stats.Before = info.Size()
+	}
+	tmp := b.path + ".compact"
+	if err := compactInto(tmp, b.db); err != nil {
+		os.Remove(tmp)
+		return stats, fmt.Errorf("compacting 2FA database %s: %w", b.path, err)
+	}
+	// The old handle is closed before the rename, which Windows needs; the
+	// file it held is reopened whatever happens next.
+	if err := b.db.Close(); err != nil {
+		os.Remove(tmp)
+		return stats, b.reopen(fmt.Errorf("compacting 2FA database %s: closing: %w", b.path, err))
+	}
+	if err := os.Rename(tmp, b.path); err != nil {
+		os.Remove(tmp)
+		return stats, b.reopen(fmt.Errorf("compacting 2FA database %s: %w", b.path, err))
+	}
+	syncDir(filepath.Dir(b.path))
+	if err := b.reopen(nil); err != nil {
+		return stats, err
+	}
+	if info, err := os.Stat(b.path); err == nil {
+		stats.After = info.Size()
+	}
+	return stats, nil
+}
+
+// compactInto copies src into a new bbolt file at path and syncs it.
+func compactInto(path string, src *bolt.DB) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err // a file left by an interrupted compaction
+	}
+	dst, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: LockTimeout, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return err
+	}
+	// Transactions of at most 64 MiB bound the memory a large file takes.
+	if err := bolt.Compact(dst, src, 64<<20); err != nil {
+		dst.Close()
+		return err
+	}
+	if err := dst.Sync(); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
+}
+
+// reopen opens b's file again after Compact closed it, and returns cause
+// (nil if all went well) or the error of opening.
+func (b *Bolt) reopen(cause error) error {
+	db, err := openBoltFile(b.path)
+	if err != nil {
+		// Transactions now fail with bbolt's "database not open" until
+		// the store is opened again.
+		return errors.Join(cause, err)
+	}
+	b.db = db
+	return cause
+}
+
+// syncDir makes a rename in dir durable, where the system allows it.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
 
 type boltTx struct {
 	root *bolt.Bucket
@@ -183,6 +290,20 @@ func (t boltTx) ForEachUser(fn func(*User) error) error {
 			return err
 		}
 		return fn(&u)
+	})
+}
+
+func (t boltTx) ForEachSession(fn func(*Session) error) error {
+	return t.bucket(bucketSessions).ForEach(func(k, raw []byte) error {
+		var s Session
+		if len(k) != len(s.Key) {
+			return errCorruptSession
+		}
+		if err := decodeSession(raw, &s); err != nil {
+			return err
+		}
+		s.Key = SessionKey(k)
+		return fn(&s)
 	})
 }
 

@@ -56,6 +56,9 @@ type Tx interface {
 	// DeleteExpiredSessions deletes at most limit sessions whose absolute
 	// expiry is at or before now, and returns how many it deleted.
 	DeleteExpiredSessions(now time.Time, limit int) (int, error)
+	// ForEachSession calls fn for every session, in key order. It reads
+	// them all: it is for rare operator actions, not for requests.
+	ForEachSession(fn func(*Session) error) error
 	// CountSessions returns the number of stored sessions.
 	CountSessions() (int, error)
 

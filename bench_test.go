@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -218,6 +219,55 @@ func BenchmarkStartup(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkRefusedSignIn posts sign-ins for a locked account: they are
+// refused with 429, and must not write to the store (writes/op). "account
+// locked" keeps the client under its own budget, so every request reads
+// the account's counters; "client locked" is the default, where the
+// refusals soon lock the client and it is turned away from memory.
+//
+//	go test -run '^$' -bench RefusedSignIn -benchmem .
+func BenchmarkRefusedSignIn(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		maxIP int
+	}{{"account-locked", 1 << 30}, {"client-locked", DefaultMaxIPAttempts}} {
+		b.Run(bc.name, func(b *testing.B) {
+			h := &TwoFactor{DB: filepath.Join(b.TempDir(), "2fa.db"), MaxIPAttempts: bc.maxIP,
+				Users: []Account{{Username: "bench", Password: testHash()}}}
+			if err := h.provision(zap.NewNop()); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = h.Cleanup() })
+			now := time.Now()
+			for range h.MaxAttempts {
+				a, _, err := h.attempts.begin("bench", true, "192.0.2.1", h.limits(), now)
+				if err != nil || a == nil {
+					b.Fatalf("locking the account: %v", err)
+				}
+				if err := a.failed(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			pre := encodeKey(make([]byte, store.TokenBytes))
+			body := "username=bench&password=wrong&csrf=" + h.csrfToken("login", []byte(pre))
+			bolt := h.db.raw.(*store.Bolt)
+			before := bolt.Commits()
+			b.ResetTimer()
+			for range b.N {
+				r := httptest.NewRequest(http.MethodPost, "/_2fa/login", strings.NewReader(body))
+				r.RemoteAddr = "192.0.2.1:1234"
+				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				r.Header.Set("Cookie", preCookie+"="+pre)
+				w := httptest.NewRecorder()
+				if err := h.ServeHTTP(w, r, nextNop); err != nil || w.Code != http.StatusTooManyRequests {
+					b.Fatalf("refused sign-in: %d, %v", w.Code, err)
+				}
+			}
+			b.ReportMetric(float64(bolt.Commits()-before)/float64(b.N), "writes/op")
 		})
 	}
 }

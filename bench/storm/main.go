@@ -8,7 +8,8 @@
 //
 // Every password is wrong, so accounts and the client address lock after
 // a few attempts; the module checks the password hash all the same, so
-// the load stays.
+// the load stays. With -user, every attempt names one account: once it is
+// locked, the storm is a flood of refused attempts.
 package main
 
 import (
@@ -34,6 +35,7 @@ func main() {
 	clients := flag.Int("c", 64, "concurrent clients")
 	duration := flag.Duration("d", 10*time.Second, "how long")
 	users := flag.Int("users", 100000, "user names to spread attempts over (user0000001…)")
+	user := flag.String("user", "", "post every attempt for this one user name instead (a flood on one account)")
 	flag.Parse()
 
 	var (
@@ -47,7 +49,10 @@ func main() {
 			jar, _ := cookiejar.New(nil)
 			hc := &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 			for i := 0; time.Now().Before(deadline); i++ {
-				name := fmt.Sprintf("user%07d", (c*7919+i*104729)%*users+1)
+				name := *user
+				if name == "" {
+					name = fmt.Sprintf("user%07d", (c*7919+i*104729)%*users+1)
+				}
 				status := attempt(hc, *base+*prefix, name)
 				mu.Lock()
 				statuses[status]++

@@ -4,7 +4,9 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -160,6 +162,120 @@ http://localhost:%d {
 				if r.status != http.StatusOK || !strings.HasSuffix(r.body, "user=["+tc.user+"]") {
 					t.Errorf("GET %s signed in: %d %q; want the app as %s", path, r.status, r.body, tc.user)
 				}
+			}
+		})
+	}
+}
+
+// echoUpstream is an app behind Caddy that answers with the Remote-User
+// and X-Forwarded-User values it received, as Go quotes them, so an empty
+// value ([""]) and no header ([]) differ.
+func echoUpstream(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "upstream remote-user=%q forwarded-user=%q", r.Header.Values("Remote-User"), r.Header.Values("X-Forwarded-User"))
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// exampleCaddyfile is example.Caddyfile with the test's ports, database,
+// users and upstream; it fails if the example no longer has the shape
+// the test swaps.
+func exampleCaddyfile(t *testing.T, upstream string) string {
+	t.Helper()
+	raw, err := os.ReadFile("example.Caddyfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	example, _, ok := strings.Cut(string(raw), "\n# The app behind the gate")
+	if !ok {
+		t.Fatal("example.Caddyfile: no app block to replace with the test's upstream")
+	}
+	for _, swap := range []struct{ old, new string }{
+		{"{\n\tadmin localhost:2019\n}\n", globalOptions()},
+		{"http://localhost:8080 {", testBase() + " {"},
+		{"db ./demo-data/two_factor.db", "db " + filepath.Join(t.TempDir(), "two_factor.db")},
+		{"user demo $2a$14$qkyBMxpv98eWWleQf2s3GeFo8jSX2XxrUykzDUI0brjNfPgfUQzSW\n", strings.TrimLeft(gatedUsers(), "\t")},
+		{"reverse_proxy localhost:8081 {", "reverse_proxy " + upstream + " {"},
+	} {
+		if strings.Count(example, swap.old) != 1 {
+			t.Fatalf("example.Caddyfile does not have %q once", swap.old)
+		}
+		example = strings.Replace(example, swap.old, swap.new, 1)
+	}
+	return example
+}
+
+// TestAttackExampleNeverForwardsAnUnauthenticatedUser runs example.Caddyfile:
+// on every path, signed in or not, with identity headers forged by the
+// client, the upstream sees the signed-in user or an empty Remote-User,
+// never a name nobody signed in with, nor the placeholder's text.
+func TestAttackExampleNeverForwardsAnUnauthenticatedUser(t *testing.T) {
+	loadCaddyfile(t, exampleCaddyfile(t, echoUpstream(t)))
+	const nobody = `upstream remote-user=[""] forwarded-user=[]`
+	forged := []string{"Remote-User: mallory", "X-Forwarded-User: mallory"}
+	b := newBrowser(t)
+	check := func(when, path, want string, headers ...string) {
+		t.Helper()
+		r := b.get(path, headers...)
+		if r.status != http.StatusOK || r.body != want {
+			t.Errorf("%s, GET %s: %d %q; want 200 %q", when, path, r.status, r.body, want)
+		}
+	}
+
+	for _, headers := range [][]string{nil, forged} {
+		r := b.get("/admin/", headers...)
+		if r.status != http.StatusFound || strings.Contains(r.body, "upstream") {
+			t.Errorf("guarded path, not signed in, headers %q: %d %q; want the sign-in page", headers, r.status, r.body)
+		}
+		check("not signed in", "/", nobody, headers...)
+		check("not signed in", "/about", nobody, headers...)
+	}
+
+	b.enroll("alice")
+	check("signed in", "/admin/", `upstream remote-user=["alice"] forwarded-user=[]`, forged...)
+	// The gate does not look at sessions on paths it does not guard.
+	check("signed in", "/", nobody, forged...)
+}
+
+// TestAttackProxiesOutsideTheGateDoNotForwardForgedUsers: a reverse_proxy
+// that requests reach without passing the gate (here two_factor guards
+// only inside one handle) follows the README: vars makes the placeholder
+// empty for the whole site, or header_up removes the header.
+func TestAttackProxiesOutsideTheGateDoNotForwardForgedUsers(t *testing.T) {
+	upstream := echoUpstream(t)
+	for _, tc := range []struct {
+		name, top, outside, want string
+	}{
+		{"vars at the top of the site", `vars http.auth.user.id ""`, "header_up Remote-User {http.auth.user.id}", `upstream remote-user=[""] forwarded-user=[]`},
+		{"header removed", "", "header_up -Remote-User", `upstream remote-user=[] forwarded-user=[]`},
+		// What the README warns about: Caddy leaves a placeholder it
+		// does not know as text.
+		{"neither", "", "header_up Remote-User {http.auth.user.id}", `upstream remote-user=["{http.auth.user.id}"] forwarded-user=[]`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			loadCaddyfile(t, globalOptions()+fmt.Sprintf(`
+%s {
+	%s
+	handle /admin/* {
+		two_factor {
+			db %s
+%s		}
+		reverse_proxy %s {
+			header_up Remote-User {http.auth.user.id}
+		}
+	}
+	handle {
+		reverse_proxy %s {
+			%s
+		}
+	}
+}
+`, testBase(), tc.top, filepath.Join(t.TempDir(), "two_factor.db"), gatedUsers(), upstream, upstream, tc.outside))
+			r := newBrowser(t).get("/outside", "Remote-User: mallory")
+			if r.status != http.StatusOK || r.body != tc.want {
+				t.Fatalf("GET /outside with a forged Remote-User: %d %q; want %q", r.status, r.body, tc.want)
 			}
 		})
 	}

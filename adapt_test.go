@@ -96,10 +96,60 @@ func TestCaddyfileErrorsNameFileAndLine(t *testing.T) {
 	}
 }
 
-func TestPathPrefixWithTrailingSlashStillMatchesThePages(t *testing.T) {
-	out := adapt(t, "example.com {\n\ttwo_factor /admin/* {\n\t\tpath_prefix /auth/\n\t}\n}\n")
-	if !strings.Contains(out, "\"/auth\",\n") || !strings.Contains(out, "\"/auth/*\"") {
-		t.Fatalf("pages matcher for path_prefix /auth/:\n%s", out)
+// TestCaddyfileMatcherGoesToTheGate: the directive's matcher is the
+// handler's own, which also sees the request as the client sent it, and
+// the route is unmatched, so the pages under path_prefix are reachable.
+func TestCaddyfileMatcherGoesToTheGate(t *testing.T) {
+	out := adapt(t, "example.com {\n\ttry_files {path} /index.php\n\ttwo_factor /admin/* {\n\t\tpath_prefix /auth/\n\t}\n}\n")
+	var cfg struct {
+		Apps struct {
+			HTTP struct {
+				Servers map[string]struct {
+					Routes []struct {
+						Handle []struct {
+							Routes []struct {
+								Match  []map[string]any `json:"match"`
+								Handle []map[string]any `json:"handle"`
+							} `json:"routes"`
+						} `json:"handle"`
+					} `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal([]byte(out), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, route := range cfg.Apps.HTTP.Servers["srv0"].Routes[0].Handle[0].Routes {
+		for _, handler := range route.Handle {
+			if handler["handler"] != "two_factor" {
+				continue
+			}
+			found = true
+			if route.Match != nil {
+				t.Errorf("the gate's route has matchers %v: the pages would need their own", route.Match)
+			}
+			if match, _ := json.Marshal(handler["match"]); string(match) != `{"path":["/admin/*"]}` {
+				t.Errorf("the gate's own match is %s", match)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no two_factor handler in:\n%s", out)
+	}
+}
+
+func TestPathPrefixWithTrailingSlashNamesThePages(t *testing.T) {
+	h := &TwoFactor{PathPrefix: "/auth/"}
+	h.applyDefaults()
+	for path, want := range map[string]string{"/auth": "", "/auth/": "", "/auth/login": "login", "/AUTH/login": "login"} {
+		if page, ok := h.pageName(path); !ok || page != want {
+			t.Errorf("pageName(%s) = %q, %v; want %q", path, page, ok, want)
+		}
+	}
+	if _, ok := h.pageName("/authx/login"); ok {
+		t.Error("/authx/login is not below /auth")
 	}
 }
 

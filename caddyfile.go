@@ -6,10 +6,8 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 func init() {
@@ -19,9 +17,11 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("two_factor", httpcaddyfile.After, "basic_auth")
 }
 
-// parseCaddyfile makes the route of a two_factor directive. The route
-// matches what the user's matcher matches and also path_prefix, so the
-// sign-in pages are reachable whatever the matcher is.
+// parseCaddyfile makes the route of a two_factor directive. The user's
+// matcher goes into the handler's match field, not onto the route: the
+// gate then also sees the request as the client sent it (a rewrite ordered
+// before it cannot move a request out of its matcher), and the unmatched
+// route reaches the sign-in pages under path_prefix whatever the matcher.
 func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
 	h.Next() // directive name
 	matcherSet, err := h.ExtractMatcherSet()
@@ -35,15 +35,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	if tf.DB == "" {
 		tf.Site = siteAddresses(h)
 	}
-	vals := h.NewRoute(nil, tf)
-	if matcherSet != nil && len(vals) == 1 {
-		route := vals[0].Value.(caddyhttp.Route)
-		prefix := cleanPathPrefix(tf.PathPrefix)
-		pages := caddy.ModuleMap{"path": caddyconfig.JSON(caddyhttp.MatchPath{prefix, prefix + "/*"}, nil)}
-		route.MatcherSetsRaw = []caddy.ModuleMap{matcherSet, pages}
-		vals[0].Value = route
-	}
-	return vals, nil
+	tf.MatchersRaw = matcherSet
+	return h.NewRoute(nil, tf), nil
 }
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
@@ -72,6 +65,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    css_file <style sheet file>
 //	    templates_dir <directory>
 //	}
+//
+// The matcher says which requests the gate guards. It is matched against
+// the request as the client sent it and as rewritten by rewrite, uri or
+// try_files (which run before two_factor): a request is guarded if either
+// matches. Without a matcher, every request that reaches it is guarded.
 func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {

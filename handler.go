@@ -2,6 +2,7 @@ package twofactor
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -12,22 +13,35 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// ServeHTTP serves the sign-in pages under path_prefix and lets other
-// requests through only with a signed-in session.
+// ServeHTTP serves the sign-in pages under path_prefix and lets the
+// requests it guards through only with a signed-in session. Requests it
+// does not guard go on to next with the identity placeholders empty.
 func (h *TwoFactor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if page, ok := h.pageName(r.URL.Path); ok {
-		return h.servePage(w, r, page)
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if page, pr, ok := h.pageRequest(r); ok {
+		setAnonymous(repl)
+		return h.servePage(w, pr, page)
+	}
+	guarded, err := h.guards(r)
+	if err != nil || !guarded {
+		setAnonymous(repl)
+		if err != nil {
+			// As Caddy does with a route's matchers: the error decides
+			// the status (400 or 500), and the request never passes.
+			return err
+		}
+		return next.ServeHTTP(w, r)
 	}
 	now := h.now()
 	sess, err := h.fullSession(r, now)
 	if err != nil {
+		setAnonymous(repl)
 		if !errors.Is(err, errNoSession) {
 			h.logger.Error("reading 2FA session", zap.Error(err))
 			return caddyhttpError(err)
 		}
 		return h.challenge(w, r)
 	}
-	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	// The values were boxed when the session was cached: no allocation.
 	repl.Set("http.auth.user.id", sess.userValue)
 	repl.Set("http.two_factor.user", sess.userValue)
@@ -35,6 +49,103 @@ func (h *TwoFactor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	repl.Set("http.two_factor.confirmed_at", sess.confirmedValue)
 	repl.Set("http.two_factor.session_expires", sess.expiresValue)
 	return next.ServeHTTP(w, r)
+}
+
+// provisionMatchers loads the matcher set of the match field.
+func (h *TwoFactor) provisionMatchers(ctx caddy.Context) error {
+	if h.MatchersRaw == nil {
+		return nil
+	}
+	mods, err := ctx.LoadModule(h, "MatchersRaw")
+	if err != nil {
+		return fmt.Errorf("loading matcher modules: %w", err)
+	}
+	var sets caddyhttp.MatcherSets
+	if err := sets.FromInterface([]map[string]any{mods.(map[string]any)}); err != nil {
+		return fmt.Errorf("loading matcher modules: %w", err)
+	}
+	h.matchers = sets[0]
+	return nil
+}
+
+// guards reports whether the gate closes r: always without a matcher
+// set, otherwise when the set matches r as it is now or as the client
+// sent it. A rewrite, uri or try_files ordered before the gate changes
+// the request a route's matcher sees; the client asked for the original,
+// and that is what must be protected. A rewrite into a guarded path is
+// guarded too.
+func (h *TwoFactor) guards(r *http.Request) (bool, error) {
+	if h.matchers == nil {
+		return true, nil
+	}
+	if match, err := h.matchers.MatchWithError(r); match || err != nil {
+		return match, err
+	}
+	orig, ok := sentRequest(r)
+	if !ok {
+		return false, nil
+	}
+	return h.matchers.MatchWithError(asSent(r, orig))
+}
+
+// pageRequest returns the page r asks for below path_prefix, and the
+// request to serve it with. A page is found by the path as it is now, or
+// else as the client sent it, so the pages stay reachable when a rewrite
+// or try_files before the gate moves them; they are then served from the
+// client's URL.
+func (h *TwoFactor) pageRequest(r *http.Request) (string, *http.Request, bool) {
+	if page, ok := h.pageName(r.URL.Path); ok {
+		return page, r, true
+	}
+	orig, ok := sentRequest(r)
+	if !ok {
+		return "", nil, false
+	}
+	page, ok := h.pageName(orig.URL.Path)
+	if !ok {
+		return "", nil, false
+	}
+	return page, asSent(r, orig), true
+}
+
+// sentRequest is what Caddy kept of the request as the client sent it:
+// its method, URL and RequestURI (and RemoteAddr).
+func sentRequest(r *http.Request) (http.Request, bool) {
+	orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request)
+	return orig, ok && orig.URL != nil
+}
+
+// asSent is r with the client's method and URL. Headers, host, TLS state
+// and the context (placeholders, vars) stay the live ones.
+func asSent(r *http.Request, orig http.Request) *http.Request {
+	sent := *r
+	sent.Method = orig.Method
+	sent.URL = orig.URL
+	sent.RequestURI = orig.RequestURI
+	return &sent
+}
+
+// identityPlaceholders are the placeholders the gate sets on a request it
+// lets through.
+var identityPlaceholders = [...]string{
+	"http.auth.user.id",
+	"http.two_factor.user",
+	"http.two_factor.method",
+	"http.two_factor.confirmed_at",
+	"http.two_factor.session_expires",
+}
+
+// setAnonymous sets the identity placeholders that nothing has set yet
+// to empty, so that header_up Remote-User {http.auth.user.id} sends an
+// empty value, never the placeholder's literal text, on a request the
+// gate did not sign in. A user set by an earlier handler (basic_auth, or
+// another gate) is kept.
+func setAnonymous(repl *caddy.Replacer) {
+	for _, key := range identityPlaceholders {
+		if _, known := repl.Get(key); !known {
+			repl.Set(key, "")
+		}
+	}
 }
 
 // pageName returns the page a path names below path_prefix ("" for the
@@ -79,7 +190,7 @@ func (h *TwoFactor) challenge(w http.ResponseWriter, r *http.Request) error {
 // originalRequestURI is the path and query the client asked for, before
 // any rewrite, so the user returns to what they requested.
 func originalRequestURI(r *http.Request) string {
-	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+	if orig, ok := sentRequest(r); ok {
 		return orig.URL.RequestURI()
 	}
 	return r.URL.RequestURI()

@@ -7,7 +7,9 @@
 // logout. Users, enrollments and server-side sessions are kept in an
 // embedded bbolt database.
 //
-// Once a request is let through, these placeholders are set:
+// Once a signed-in request is let through, these placeholders are set. On
+// any other request the handler sees, those that nothing set before (as
+// basic_auth sets {http.auth.user.id}) are set to empty:
 //
 //	{http.auth.user.id}              the user name
 //	{http.two_factor.user}           the user name
@@ -66,9 +68,13 @@ const (
 // An unauthenticated request that accepts text/html is redirected to
 // {path_prefix}/login?next=<original path and query>; any other gets 401.
 //
-// The handler must also see requests for its own pages: the Caddyfile
-// directive adds a matcher set for path_prefix to the route it makes. In
-// JSON, add {"path": ["/_2fa/*"]} as an extra matcher set of the route.
+// Which requests it guards is its own match field, matched against the
+// request as rewritten and as the client sent it. The handler must also
+// see requests for its own pages: the Caddyfile directive puts its matcher
+// in match and leaves the route unmatched. A JSON route that keeps
+// matchers of its own needs an extra matcher set for the pages,
+// {"path": ["/_2fa", "/_2fa/*"]}, and its matchers see only the
+// rewritten request.
 type TwoFactor struct {
 	// The bbolt database file with enrollments and sessions. It is opened
 	// once per file and shared by every site that names it: sites that
@@ -180,6 +186,15 @@ type TwoFactor struct {
 	// Default: the embedded templates only.
 	TemplatesDir string `json:"templates_dir,omitempty"`
 
+	// The requests the gate guards, as one matcher set (all its matchers
+	// must match). A request is guarded if the set matches it as it is
+	// now or as the client sent it, before any rewrite, uri or try_files;
+	// every other request passes to the next handler with the identity
+	// placeholders empty. A route's own matchers see only the rewritten
+	// request, so guard paths here, not there. Default: every request
+	// that reaches the handler.
+	MatchersRaw caddy.ModuleMap `json:"match,omitempty" caddy:"namespace=http.matchers"`
+
 	accounts    map[string]account
 	fakeAccount account
 	sealer      *seal.Sealer
@@ -193,6 +208,7 @@ type TwoFactor struct {
 	templates   *template.Template
 	logo        *asset
 	customCSS   *asset
+	matchers    caddyhttp.MatcherSet
 }
 
 // Account is a user who may sign in.
@@ -215,6 +231,9 @@ func (TwoFactor) CaddyModule() caddy.ModuleInfo {
 
 // Provision applies defaults, resolves placeholders and opens the database.
 func (h *TwoFactor) Provision(ctx caddy.Context) error {
+	if err := h.provisionMatchers(ctx); err != nil {
+		return err
+	}
 	return h.provision(ctx.Logger())
 }
 

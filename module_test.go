@@ -315,12 +315,7 @@ func TestDatabaseHeldElsewhereIsAClearError(t *testing.T) {
 
 func TestJSONConfigMirrorsTheCaddyfile(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "2fa.db")
-	config := fmt.Sprintf(`{
-	"admin": {"listen": "localhost:%d"},
-	"apps": {"http": {"http_port": %d, "grace_period": 1, "servers": {"srv0": {
-		"listen": [":%d"],
-		"automatic_https": {"disable": true},
-		"routes": [
+	loadJSON(t, fmt.Sprintf(`[
 			{
 				"match": [{"path": ["/admin/*"]}, {"path": ["/_2fa", "/_2fa/*"]}],
 				"handle": [{
@@ -332,10 +327,7 @@ func TestJSONConfigMirrorsTheCaddyfile(t *testing.T) {
 				}]
 			},
 			{"handle": [{"handler": "static_response", "body": "page for {http.auth.user.id}"}]}
-		]
-	}}}}
-}`, testPorts().admin, testPorts().http, testPorts().http, db, testHash())
-	newTester(t).InitServer(config, "json")
+		]`, db, testHash()))
 	b := newBrowser(t)
 	if r := b.get("/public"); r.status != http.StatusOK {
 		t.Fatalf("public page: %d", r.status)

@@ -7,7 +7,8 @@
 #   SCALE=1 bench/run.sh      # also 1,000 vs 1,000,000 stored sessions, ~7.5 min
 #
 # Settings (environment): ROUNDS=5, DURATION=5s per wrk run, CONNS=32,
-# THREADS=1 (wrk threads), STORM=1 (0 skips the sign-in storm), SCALE=0,
+# THREADS=1 (wrk threads), STORM=1 (0 skips the sign-in storm), FLOOD=1 (0
+# skips the flood of refused sign-ins on one locked account), SCALE=0,
 # PORT=18080 (the first of the ports used, all on 127.0.0.1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ DURATION=${DURATION:-5s}
 CONNS=${CONNS:-32}
 THREADS=${THREADS:-1}
 STORM=${STORM:-1}
+FLOOD=${FLOOD:-1}
 SCALE=${SCALE:-0}
 PORT=${PORT:-18080}
 
@@ -226,6 +228,62 @@ if [ "$STORM" = 1 ]; then
 	sed 's/^/    /' "$work/storm-one.out"
 	echo "Storm clients, per round, many addresses:"
 	sed 's/^/    /' "$work/storm-many.out"
+fi
+
+if [ "$FLOOD" = 1 ]; then
+	# A flood of sign-ins for one account, locked by the flood's first
+	# failures, against a two_factor of its own (the storm above may have
+	# locked 127.0.0.1 on the others). Refused attempts must not write to
+	# the store: the disk bytes the Caddy process writes (write_bytes of
+	# /proc/PID/io) are counted over each flood and divided by the refused
+	# requests. max_ip_attempts is lifted so every refusal reaches the
+	# account check instead of the client lock, the costlier path.
+	tfflood=$((PORT + 5))
+	start tfflood "$tfflood" "two_factor {
+		db $work/2fa-flood.db
+		user bench $hash
+		user victim $hash
+		max_ip_attempts 1000000000
+	}"
+	cookie_flood=$("$work/signin" -base "http://127.0.0.1:$tfflood" -user bench -password "$password")
+	# Lock victim: wrong passwords (each a full hash) until one is refused.
+	for i in $(seq 60); do
+		"$work/storm" -base "http://127.0.0.1:$tfflood" -user victim -c 1 -d 1s | grep -q '429: ' && break
+	done
+	written() { awk '/^write_bytes/ {print $2}' "/proc/$1/io"; }
+	# flood_round: a quiet wrk run of signed-in requests, then one beside 16
+	# clients posting for the locked account; appends "refused bytes" to
+	# floodio.results.
+	flood_round() {
+		local w0 flood_pid refused
+		load floodquiet "http://127.0.0.1:$tfflood/" -H "Cookie: $cookie_flood"
+		sync
+		w0=$(written "$pid_tfflood")
+		"$work/storm" -base "http://127.0.0.1:$tfflood" -user victim -c 16 -d "$(( ${DURATION%s} + 2 ))s" >"$work/flood.out" &
+		flood_pid=$!
+		sleep 1
+		load floodflood "http://127.0.0.1:$tfflood/" -H "Cookie: $cookie_flood"
+		wait "$flood_pid"
+		sync
+		refused=$(grep -o '429: [0-9]*' "$work/flood.out" | awk '{print $2}')
+		echo "${refused:-0} $(( $(written "$pid_tfflood") - w0 ))" >>"$work/floodio.results"
+		cat "$work/flood.out" >>"$work/flood-all.out"
+	}
+	echo "Flood of refused sign-ins: $ROUNDS rounds, quiet then beside 16 clients posting for one locked account…" >&2
+	for round in $(seq "$ROUNDS"); do
+		echo "  round $round" >&2
+		flood_round
+	done
+	echo
+	echo "Flood of refused sign-ins: 16 clients posting wrong passwords for one locked account as fast as they are answered, alternating with quiet rounds of signed-in load; ratio is req/s against the quiet rounds. Disk writes: bytes the Caddy process wrote to disk during each flood, per refused request."
+	echo
+	header
+	row floodquiet "flood: quiet" floodquiet
+	row floodflood "flood: during the flood" floodquiet
+	echo
+	awk '{r += $1; b += $2} END {printf "Refused requests: %d in %d floods; disk bytes written: %d in all, %.2f per refused request.\n", r, NR, b, (r ? b / r : 0)}' "$work/floodio.results"
+	echo "Flood clients, per round:"
+	sed 's/^/    /' "$work/flood-all.out"
 fi
 
 if [ "$SCALE" = 1 ]; then

@@ -179,12 +179,13 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 	acct, known := h.lookupAccount(name)
 	// A locked account is turned away by a read, before hashing: a refused
 	// attempt writes nothing to the store (see attemptTracker).
-	until, err := h.attempts.lockedUntil(name, known, ip, h.limits(), now)
+	limits := h.limits()
+	until, err := h.attempts.lockedUntil(name, known, ip, limits, now)
 	if err != nil {
 		return caddyhttpError(err)
 	}
 	if !until.IsZero() {
-		h.attempts.refused(ip, h.limits(), now)
+		h.attempts.refused(ip, limits, now)
 		h.audit(r, "login_locked", knownName(name, known), "locked")
 		return h.renderLocked(w, until, now)
 	}
@@ -192,7 +193,7 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 	// before a right password costs the same.
 	hashed, ok := h.db.hashing.acquire(r.Context())
 	if !ok {
-		h.attempts.refused(ip, h.limits(), now)
+		h.attempts.refused(ip, limits, now)
 		return h.renderBusy(w, r)
 	}
 	attempt, err := h.beginAttempt(w, r, "login", name, known, now)

@@ -194,11 +194,16 @@ var errRefused = errors.New("attempt refused")
 // an attempt away before costly work (a password hash).
 func (t *attemptTracker) lockedUntil(user string, known bool, ip string, l limits, now time.Time) (time.Time, error) {
 	network := networkOf(ip)
-	if until := t.clientLockedUntil(network, now); !until.IsZero() {
+	t.mu.Lock()
+	until := time.Time{}
+	if c := t.clients[network]; c != nil {
+		until = refusal(c, l.client, now) // locked, or used up by attempts in flight
+	}
+	t.mu.Unlock()
+	if !until.IsZero() {
 		return until, nil
 	}
 	a := &attempt{t: t, user: user, known: known, network: network, l: l, now: now}
-	var until time.Time
 	err := a.viewAccount(func(c counters) { until = c.refusal(l, now) })
 	return until, err
 }
@@ -226,7 +231,8 @@ func (t *attemptTracker) begin(user string, known bool, ip string, l limits, now
 		if until.IsZero() {
 			return a, time.Time{}, nil
 		}
-		// The client's budget is full: give the account's place back.
+		// Parallel attempts filled the client's budget since lockedUntil
+		// (rare): give the account's place back.
 		if err := a.settleAccount(true); err != nil {
 			return nil, time.Time{}, err
 		}

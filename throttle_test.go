@@ -1,6 +1,7 @@
 package twofactor
 
 import (
+	"fmt"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -173,6 +174,30 @@ func TestRefusedAttemptsWriteNothingAndLockTheClient(t *testing.T) {
 		}
 		if writes := f.st.commits.Load() - before; writes != 0 {
 			t.Errorf("known=%v: %d refused attempts committed %d writes, want 0", known, refused, writes)
+		}
+	}
+}
+
+func TestAttemptsBeyondAFullClientBudgetWriteNothing(t *testing.T) {
+	f := newTrackerFixture(t)
+	var inFlight []*attempt
+	for i := range f.l.client.limit {
+		a, _, err := f.begin(fmt.Sprint("user", i), true, "198.51.100.1", f.l, f.now)
+		if err != nil || a == nil {
+			t.Fatalf("attempt %d refused (%v)", i, err)
+		}
+		inFlight = append(inFlight, a)
+	}
+	before := f.st.commits.Load()
+	if a, until, err := f.begin("alice", true, "198.51.100.1", f.l, f.now); err != nil || a != nil || until.IsZero() {
+		t.Fatalf("an attempt beyond the client's budget of attempts in flight: %v, %v", a, err)
+	}
+	if writes := f.st.commits.Load() - before; writes != 0 {
+		t.Errorf("the refused attempt committed %d writes", writes)
+	}
+	for _, a := range inFlight {
+		if err := a.release(); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -152,8 +152,13 @@ func credentialOf(hash string) credential {
 	return credential(sum[:16])
 }
 
-// is reports whether a stored session's credential is c.
-func (c credential) is(stored []byte) bool { return string(stored) == string(c[:]) }
+// storedCredential is the credential a session stores (none, the zero
+// credential, for a session of an older format).
+func storedCredential(b []byte) credential {
+	var c credential
+	copy(c[:], b)
+	return c
+}
 
 // newAccount checks a hash made by `caddy hash-password` and returns the
 // account that checks passwords against it.

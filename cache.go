@@ -94,8 +94,8 @@ func newCachedSession(s *store.Session, databaseUser bool) *cachedSession {
 		confirmedValue: s.ConfirmedAt.UTC().Format(time.RFC3339),
 		expiresValue:   s.Expires.UTC().Format(time.RFC3339),
 		stored:         s.LastSeen.UnixNano(),
+		credential:     storedCredential(s.Credential),
 	}
-	copy(e.credential[:], s.Credential)
 	e.lastSeen.Store(e.stored)
 	return e
 }

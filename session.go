@@ -132,7 +132,7 @@ func (h *TwoFactor) fullSession(r *http.Request, now time.Time) (*cachedSession,
 	if !e.live(ns, time.Duration(h.SessionIdle)) {
 		return nil, errNoSession
 	}
-	if a, declared := h.accounts[e.user]; declared && a.credential != e.credential || !declared && !e.databaseUser {
+	if !h.honours(e.user, e.credential, e.databaseUser) {
 		return nil, errNoSession
 	}
 	e.seen(ns)
@@ -162,7 +162,7 @@ func (h *TwoFactor) loadSession(key store.SessionKey, now time.Time) (*cachedSes
 		if u.TOTP == nil || u.SessionID == "" || u.SessionID != s.UserSessionID {
 			return errNoSession
 		}
-		e = newCachedSession(s, u.PasswordHash != "" && credentialOf(u.PasswordHash).is(s.Credential))
+		e = newCachedSession(s, stillHasPassword(u, s))
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -206,7 +206,7 @@ func (h *TwoFactor) pendingSession(r *http.Request, now time.Time) (*store.Sessi
 		if err != nil {
 			return err
 		}
-		if !h.honours(u, s) {
+		if !h.honours(u.Name, storedCredential(s.Credential), stillHasPassword(u, s)) {
 			return errNoSession
 		}
 		sess, user = s, u
@@ -218,16 +218,23 @@ func (h *TwoFactor) pendingSession(r *http.Request, now time.Time) (*store.Sessi
 	return sess, user, err
 }
 
-// honours reports whether this config honours the session s of user u:
-// u is declared in the config, or managed in the database, with the
-// password hash s was opened with. A site that shares the store but
-// declares the user with another password, or a password changed since,
-// does not.
-func (h *TwoFactor) honours(u *store.User, s *store.Session) bool {
-	if a, ok := h.accounts[u.Name]; ok {
-		return a.credential.is(s.Credential)
+// honours reports whether this config honours a session of user opened
+// with the password hash named by opened: the user is declared in this
+// config with that hash, or, not declared here, is managed in the database
+// and still has it (databaseMatch, see stillHasPassword). A site that
+// shares the store but declares the user with another password, or a
+// password changed since, does not.
+func (h *TwoFactor) honours(user string, opened credential, databaseMatch bool) bool {
+	if a, declared := h.accounts[user]; declared {
+		return a.credential == opened
 	}
-	return u.PasswordHash != "" && credentialOf(u.PasswordHash).is(s.Credential)
+	return databaseMatch
+}
+
+// stillHasPassword reports whether u is managed in the database with the
+// password hash s was opened with.
+func stillHasPassword(u *store.User, s *store.Session) bool {
+	return u.PasswordHash != "" && credentialOf(u.PasswordHash) == storedCredential(s.Credential)
 }
 
 // newSession stores a new session for user and returns its token.

@@ -257,13 +257,9 @@ func (t *attemptTracker) refused(ip string, l limits, now time.Time) {
 // time. It reads memory only, and tells nothing about any account, so it
 // can turn a client away before any costly work.
 func (t *attemptTracker) ipLockedUntil(ip string, now time.Time) time.Time {
-	return t.clientLockedUntil(networkOf(ip), now)
-}
-
-func (t *attemptTracker) clientLockedUntil(network string, now time.Time) time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if c := t.clients[network]; c != nil && now.Before(c.LockedUntil) {
+	if c := t.clients[networkOf(ip)]; c != nil && now.Before(c.LockedUntil) {
 		return c.LockedUntil
 	}
 	return time.Time{}

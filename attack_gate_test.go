@@ -225,9 +225,13 @@ func TestAttackExampleNeverForwardsAnUnauthenticatedUser(t *testing.T) {
 	}
 
 	for _, headers := range [][]string{nil, forged} {
-		r := b.get("/admin/", headers...)
-		if r.status != http.StatusFound || strings.Contains(r.body, "upstream") {
-			t.Errorf("guarded path, not signed in, headers %q: %d %q; want the sign-in page", headers, r.status, r.body)
+		// /admin itself and dot segments that an upstream may resolve to
+		// it are guarded too (the example matches /admin*).
+		for _, path := range []string{"/admin/", "/admin", "/admin/x/..", "/admin/x/%2e%2e"} {
+			r := b.get(path, headers...)
+			if r.status != http.StatusFound || strings.Contains(r.body, "upstream") {
+				t.Errorf("guarded path %s, not signed in, headers %q: %d %q; want the sign-in page", path, headers, r.status, r.body)
+			}
 		}
 		check("not signed in", "/", nobody, headers...)
 		check("not signed in", "/about", nobody, headers...)

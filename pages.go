@@ -313,7 +313,7 @@ func (h *TwoFactor) limits() limits {
 	window, lockout := time.Duration(h.AttemptWindow), time.Duration(h.Lockout)
 	return limits{
 		pair:    budget{limit: h.MaxAttempts, window: window, lockout: lockout},
-		account: budget{limit: h.MaxAccountAttempts, window: maxAttemptWindow, lockout: lockout},
+		account: budget{limit: h.MaxAccountAttempts, window: maxAttemptWindow, lockout: lockout, consecutive: true},
 		client:  budget{limit: h.MaxIPAttempts, window: window, lockout: lockout},
 	}
 }

@@ -38,6 +38,11 @@ type budget struct {
 	limit   int
 	window  time.Duration
 	lockout time.Duration
+	// consecutive budgets keep their failures through a lock, until the
+	// window ends or a sign-in completes: past the limit, one attempt at
+	// a time may try when the lock ends, and its failure locks again. So
+	// the account-wide ceiling is a ceiling per window, not per lockout.
+	consecutive bool
 }
 
 // limits are one config's throttling settings.
@@ -46,7 +51,7 @@ type limits struct {
 	// (max_attempts in attempt_window).
 	pair budget
 	// account is the budget of one account from every network together
-	// (max_account_attempts in maxAttemptWindow).
+	// (max_account_attempts in maxAttemptWindow, consecutive).
 	account budget
 	// client is the budget of one client network over every account
 	// (max_ip_attempts in attempt_window).
@@ -123,7 +128,7 @@ func refusal(a *store.Attempts, b budget, now time.Time) time.Time {
 	if now.Sub(a.WindowStart) >= b.window {
 		return time.Time{}
 	}
-	if a.Failures+a.InFlight >= b.limit {
+	if a.Failures+a.InFlight >= b.limit && (!b.consecutive || a.Failures < b.limit || a.InFlight > 0) {
 		return now.Add(busyRetry)
 	}
 	return time.Time{}
@@ -161,7 +166,9 @@ func fail(a *store.Attempts, b budget, now time.Time) {
 	a.Failures++
 	if a.Failures >= b.limit {
 		a.LockedUntil = now.Add(b.lockout)
-		a.Failures, a.WindowStart = 0, now
+		if !b.consecutive {
+			a.Failures, a.WindowStart = 0, now
+		}
 	}
 }
 

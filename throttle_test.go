@@ -102,7 +102,7 @@ func newTrackerFixture(t *testing.T) *trackerFixture {
 		st:             st,
 		l: limits{
 			pair:    budget{limit: 3, window: time.Minute, lockout: time.Hour},
-			account: budget{limit: 7, window: maxAttemptWindow, lockout: time.Hour},
+			account: budget{limit: 7, window: maxAttemptWindow, lockout: time.Hour, consecutive: true},
 			client:  budget{limit: 20, window: time.Minute, lockout: time.Hour},
 		},
 		now: time.Unix(1_000_000, 0),
@@ -152,6 +152,53 @@ func TestLockoutIsPerNetworkUntilTheAccountCeiling(t *testing.T) {
 		}
 		if f2.try(t, "alice", known, "203.0.113.9", true) {
 			t.Fatalf("known=%v: %d failures from many networks did not lock the account", known, f2.l.account.limit)
+		}
+	}
+}
+
+func TestAccountCeilingHoldsThroughItsLockouts(t *testing.T) {
+	f := newTrackerFixture(t)
+	network := 0
+	fromNewNetwork := func(ok bool) bool {
+		network++
+		return f.try(t, "alice", true, fmt.Sprintf("198.51.100.%d", network), ok)
+	}
+	for range f.l.account.limit {
+		fromNewNetwork(false)
+	}
+	failures := f.l.account.limit
+	for range 3 { // three lockouts end in turn
+		if fromNewNetwork(false) {
+			t.Fatal("an attempt got in while the account was locked")
+		}
+		f.now = f.now.Add(f.l.account.lockout)
+		if !fromNewNetwork(false) {
+			t.Fatal("no attempt allowed once the lock ended")
+		}
+		failures++
+	}
+	if want := f.l.account.limit + 3; failures != want {
+		t.Fatalf("%d failures got through, want %d: one per lockout past the ceiling", failures, want)
+	}
+	// A complete sign-in (after the lock) starts the count over.
+	f.now = f.now.Add(f.l.account.lockout)
+	if !fromNewNetwork(true) {
+		t.Fatal("the right attempt was refused after the lock ended")
+	}
+	for i := range f.l.account.limit - 1 {
+		if !fromNewNetwork(false) {
+			t.Fatalf("failure %d after a sign-in was refused: the count did not start over", i)
+		}
+	}
+	// The window ends 24 hours after the first failure, and the count with it.
+	g := newTrackerFixture(t)
+	for i := range g.l.account.limit {
+		g.try(t, "bob", true, fmt.Sprintf("203.0.113.%d", i), false)
+	}
+	g.now = g.now.Add(maxAttemptWindow)
+	for i := range g.l.account.limit - 1 {
+		if !g.try(t, "bob", true, fmt.Sprintf("192.0.2.%d", i), false) {
+			t.Fatalf("failure %d of a new window refused", i)
 		}
 	}
 }

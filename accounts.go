@@ -2,7 +2,6 @@ package twofactor
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+
+	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
 // maxPasswordBytes bounds what is hashed, so a huge password cannot buy
@@ -136,28 +137,7 @@ type account struct {
 	class  hashClass
 	bcrypt bool
 	// credential names the hash in the sessions opened with it.
-	credential credential
-}
-
-// credential identifies a password hash: a session records the credential
-// it was opened with, and is honoured only where its user still has it
-// (see store.Session.Credential).
-type credential [16]byte
-
-// credentialOf returns the credential of a password hash. The hash is
-// salted, so two users or two sites with the same password still have
-// different credentials.
-func credentialOf(hash string) credential {
-	sum := sha256.Sum256([]byte(hash))
-	return credential(sum[:16])
-}
-
-// storedCredential is the credential a session stores (none, the zero
-// credential, for a session of an older format).
-func storedCredential(b []byte) credential {
-	var c credential
-	copy(c[:], b)
-	return c
+	credential store.Credential
 }
 
 // newAccount checks a hash made by `caddy hash-password` and returns the
@@ -167,7 +147,7 @@ func newAccount(hash string) (account, error) {
 	if err != nil {
 		return account{}, err
 	}
-	a := account{hash: []byte(hash), class: class, cmp: caddyauth.Argon2idHash{}, credential: credentialOf(hash)}
+	a := account{hash: []byte(hash), class: class, cmp: caddyauth.Argon2idHash{}, credential: store.CredentialOf(hash)}
 	if class.Algorithm == algorithmBcrypt {
 		a.cmp, a.bcrypt = caddyauth.BcryptHash{}, true
 	}

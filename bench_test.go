@@ -293,6 +293,7 @@ func BenchmarkRefusedSignIn(b *testing.B) {
 				r.RemoteAddr = "192.0.2.1:1234"
 				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 				r.Header.Set("Cookie", preCookie+"="+pre)
+				r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
 				w := httptest.NewRecorder()
 				if err := h.ServeHTTP(w, r, nextNop); err != nil || w.Code != http.StatusTooManyRequests {
 					b.Fatalf("refused sign-in: %d, %v", w.Code, err)

@@ -63,7 +63,7 @@ type cachedSession struct {
 	owner *cachedUser
 	// credential is the password hash the session was opened with (see
 	// store.Session.Credential).
-	credential credential
+	credential store.Credential
 	// databaseUser is whether the user is managed in the database (not in
 	// the config) and still has the password the session was opened with.
 	databaseUser bool
@@ -94,7 +94,7 @@ func newCachedSession(s *store.Session, databaseUser bool) *cachedSession {
 		confirmedValue: s.ConfirmedAt.UTC().Format(time.RFC3339),
 		expiresValue:   s.Expires.UTC().Format(time.RFC3339),
 		stored:         s.LastSeen.UnixNano(),
-		credential:     storedCredential(s.Credential),
+		credential:     s.Credential,
 	}
 	e.lastSeen.Store(e.stored)
 	return e

@@ -248,7 +248,7 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 			Expires:  now.Add(time.Duration(h.PendingLifetime)),
 			Next:     next,
 			// The session holds only where the user keeps this password.
-			Credential: acct.credential[:],
+			Credential: acct.credential,
 		})
 		return err
 	})

@@ -206,7 +206,7 @@ func (h *TwoFactor) pendingSession(r *http.Request, now time.Time) (*store.Sessi
 		if err != nil {
 			return err
 		}
-		if !h.honours(u.Name, storedCredential(s.Credential), stillHasPassword(u, s)) {
+		if !h.honours(u.Name, s.Credential, stillHasPassword(u, s)) {
 			return errNoSession
 		}
 		sess, user = s, u
@@ -224,7 +224,7 @@ func (h *TwoFactor) pendingSession(r *http.Request, now time.Time) (*store.Sessi
 // and still has it (databaseMatch, see stillHasPassword). A site that
 // shares the store but declares the user with another password, or a
 // password changed since, does not.
-func (h *TwoFactor) honours(user string, opened credential, databaseMatch bool) bool {
+func (h *TwoFactor) honours(user string, opened store.Credential, databaseMatch bool) bool {
 	if a, declared := h.accounts[user]; declared {
 		return a.credential == opened
 	}
@@ -234,7 +234,7 @@ func (h *TwoFactor) honours(user string, opened credential, databaseMatch bool) 
 // stillHasPassword reports whether u is managed in the database with the
 // password hash s was opened with.
 func stillHasPassword(u *store.User, s *store.Session) bool {
-	return u.PasswordHash != "" && credentialOf(u.PasswordHash) == storedCredential(s.Credential)
+	return u.PasswordHash != "" && store.CredentialOf(u.PasswordHash) == s.Credential
 }
 
 // newSession stores a new session for user and returns its token.

@@ -122,7 +122,10 @@ func encodeSession(s *Session) []byte {
 	b = appendBytes(b, s.PendingSecret)
 	b = appendString(b, s.ClientIP)
 	b = appendBytes(b, packAgent(s.UserAgent))
-	return appendBytes(b, s.Credential)
+	if s.Credential == (Credential{}) {
+		return appendBytes(b, nil)
+	}
+	return appendBytes(b, s.Credential[:])
 }
 
 func appendString(b []byte, s string) []byte {
@@ -169,7 +172,13 @@ func decodeSession(raw []byte, s *Session) error {
 	s.ClientIP = d.string()
 	s.UserAgent = d.agent(d.next())
 	if raw[0] == sessionFormat {
-		s.Credential = d.bytes()
+		switch c := d.next(); len(c) {
+		case 0:
+		case len(s.Credential):
+			s.Credential = Credential(c)
+		default:
+			d.bad = true
+		}
 	}
 	if d.bad || len(d.raw) != 0 {
 		return errCorruptSession

@@ -126,18 +126,29 @@ func withAgent(raw []byte, b byte) []byte {
 }
 
 func TestCodecReadsFirstFormatSessionsWithoutCredential(t *testing.T) {
-	s := Session{User: "alice", Stage: StageFull, Credential: []byte("0123456789abcdef")}
+	s := Session{User: "alice", Stage: StageFull, Credential: CredentialOf("$2a$04$hash")}
 	raw := encodeSession(&s)
 	v1 := append([]byte{sessionFormatV1}, raw[1:len(raw)-1-len(s.Credential)]...)
 	var got Session
 	if err := decodeSession(v1, &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.User != "alice" || got.Credential != nil {
+	if got.User != "alice" || got.Credential != (Credential{}) {
 		t.Fatalf("first-format session decoded as %+v", got)
 	}
-	if err := decodeSession(raw, &got); err != nil || string(got.Credential) != "0123456789abcdef" {
-		t.Fatalf("credential lost: %q, %v", got.Credential, err)
+	if err := decodeSession(raw, &got); err != nil || got.Credential != s.Credential {
+		t.Fatalf("credential lost: %x, %v", got.Credential, err)
+	}
+	short := append(raw[:len(raw)-1-len(s.Credential):len(raw)-1-len(s.Credential)], 3, 1, 2, 3)
+	if err := decodeSession(short, &got); !errors.Is(err, errCorruptSession) {
+		t.Fatalf("a credential of 3 bytes decoded: %v", err)
+	}
+}
+
+func TestCredentialsNameOneHashEach(t *testing.T) {
+	a, b := CredentialOf("$2a$04$one"), CredentialOf("$2a$04$two")
+	if a == b || a == (Credential{}) || a != CredentialOf("$2a$04$one") {
+		t.Fatalf("credentials %x and %x", a, b)
 	}
 }
 

@@ -138,10 +138,23 @@ type Session struct {
 	ClientIP      string `json:"ip,omitempty"`
 	UserAgent     string `json:"ua,omitempty"`
 	// Credential identifies the password hash the session was opened with
-	// (a digest of it). A session is valid only where its user still has
+	// (see CredentialOf). A session is valid only where its user still has
 	// that hash: a site that shares the store but declares the user with
-	// another password, or a changed password, does not honour it.
-	Credential []byte `json:"cr,omitempty"`
+	// another password, or a changed password, does not honour it. The
+	// zero Credential (a session of an older format) matches no hash.
+	Credential Credential `json:"cr,omitzero"`
+}
+
+// Credential names a password hash in the sessions opened with it.
+type Credential [16]byte
+
+// CredentialOf returns the credential of a password hash: the first half
+// of its SHA-256. Hashes are salted, so two users or two sites with the
+// same password still have different credentials, and the digest tells
+// nothing of the password.
+func CredentialOf(passwordHash string) Credential {
+	sum := sha256.Sum256([]byte(passwordHash))
+	return Credential(sum[:16])
 }
 
 // Attempts counts failed sign-in attempts for one account or client.

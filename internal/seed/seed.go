@@ -122,6 +122,8 @@ func Fill(st store.Store, o Options) ([]string, error) {
 					Method:        "totp",
 					ClientIP:      fmt.Sprintf("198.51.%d.%d", i/250%250, i%250+1),
 					UserAgent:     userAgents[i%len(userAgents)],
+					// Every user has the one hash: sessions hold where it does.
+					Credential: store.CredentialOf(string(hash)),
 				})
 				if err != nil {
 					return err

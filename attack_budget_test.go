@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
 
 // Regression tests for the attempt budgets: what a refused attempt costs,
@@ -72,7 +73,7 @@ func (s *testSite) clientLocked(t *testing.T) bool {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return !db.attempts.ipLockedUntil("127.0.0.1", time.Now()).IsZero()
+	return !db.attempts.ClientLockedUntil("127.0.0.1", time.Now()).IsZero()
 }
 
 func TestAttackLockoutStaysWithTheAttackersNetwork(t *testing.T) {
@@ -103,12 +104,12 @@ func TestAttackPasswordAloneCannotPileUpPendingSessions(t *testing.T) {
 	site := startSite(t, siteConfig{matcher: "/admin/*"})
 	var browsers []*browser
 	locked := false
-	for i := range unfinishedAllowance + DefaultMaxAttempts + 1 {
+	for i := range throttle.UnfinishedAllowance + DefaultMaxAttempts + 1 {
 		b := newBrowser(t)
 		r := b.login("grace", testPassword, "/")
 		if r.status == http.StatusTooManyRequests {
 			locked = true
-			if i < unfinishedAllowance+DefaultMaxAttempts-1 {
+			if i < throttle.UnfinishedAllowance+DefaultMaxAttempts-1 {
 				t.Fatalf("locked after only %d right passwords", i)
 			}
 			break

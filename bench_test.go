@@ -275,11 +275,11 @@ func BenchmarkRefusedSignIn(b *testing.B) {
 			b.Cleanup(func() { _ = h.Cleanup() })
 			now := time.Now()
 			for range h.MaxAttempts {
-				a, _, err := h.attempts.begin("bench", true, "192.0.2.1", h.limits(), now)
+				a, _, err := h.attempts.Begin("bench", true, "192.0.2.1", h.limits(), now)
 				if err != nil || a == nil {
 					b.Fatalf("locking the account: %v", err)
 				}
-				if err := a.failed(); err != nil {
+				if err := a.Failed(); err != nil {
 					b.Fatal(err)
 				}
 			}

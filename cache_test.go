@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"runtime"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
 
 // The session cache must never let a revoked session through, and must
@@ -323,10 +323,10 @@ func TestSignInBeyondTheHashingLimitGets429(t *testing.T) {
 	s := newClockSite(t, nil)
 	// One slot, nobody may wait: the slot taken here makes the next
 	// attempt find none.
-	s.h.db.hashing = newHashLimiter(1, 0, 0, false)
+	s.h.db.hashing = throttle.NewHashLimiter(1, 0, 0, false)
 	hold := func() func() {
 		t.Helper()
-		done, ok := s.h.db.hashing.acquire(t.Context())
+		done, ok := s.h.db.hashing.Acquire(t.Context())
 		if !ok {
 			t.Fatal("could not take the only slot")
 		}
@@ -350,50 +350,5 @@ func TestSignInBeyondTheHashingLimitGets429(t *testing.T) {
 	}
 	if r := b.login("judy", testPassword, "/"); r.status != http.StatusSeeOther {
 		t.Fatalf("refusals counted as failures: %d", r.status)
-	}
-}
-
-func TestHashLimiterWaitsForASlot(t *testing.T) {
-	l := newHashLimiter(1, 1, time.Hour, false)
-	done, ok := l.acquire(t.Context())
-	if !ok {
-		t.Fatal("first acquire")
-	}
-	got := make(chan func())
-	go func() {
-		done, _ := l.acquire(t.Context())
-		got <- done
-	}()
-	// The waiter is counted before it blocks; a second waiter finds the
-	// queue full at once.
-	for l.waiting.Load() != 1 {
-		runtime.Gosched()
-	}
-	if _, ok := l.acquire(t.Context()); ok {
-		t.Fatal("a second waiter got in past maxWaiting")
-	}
-	done()
-	second := <-got
-	if second == nil {
-		t.Fatal("the waiter did not get the released slot")
-	}
-	second()
-}
-
-func TestHashLimiterCoolsDown(t *testing.T) {
-	l := newHashLimiter(1, 0, 0, true)
-	var reopen func()
-	l.after = func(_ time.Duration, f func()) { reopen = f }
-	done, ok := l.acquire(t.Context())
-	if !ok {
-		t.Fatal("first acquire")
-	}
-	done()
-	if _, ok := l.acquire(t.Context()); ok || reopen == nil {
-		t.Fatal("the slot reopened before its cool-down")
-	}
-	reopen()
-	if _, ok := l.acquire(t.Context()); !ok {
-		t.Fatal("the slot did not reopen after its cool-down")
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+
+	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
 
 func init() {
@@ -255,8 +257,8 @@ func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	if dur <= 0 {
 		return d.Errf("%s must be positive, not %s", name, raw)
 	}
-	if (name == "attempt_window" || name == "lockout") && dur > maxAttemptWindow {
-		return d.Errf("%s must be at most %s", name, maxAttemptWindow)
+	if (name == "attempt_window" || name == "lockout") && dur > throttle.MaxWindow {
+		return d.Errf("%s must be at most %s", name, throttle.MaxWindow)
 	}
 	*dst = caddy.Duration(dur)
 	return nil

@@ -26,6 +26,7 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
 
 func init() {
@@ -403,7 +404,7 @@ func (c *cli) offline(req adminRequest) (adminResult, error) {
 	if req.Action == actionAddUser {
 		fmt.Fprintln(c.stderr, "Without a running Caddy the names its config declares are not checked: a clash stops the config from loading.")
 	}
-	db := &database{store: st, path: c.db, attempts: newAttemptTracker(st), logger: c.logger}
+	db := &database{store: st, path: c.db, attempts: throttle.New(st), logger: c.logger}
 	res, err := db.administer(req, c.now())
 	auditAdmin(c.logger, "command_line", req, res, err)
 	return res, err

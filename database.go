@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
 
 // databases holds every open database, keyed by absolute path. Configs
@@ -46,12 +47,12 @@ type database struct {
 	// raw is the store itself, for the cache's own loads and write-behind.
 	raw   store.Store
 	cache *sessionCache
-	// hashing bounds password hashing (passwordHashing; tests set their own).
-	hashing *hashLimiter
+	// hashing bounds password hashing (throttle.PasswordHashing; tests set their own).
+	hashing *throttle.HashLimiter
 	path    string
 	csrfKey []byte
 	// attempts is shared so that a reload does not reset failure counts.
-	attempts *attemptTracker
+	attempts *throttle.Tracker
 	logger   *zap.Logger
 	stop     chan struct{}
 	stopped  chan struct{}
@@ -81,7 +82,7 @@ func openDatabase(path string, logger *zap.Logger) (*database, error) {
 			store:   coherentStore{Store: st, cache: cache},
 			raw:     st,
 			cache:   cache,
-			hashing: passwordHashing,
+			hashing: throttle.PasswordHashing,
 			path:    path,
 			logger:  logger,
 			stop:    make(chan struct{}),
@@ -91,7 +92,7 @@ func openDatabase(path string, logger *zap.Logger) (*database, error) {
 			st.Close()
 			return nil, fmt.Errorf("2FA database %s: %w", path, err)
 		}
-		db.attempts = newAttemptTracker(st)
+		db.attempts = throttle.New(st)
 		go db.background()
 		return db, nil
 	})
@@ -203,7 +204,7 @@ func (db *database) sweep(now time.Time) (int, error) {
 		}
 	}
 	err := db.store.Update(func(tx store.Tx) error {
-		_, err := tx.DeleteStaleAttempts(now, maxAttemptWindow, sweepBatch)
+		_, err := tx.DeleteStaleAttempts(now, throttle.MaxWindow, sweepBatch)
 		return err
 	})
 	return total, err

@@ -19,6 +19,7 @@ import (
 
 	"github.com/caddy-two-factor/caddy-two-factor/seal"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
 
 // These tests provision handlers without Caddy on one database file, as
@@ -298,7 +299,7 @@ func TestResealRefusals(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer st.Close()
-				db = &database{store: st, raw: st, path: path, attempts: newAttemptTracker(st)}
+				db = &database{store: st, raw: st, path: path, attempts: throttle.New(st)}
 			}
 			before := secretsOf(t, db)
 			_, err := db.administer(adminRequest{Action: actionReseal}, time.Now())

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
 
 // Operator actions on one database: what `caddy two-factor` does, through
@@ -518,8 +519,8 @@ func (v adminView) info(tx store.Tx, name string) (userInfo, error) {
 		return info, err
 	}
 	// Locked from everywhere, or from one network: the lock that ends last.
-	err = tx.ForEachAttempts(accountKey(name), func(key string, a *store.Attempts) error {
-		if (key == accountKey(name) || strings.HasPrefix(key, pairKey(name, ""))) && a.LockedUntil.After(v.now) && a.LockedUntil.After(info.LockedUntil) {
+	err = tx.ForEachAttempts(throttle.AccountKey(name), func(key string, a *store.Attempts) error {
+		if (key == throttle.AccountKey(name) || strings.HasPrefix(key, throttle.PairKey(name, ""))) && a.LockedUntil.After(v.now) && a.LockedUntil.After(info.LockedUntil) {
 			info.LockedUntil = a.LockedUntil
 		}
 		return nil
@@ -625,7 +626,7 @@ func (v adminView) removeUser(name string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if err := forgetAttempts(tx, name); err != nil {
+		if err := throttle.ForgetAttempts(tx, name); err != nil {
 			return 0, err
 		}
 		return ended, tx.DeleteUser(name)
@@ -670,7 +671,7 @@ func (v adminView) unlock(name string) error {
 	}); err != nil {
 		return err
 	}
-	return v.db.attempts.unlock(name)
+	return v.db.attempts.Unlock(name)
 }
 
 // endSessions ends, in tx, user's sessions for which end is true (all of

@@ -39,6 +39,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-two-factor/caddy-two-factor/seal"
+	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
 
 func init() {
@@ -201,7 +202,7 @@ type TwoFactor struct {
 	db          *database
 	dbPath      string
 	sameSite    http.SameSite
-	attempts    *attemptTracker
+	attempts    *throttle.Tracker
 	logger      *zap.Logger
 	now         func() time.Time
 	brand       brand
@@ -392,8 +393,8 @@ func (h *TwoFactor) Validate() error {
 			return fmt.Errorf("%s must be positive, not %s", name, time.Duration(d))
 		}
 	}
-	if h.AttemptWindow > caddy.Duration(maxAttemptWindow) || h.Lockout > caddy.Duration(maxAttemptWindow) {
-		return fmt.Errorf("attempt_window and lockout must be at most %s", maxAttemptWindow)
+	if h.AttemptWindow > caddy.Duration(throttle.MaxWindow) || h.Lockout > caddy.Duration(throttle.MaxWindow) {
+		return fmt.Errorf("attempt_window and lockout must be at most %s", throttle.MaxWindow)
 	}
 	if len(h.Issuer) > maxIssuerLength || strings.ContainsFunc(h.Issuer, unicode.IsControl) {
 		return fmt.Errorf("issuer must be at most %d bytes with no control characters", maxIssuerLength)

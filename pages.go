@@ -18,6 +18,7 @@ import (
 	"github.com/caddy-two-factor/caddy-two-factor/recovery"
 	"github.com/caddy-two-factor/caddy-two-factor/redirect"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 	"github.com/caddy-two-factor/caddy-two-factor/totp"
 )
 
@@ -172,7 +173,7 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 	ip := clientIP(r)
 	// A locked client is turned away before it can take a hashing slot;
 	// that tells nothing about any account.
-	if until := h.attempts.ipLockedUntil(ip, now); !until.IsZero() {
+	if until := h.attempts.ClientLockedUntil(ip, now); !until.IsZero() {
 		h.audit(r, "login_locked", "", "client_locked")
 		return h.renderLocked(w, until, now)
 	}
@@ -180,20 +181,20 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 	// A locked account is turned away by a read, before hashing: a refused
 	// attempt writes nothing to the store (see attemptTracker).
 	limits := h.limits()
-	until, err := h.attempts.lockedUntil(name, known, ip, limits, now)
+	until, err := h.attempts.LockedUntil(name, known, ip, limits, now)
 	if err != nil {
 		return caddyhttpError(err)
 	}
 	if !until.IsZero() {
-		h.attempts.refused(ip, limits, now)
+		h.attempts.Refused(ip, limits, now)
 		h.audit(r, "login_locked", knownName(name, known), "locked")
 		return h.renderLocked(w, until, now)
 	}
 	// The hash is checked for known and unknown names alike: every answer
 	// before a right password costs the same.
-	hashed, ok := h.db.hashing.acquire(r.Context())
+	hashed, ok := h.db.hashing.Acquire(r.Context())
 	if !ok {
-		h.attempts.refused(ip, limits, now)
+		h.attempts.Refused(ip, limits, now)
 		return h.renderBusy(w, r)
 	}
 	attempt, err := h.beginAttempt(w, r, "login", name, known, now)
@@ -205,7 +206,7 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 	passwordOK := acct.check(password) && known
 	hashed()
 	if !passwordOK {
-		if err := attempt.failed(); err != nil {
+		if err := attempt.Failed(); err != nil {
 			return caddyhttpError(err)
 		}
 		h.audit(r, "login_failed", knownName(name, known), "bad_password")
@@ -213,7 +214,7 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	// A right password that never leads to a second factor counts, past an
 	// allowance, as a failure: it still opens a pending session.
-	unfinished, err := attempt.passwordAccepted()
+	unfinished, err := attempt.PasswordAccepted()
 	if err != nil {
 		return caddyhttpError(err)
 	}
@@ -309,12 +310,12 @@ func (h *TwoFactor) lookupAccount(name string) (account, bool) {
 	return h.fakeAccount, false
 }
 
-func (h *TwoFactor) limits() limits {
+func (h *TwoFactor) limits() throttle.Limits {
 	window, lockout := time.Duration(h.AttemptWindow), time.Duration(h.Lockout)
-	return limits{
-		pair:    budget{limit: h.MaxAttempts, window: window, lockout: lockout},
-		account: budget{limit: h.MaxAccountAttempts, window: maxAttemptWindow, lockout: lockout, consecutive: true},
-		client:  budget{limit: h.MaxIPAttempts, window: window, lockout: lockout},
+	return throttle.Limits{
+		Pair:    throttle.Budget{Limit: h.MaxAttempts, Window: window, Lockout: lockout},
+		Account: throttle.Budget{Limit: h.MaxAccountAttempts, Window: throttle.MaxWindow, Lockout: lockout, Consecutive: true},
+		Client:  throttle.Budget{Limit: h.MaxIPAttempts, Window: window, Lockout: lockout},
 	}
 }
 
@@ -332,8 +333,8 @@ func (h *TwoFactor) renderLocked(w http.ResponseWriter, until, now time.Time) er
 // attemptTracker). When the account or the client may not try now, it
 // answers 429 itself, logs "<event>_locked", and returns no attempt.
 // Callers defer h.release of the attempt they get.
-func (h *TwoFactor) beginAttempt(w http.ResponseWriter, r *http.Request, event, user string, known bool, now time.Time) (*attempt, error) {
-	a, until, err := h.attempts.begin(user, known, clientIP(r), h.limits(), now)
+func (h *TwoFactor) beginAttempt(w http.ResponseWriter, r *http.Request, event, user string, known bool, now time.Time) (*throttle.Attempt, error) {
+	a, until, err := h.attempts.Begin(user, known, clientIP(r), h.limits(), now)
 	if err != nil {
 		return nil, caddyhttpError(err)
 	}
@@ -346,15 +347,15 @@ func (h *TwoFactor) beginAttempt(w http.ResponseWriter, r *http.Request, event, 
 
 // release gives back an attempt's place unless it failed. A store error
 // here only leaves one attempt counted, so it is logged, not returned.
-func (h *TwoFactor) release(a *attempt) {
-	if err := a.release(); err != nil {
+func (h *TwoFactor) release(a *throttle.Attempt) {
+	if err := a.Release(); err != nil {
 		h.logger.Error("settling a 2FA attempt", zap.Error(err))
 	}
 }
 
 // signedIn forgets the user's failures once they have given both factors.
-func (h *TwoFactor) signedIn(a *attempt) {
-	if err := a.signedIn(); err != nil {
+func (h *TwoFactor) signedIn(a *throttle.Attempt) {
+	if err := a.SignedIn(); err != nil {
 		h.logger.Error("clearing 2FA failure count", zap.Error(err))
 	}
 }
@@ -567,7 +568,7 @@ var errAlreadyEnrolled = errors.New("already enrolled")
 // Unless the code is right it answers the request itself (the setup page
 // again, or 429) and returns no attempt; otherwise it returns the step the
 // code matched and the attempt, which the caller releases.
-func (h *TwoFactor) checkNewSecret(w http.ResponseWriter, r *http.Request, sess *store.Session, input, event string, now time.Time) (uint64, *attempt, error) {
+func (h *TwoFactor) checkNewSecret(w http.ResponseWriter, r *http.Request, sess *store.Session, input, event string, now time.Time) (uint64, *throttle.Attempt, error) {
 	secret, err := h.sealer.Open(sess.PendingSecret, sess.User)
 	if err != nil {
 		return 0, nil, caddyhttpError(err)
@@ -733,8 +734,8 @@ func (h *TwoFactor) useSecondFactor(u *store.User, f secondFactor, now time.Time
 
 // codeFailed settles attempt as a wrong second factor (codeErr is
 // errBadCode or errReplayedCode), and logs it.
-func (h *TwoFactor) codeFailed(r *http.Request, attempt *attempt, event, user, method string, codeErr error) error {
-	if err := attempt.failed(); err != nil {
+func (h *TwoFactor) codeFailed(r *http.Request, attempt *throttle.Attempt, event, user, method string, codeErr error) error {
+	if err := attempt.Failed(); err != nil {
 		return err
 	}
 	reason := "bad_code"
@@ -890,4 +891,16 @@ func (h *TwoFactor) audit(r *http.Request, event, user, reason string, fields ..
 		fs = append(fs, zap.String("reason", reason))
 	}
 	h.logger.Info("two-factor", fs...)
+}
+
+// renderBusy answers a sign-in attempt that found no hashing slot.
+func (h *TwoFactor) renderBusy(w http.ResponseWriter, r *http.Request) error {
+	if ce := h.logger.Check(zap.DebugLevel, "two-factor sign-in refused: password hashing busy"); ce != nil {
+		ce.Write(zap.String("client_ip", clientIP(r)))
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(throttle.HashRetryAfter))
+	return h.render(w, http.StatusTooManyRequests, "error", pageData{
+		Title: "Busy",
+		Error: "Too many sign-ins are being checked at once. Please try again in a moment.",
+	})
 }

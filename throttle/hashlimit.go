@@ -1,14 +1,10 @@
-package twofactor
+package throttle
 
 import (
 	"context"
-	"net/http"
 	"runtime"
-	"strconv"
 	"sync/atomic"
 	"time"
-
-	"go.uber.org/zap"
 )
 
 // Password hashes are made slow on purpose (bcrypt at Caddy's default cost
@@ -25,18 +21,18 @@ import (
 const (
 	hashWait       = 2 * time.Second
 	hashWaiters    = 128
-	hashRetryAfter = 2 // seconds
+	HashRetryAfter = 2 // seconds
 )
 
 // hashSlots is half the cores, each busy half the time at most.
 var hashSlots = max(1, runtime.GOMAXPROCS(0)/2)
 
-// passwordHashing is the limiter every database uses.
-var passwordHashing = newHashLimiter(hashSlots, hashWaiters, hashWait, true)
+// PasswordHashing is the limiter every database uses.
+var PasswordHashing = NewHashLimiter(hashSlots, hashWaiters, hashWait, true)
 
-// hashLimiter bounds concurrent password hashing. A nil limiter bounds
+// HashLimiter bounds concurrent password hashing. A nil limiter bounds
 // nothing.
-type hashLimiter struct {
+type HashLimiter struct {
 	slots      chan struct{}
 	waiting    atomic.Int32
 	maxWaiting int32
@@ -47,8 +43,8 @@ type hashLimiter struct {
 	after    func(time.Duration, func())
 }
 
-func newHashLimiter(slots, maxWaiting int, wait time.Duration, coolDown bool) *hashLimiter {
-	return &hashLimiter{
+func NewHashLimiter(slots, maxWaiting int, wait time.Duration, coolDown bool) *HashLimiter {
+	return &HashLimiter{
 		slots:      make(chan struct{}, slots),
 		maxWaiting: int32(maxWaiting),
 		wait:       wait,
@@ -57,9 +53,9 @@ func newHashLimiter(slots, maxWaiting int, wait time.Duration, coolDown bool) *h
 	}
 }
 
-// acquire takes a slot, waiting at most l.wait, and reports whether it
+// Acquire takes a slot, waiting at most l.wait, and reports whether it
 // did; done must be called once the hash is made.
-func (l *hashLimiter) acquire(ctx context.Context) (done func(), ok bool) {
+func (l *HashLimiter) Acquire(ctx context.Context) (done func(), ok bool) {
 	if l == nil {
 		return func() {}, true
 	}
@@ -76,7 +72,7 @@ func (l *hashLimiter) acquire(ctx context.Context) (done func(), ok bool) {
 	}, true
 }
 
-func (l *hashLimiter) take(ctx context.Context) bool {
+func (l *HashLimiter) take(ctx context.Context) bool {
 	select {
 	case l.slots <- struct{}{}:
 		return true
@@ -96,16 +92,4 @@ func (l *hashLimiter) take(ctx context.Context) bool {
 	case <-ctx.Done():
 	}
 	return false
-}
-
-// renderBusy answers a sign-in attempt that found no hashing slot.
-func (h *TwoFactor) renderBusy(w http.ResponseWriter, r *http.Request) error {
-	if ce := h.logger.Check(zap.DebugLevel, "two-factor sign-in refused: password hashing busy"); ce != nil {
-		ce.Write(zap.String("client_ip", clientIP(r)))
-	}
-	w.Header().Set("Retry-After", strconv.Itoa(hashRetryAfter))
-	return h.render(w, http.StatusTooManyRequests, "error", pageData{
-		Title: "Busy",
-		Error: "Too many sign-ins are being checked at once. Please try again in a moment.",
-	})
 }

@@ -1,4 +1,4 @@
-package twofactor
+package throttle
 
 import (
 	"fmt"
@@ -18,14 +18,14 @@ func TestNetworkOfGroupsIPv6By64(t *testing.T) {
 		{"::ffff:192.0.2.7", "::ffff:192.0.2.7"},
 		{"not an ip", "not an ip"},
 	} {
-		if got := networkOf(tc.ip); got != tc.want {
-			t.Errorf("networkOf(%q) = %q, want %q", tc.ip, got, tc.want)
+		if got := NetworkOf(tc.ip); got != tc.want {
+			t.Errorf("NetworkOf(%q) = %q, want %q", tc.ip, got, tc.want)
 		}
 	}
 }
 
 func TestAttemptsInFlightHoldPlacesButNeverLock(t *testing.T) {
-	b := budget{limit: 3, window: time.Minute, lockout: time.Hour}
+	b := Budget{Limit: 3, Window: time.Minute, Lockout: time.Hour}
 	now := time.Unix(1_000_000, 0)
 	var a store.Attempts
 	a.WindowStart = now
@@ -44,7 +44,7 @@ func TestAttemptsInFlightHoldPlacesButNeverLock(t *testing.T) {
 	}
 	settle(&a, false, b, now)
 	if until := reserve(&a, b, now); !until.IsZero() {
-		t.Fatal("two failures of three used the budget up")
+		t.Fatal("two failures of three used the Budget up")
 	}
 	settle(&a, false, b, now)
 	if !a.LockedUntil.Equal(now.Add(time.Hour)) {
@@ -56,11 +56,11 @@ func TestAttemptsInFlightHoldPlacesButNeverLock(t *testing.T) {
 }
 
 func TestLostReservationsAreForgottenWithTheWindow(t *testing.T) {
-	b := budget{limit: 3, window: time.Minute, lockout: time.Hour}
+	b := Budget{Limit: 3, Window: time.Minute, Lockout: time.Hour}
 	now := time.Unix(1_000_000, 0)
 	a := store.Attempts{WindowStart: now, InFlight: 3}
 	if until := reserve(&a, b, now); until.IsZero() {
-		t.Fatal("a full budget gave a place")
+		t.Fatal("a full Budget gave a place")
 	}
 	if until := reserve(&a, b, now.Add(time.Minute)); !until.IsZero() {
 		t.Fatal("reservations lost by a crash still held places in the next window")
@@ -81,11 +81,11 @@ func (c *countingStore) Update(fn func(store.Tx) error) error {
 	return err
 }
 
-// trackerFixture is an attemptTracker on a real bbolt file.
+// trackerFixture is an Tracker on a real bbolt file.
 type trackerFixture struct {
-	*attemptTracker
+	*Tracker
 	st  *countingStore
-	l   limits
+	l   Limits
 	now time.Time
 }
 
@@ -98,12 +98,12 @@ func newTrackerFixture(t *testing.T) *trackerFixture {
 	t.Cleanup(func() { bolt.Close() })
 	st := &countingStore{Store: bolt}
 	return &trackerFixture{
-		attemptTracker: newAttemptTracker(st),
-		st:             st,
-		l: limits{
-			pair:    budget{limit: 3, window: time.Minute, lockout: time.Hour},
-			account: budget{limit: 7, window: maxAttemptWindow, lockout: time.Hour, consecutive: true},
-			client:  budget{limit: 20, window: time.Minute, lockout: time.Hour},
+		Tracker: New(st),
+		st:      st,
+		l: Limits{
+			Pair:    Budget{Limit: 3, Window: time.Minute, Lockout: time.Hour},
+			Account: Budget{Limit: 7, Window: MaxWindow, Lockout: time.Hour, Consecutive: true},
+			Client:  Budget{Limit: 20, Window: time.Minute, Lockout: time.Hour},
 		},
 		now: time.Unix(1_000_000, 0),
 	}
@@ -113,7 +113,7 @@ func newTrackerFixture(t *testing.T) *trackerFixture {
 // attempt was let in.
 func (f *trackerFixture) try(t *testing.T, user string, known bool, ip string, ok bool) bool {
 	t.Helper()
-	a, _, err := f.begin(user, known, ip, f.l, f.now)
+	a, _, err := f.Begin(user, known, ip, f.l, f.now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,9 +121,9 @@ func (f *trackerFixture) try(t *testing.T, user string, known bool, ip string, o
 		return false
 	}
 	if ok {
-		err = a.signedIn()
+		err = a.SignedIn()
 	} else {
-		err = a.failed()
+		err = a.Failed()
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -134,9 +134,9 @@ func (f *trackerFixture) try(t *testing.T, user string, known bool, ip string, o
 func TestLockoutIsPerNetworkUntilTheAccountCeiling(t *testing.T) {
 	for _, known := range []bool{true, false} {
 		f := newTrackerFixture(t)
-		for range f.l.pair.limit {
+		for range f.l.Pair.Limit {
 			if !f.try(t, "alice", known, "198.51.100.1", false) {
-				t.Fatalf("known=%v: refused before the pair budget was used", known)
+				t.Fatalf("known=%v: refused before the pair Budget was used", known)
 			}
 		}
 		if f.try(t, "alice", known, "198.51.100.1", false) {
@@ -147,11 +147,11 @@ func TestLockoutIsPerNetworkUntilTheAccountCeiling(t *testing.T) {
 		}
 		// From many networks, the account-wide ceiling locks everywhere.
 		f2 := newTrackerFixture(t)
-		for i := range f2.l.account.limit {
+		for i := range f2.l.Account.Limit {
 			f2.try(t, "alice", known, "198.51.100."+string(rune('a'+i)), false)
 		}
 		if f2.try(t, "alice", known, "203.0.113.9", true) {
-			t.Fatalf("known=%v: %d failures from many networks did not lock the account", known, f2.l.account.limit)
+			t.Fatalf("known=%v: %d failures from many networks did not lock the account", known, f2.l.Account.Limit)
 		}
 	}
 }
@@ -163,40 +163,40 @@ func TestAccountCeilingHoldsThroughItsLockouts(t *testing.T) {
 		network++
 		return f.try(t, "alice", true, fmt.Sprintf("198.51.100.%d", network), ok)
 	}
-	for range f.l.account.limit {
+	for range f.l.Account.Limit {
 		fromNewNetwork(false)
 	}
-	failures := f.l.account.limit
+	failures := f.l.Account.Limit
 	for range 3 { // three lockouts end in turn
 		if fromNewNetwork(false) {
 			t.Fatal("an attempt got in while the account was locked")
 		}
-		f.now = f.now.Add(f.l.account.lockout)
+		f.now = f.now.Add(f.l.Account.Lockout)
 		if !fromNewNetwork(false) {
 			t.Fatal("no attempt allowed once the lock ended")
 		}
 		failures++
 	}
-	if want := f.l.account.limit + 3; failures != want {
+	if want := f.l.Account.Limit + 3; failures != want {
 		t.Fatalf("%d failures got through, want %d: one per lockout past the ceiling", failures, want)
 	}
 	// A complete sign-in (after the lock) starts the count over.
-	f.now = f.now.Add(f.l.account.lockout)
+	f.now = f.now.Add(f.l.Account.Lockout)
 	if !fromNewNetwork(true) {
 		t.Fatal("the right attempt was refused after the lock ended")
 	}
-	for i := range f.l.account.limit - 1 {
+	for i := range f.l.Account.Limit - 1 {
 		if !fromNewNetwork(false) {
 			t.Fatalf("failure %d after a sign-in was refused: the count did not start over", i)
 		}
 	}
 	// The window ends 24 hours after the first failure, and the count with it.
 	g := newTrackerFixture(t)
-	for i := range g.l.account.limit {
+	for i := range g.l.Account.Limit {
 		g.try(t, "bob", true, fmt.Sprintf("203.0.113.%d", i), false)
 	}
-	g.now = g.now.Add(maxAttemptWindow)
-	for i := range g.l.account.limit - 1 {
+	g.now = g.now.Add(MaxWindow)
+	for i := range g.l.Account.Limit - 1 {
 		if !g.try(t, "bob", true, fmt.Sprintf("192.0.2.%d", i), false) {
 			t.Fatalf("failure %d of a new window refused", i)
 		}
@@ -206,17 +206,17 @@ func TestAccountCeilingHoldsThroughItsLockouts(t *testing.T) {
 func TestRefusedAttemptsWriteNothingAndLockTheClient(t *testing.T) {
 	for _, known := range []bool{true, false} {
 		f := newTrackerFixture(t)
-		for range f.l.pair.limit {
+		for range f.l.Pair.Limit {
 			f.try(t, "alice", known, "198.51.100.1", false)
 		}
 		before := f.st.commits.Load()
 		refused := 0
-		for f.ipLockedUntil("198.51.100.1", f.now).IsZero() {
+		for f.ClientLockedUntil("198.51.100.1", f.now).IsZero() {
 			if f.try(t, "alice", known, "198.51.100.1", false) {
 				t.Fatalf("known=%v: a locked account let an attempt in", known)
 			}
-			if refused++; refused > f.l.client.limit {
-				t.Fatalf("known=%v: %d refusals did not lock the client (budget %d)", known, refused, f.l.client.limit)
+			if refused++; refused > f.l.Client.Limit {
+				t.Fatalf("known=%v: %d refusals did not lock the client (Budget %d)", known, refused, f.l.Client.Limit)
 			}
 		}
 		if writes := f.st.commits.Load() - before; writes != 0 {
@@ -227,23 +227,23 @@ func TestRefusedAttemptsWriteNothingAndLockTheClient(t *testing.T) {
 
 func TestAttemptsBeyondAFullClientBudgetWriteNothing(t *testing.T) {
 	f := newTrackerFixture(t)
-	var inFlight []*attempt
-	for i := range f.l.client.limit {
-		a, _, err := f.begin(fmt.Sprint("user", i), true, "198.51.100.1", f.l, f.now)
+	var inFlight []*Attempt
+	for i := range f.l.Client.Limit {
+		a, _, err := f.Begin(fmt.Sprint("user", i), true, "198.51.100.1", f.l, f.now)
 		if err != nil || a == nil {
 			t.Fatalf("attempt %d refused (%v)", i, err)
 		}
 		inFlight = append(inFlight, a)
 	}
 	before := f.st.commits.Load()
-	if a, until, err := f.begin("alice", true, "198.51.100.1", f.l, f.now); err != nil || a != nil || until.IsZero() {
-		t.Fatalf("an attempt beyond the client's budget of attempts in flight: %v, %v", a, err)
+	if a, until, err := f.Begin("alice", true, "198.51.100.1", f.l, f.now); err != nil || a != nil || until.IsZero() {
+		t.Fatalf("an attempt beyond the client's Budget of attempts in flight: %v, %v", a, err)
 	}
 	if writes := f.st.commits.Load() - before; writes != 0 {
 		t.Errorf("the refused attempt committed %d writes", writes)
 	}
 	for _, a := range inFlight {
-		if err := a.release(); err != nil {
+		if err := a.Release(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -252,15 +252,15 @@ func TestAttemptsBeyondAFullClientBudgetWriteNothing(t *testing.T) {
 func TestUnlockClearsEveryNetwork(t *testing.T) {
 	f := newTrackerFixture(t)
 	for _, ip := range []string{"198.51.100.1", "198.51.100.2"} {
-		for range f.l.pair.limit {
+		for range f.l.Pair.Limit {
 			f.try(t, "alice", true, ip, false)
 		}
 	}
-	if err := f.unlock("alice"); err != nil {
+	if err := f.Unlock("alice"); err != nil {
 		t.Fatal(err)
 	}
 	for _, ip := range []string{"198.51.100.1", "198.51.100.2"} {
-		if until, err := f.lockedUntil("alice", true, ip, f.l, f.now); err != nil || !until.IsZero() {
+		if until, err := f.LockedUntil("alice", true, ip, f.l, f.now); err != nil || !until.IsZero() {
 			t.Errorf("after unlock, %s still locked until %v (%v)", ip, until, err)
 		}
 	}
@@ -268,27 +268,27 @@ func TestUnlockClearsEveryNetwork(t *testing.T) {
 
 func TestUnfinishedSignInsCountPastTheAllowance(t *testing.T) {
 	f := newTrackerFixture(t)
-	f.l.pair.limit = 100 // only the account's own counting is under test
-	f.l.account.limit = 100
-	for i := range unfinishedAllowance + 3 {
-		a, _, err := f.begin("alice", true, "198.51.100.1", f.l, f.now)
+	f.l.Pair.Limit = 100 // only the account's own counting is under test
+	f.l.Account.Limit = 100
+	for i := range UnfinishedAllowance + 3 {
+		a, _, err := f.Begin("alice", true, "198.51.100.1", f.l, f.now)
 		if err != nil || a == nil {
 			t.Fatalf("password %d refused (%v)", i, err)
 		}
-		counted, err := a.passwordAccepted()
+		counted, err := a.PasswordAccepted()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := i >= unfinishedAllowance; counted != want {
+		if want := i >= UnfinishedAllowance; counted != want {
 			t.Fatalf("password %d counted as a failure: %v, want %v", i, counted, want)
 		}
 	}
-	a, _, _ := f.begin("alice", true, "198.51.100.1", f.l, f.now)
-	if err := a.signedIn(); err != nil {
+	a, _, _ := f.Begin("alice", true, "198.51.100.1", f.l, f.now)
+	if err := a.SignedIn(); err != nil {
 		t.Fatal(err)
 	}
-	a, _, _ = f.begin("alice", true, "198.51.100.1", f.l, f.now)
-	if counted, _ := a.passwordAccepted(); counted {
+	a, _, _ = f.Begin("alice", true, "198.51.100.1", f.l, f.now)
+	if counted, _ := a.PasswordAccepted(); counted {
 		t.Fatal("a complete sign-in did not reset the unfinished count")
 	}
 }

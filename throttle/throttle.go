@@ -1,4 +1,9 @@
-package twofactor
+// Package throttle keeps the attempt budgets of two-factor sign-in: how
+// many wrong passwords and codes an account may have from one client
+// network and from everywhere, and a client network over every account,
+// before a lockout; and a bound on concurrent password hashing. It decides
+// and counts; answering the client is its caller's business.
+package throttle
 
 import (
 	"errors"
@@ -11,54 +16,54 @@ import (
 )
 
 const (
-	// maxAttemptWindow bounds attempt_window and lockout, so the sweep can
+	// MaxWindow bounds attempt_window and lockout, so the sweep can
 	// tell a stale counter without knowing every config. It is also the
-	// window of the account-wide budget (max_account_attempts).
-	maxAttemptWindow = 24 * time.Hour
-	// memoryCounters bounds the counters kept in memory for names that are
+	// window of the account-wide Budget (max_account_attempts).
+	MaxWindow = 24 * time.Hour
+	// maxMemoryCounters bounds the counters kept in memory for names that are
 	// not accounts and for client IPs, so random names or addresses cannot
 	// grow memory without limit.
-	memoryCounters = 10000
+	maxMemoryCounters = 10000
 	// busyRetry is how long a client is asked to wait when attempts already
-	// in flight use up what is left of a budget.
+	// in flight use up what is left of a Budget.
 	busyRetry = time.Second
-	// unfinishedAllowance is how many right passwords an account may see
+	// UnfinishedAllowance is how many right passwords an account may see
 	// within the account window without a completed second factor before
 	// each further one counts as a failure: someone who has the password
 	// but not the authenticator cannot open pending sessions for ever.
-	unfinishedAllowance = 10
+	UnfinishedAllowance = 10
 	// decoyKey is a counter written for names that are not accounts, so an
 	// attempt on one costs the same database work as one on an account.
 	decoyKey = "decoy"
 )
 
-// budget is one kind of limit: limit failures within window lock for
+// Budget is one kind of limit: limit failures within window lock for
 // lockout.
-type budget struct {
-	limit   int
-	window  time.Duration
-	lockout time.Duration
+type Budget struct {
+	Limit   int
+	Window  time.Duration
+	Lockout time.Duration
 	// consecutive budgets keep their failures through a lock, until the
 	// window ends or a sign-in completes: past the limit, one attempt at
 	// a time may try when the lock ends, and its failure locks again. So
 	// the account-wide ceiling is a ceiling per window, not per lockout.
-	consecutive bool
+	Consecutive bool
 }
 
-// limits are one config's throttling settings.
-type limits struct {
-	// pair is the budget of one account from one client network
+// Limits are one config's throttling settings.
+type Limits struct {
+	// pair is the Budget of one account from one client network
 	// (max_attempts in attempt_window).
-	pair budget
-	// account is the budget of one account from every network together
-	// (max_account_attempts in maxAttemptWindow, consecutive).
-	account budget
-	// client is the budget of one client network over every account
+	Pair Budget
+	// account is the Budget of one account from every network together
+	// (max_account_attempts in MaxWindow, consecutive).
+	Account Budget
+	// client is the Budget of one client network over every account
 	// (max_ip_attempts in attempt_window).
-	client budget
+	Client Budget
 }
 
-// attemptTracker counts sign-in attempts against three budgets: the
+// Tracker counts sign-in attempts against three budgets: the
 // account's from the client's network, the account's from everywhere (a
 // higher ceiling), and the client network's over every account.
 //
@@ -74,37 +79,37 @@ type limits struct {
 // memory: an IPv4 address, or an IPv6 /64, since one host usually holds a
 // whole /64.
 //
-// An attempt is counted as a failure before it is checked ([begin]) and
+// An attempt is counted as a failure before it is checked ([Tracker.Begin]) and
 // given back if it turns out right: so parallel attempts cannot all pass
 // the lock check before any failure is recorded. An attempt that is
-// refused (a budget is locked or used up, or hashing is busy) writes
+// refused (a Budget is locked or used up, or hashing is busy) writes
 // nothing to the store: it is decided by a read, and counts as a failure
-// of the client's budget in memory, so a client that keeps knocking on a
+// of the client's Budget in memory, so a client that keeps knocking on a
 // locked account soon locks itself out without costing the store a write.
-type attemptTracker struct {
+type Tracker struct {
 	store   store.Store
 	mu      sync.Mutex
 	unknown map[string]*store.Attempts
 	clients map[string]*store.Attempts
 }
 
-func newAttemptTracker(st store.Store) *attemptTracker {
-	return &attemptTracker{
+func New(st store.Store) *Tracker {
+	return &Tracker{
 		store:   st,
 		unknown: make(map[string]*store.Attempts),
 		clients: make(map[string]*store.Attempts),
 	}
 }
 
-// accountKey is the counter key of an account's budget from everywhere;
-// pairKey that of its budget from one client network.
-func accountKey(user string) string { return "user:" + user }
+// AccountKey is the counter key of an account's Budget from everywhere;
+// PairKey that of its Budget from one client network.
+func AccountKey(user string) string { return "user:" + user }
 
-func pairKey(user, network string) string { return accountKey(user) + "\x00" + network }
+func PairKey(user, network string) string { return AccountKey(user) + "\x00" + network }
 
-// networkOf is the client network of an address: the address itself, or
+// NetworkOf is the client network of an address: the address itself, or
 // its /64 for IPv6.
-func networkOf(ip string) string {
+func NetworkOf(ip string) string {
 	addr, err := netip.ParseAddr(ip)
 	if err != nil || !addr.Is6() || addr.Is4In6() {
 		return ip
@@ -116,31 +121,31 @@ func networkOf(ip string) string {
 	return prefix.String()
 }
 
-// refusal returns when the next attempt may be made if the budget b of a
+// refusal returns when the next attempt may be made if the Budget b of a
 // is locked or used up by failures and attempts in flight at now, and the
 // zero time otherwise. A new window forgets both: an attempt never takes
 // that long, so one still counted then was lost (a crash between reserve
 // and settle).
-func refusal(a *store.Attempts, b budget, now time.Time) time.Time {
+func refusal(a *store.Attempts, b Budget, now time.Time) time.Time {
 	if now.Before(a.LockedUntil) {
 		return a.LockedUntil
 	}
-	if now.Sub(a.WindowStart) >= b.window {
+	if now.Sub(a.WindowStart) >= b.Window {
 		return time.Time{}
 	}
-	if a.Failures+a.InFlight >= b.limit && (!b.consecutive || a.Failures < b.limit || a.InFlight > 0) {
+	if a.Failures+a.InFlight >= b.Limit && (!b.Consecutive || a.Failures < b.Limit || a.InFlight > 0) {
 		return now.Add(busyRetry)
 	}
 	return time.Time{}
 }
 
-// reserve takes one place in a's budget b at now, or returns when the
+// reserve takes one place in a's Budget b at now, or returns when the
 // next attempt may be made instead (see refusal).
-func reserve(a *store.Attempts, b budget, now time.Time) time.Time {
+func reserve(a *store.Attempts, b Budget, now time.Time) time.Time {
 	if until := refusal(a, b, now); !until.IsZero() {
 		return until
 	}
-	if now.Sub(a.WindowStart) >= b.window {
+	if now.Sub(a.WindowStart) >= b.Window {
 		a.Failures, a.InFlight, a.Unfinished, a.WindowStart = 0, 0, 0, now
 	}
 	a.InFlight++
@@ -148,8 +153,8 @@ func reserve(a *store.Attempts, b budget, now time.Time) time.Time {
 }
 
 // settle ends an attempt reserved in a. A wrong one becomes a failure, and
-// a full budget locks; attempts still in flight never do.
-func settle(a *store.Attempts, ok bool, b budget, now time.Time) {
+// a full Budget locks; attempts still in flight never do.
+func settle(a *store.Attempts, ok bool, b Budget, now time.Time) {
 	if a.InFlight > 0 {
 		a.InFlight--
 	}
@@ -158,27 +163,27 @@ func settle(a *store.Attempts, ok bool, b budget, now time.Time) {
 	}
 }
 
-// fail counts one failure in a, locking it when the budget is used up.
-func fail(a *store.Attempts, b budget, now time.Time) {
-	if now.Sub(a.WindowStart) >= b.window {
+// fail counts one failure in a, locking it when the Budget is used up.
+func fail(a *store.Attempts, b Budget, now time.Time) {
+	if now.Sub(a.WindowStart) >= b.Window {
 		a.Failures, a.WindowStart = 0, now
 	}
 	a.Failures++
-	if a.Failures >= b.limit {
-		a.LockedUntil = now.Add(b.lockout)
-		if !b.consecutive {
+	if a.Failures >= b.Limit {
+		a.LockedUntil = now.Add(b.Lockout)
+		if !b.Consecutive {
 			a.Failures, a.WindowStart = 0, now
 		}
 	}
 }
 
-// attempt is one sign-in attempt in flight.
-type attempt struct {
-	t       *attemptTracker
+// Attempt is one sign-in attempt in flight.
+type Attempt struct {
+	t       *Tracker
 	user    string
 	known   bool
 	network string
-	l       limits
+	l       Limits
 	now     time.Time
 	done    bool
 }
@@ -186,31 +191,31 @@ type attempt struct {
 // counters are the two account budgets an attempt is counted in.
 type counters struct{ pair, account *store.Attempts }
 
-func (c counters) refusal(l limits, now time.Time) time.Time {
-	if until := refusal(c.pair, l.pair, now); !until.IsZero() {
+func (c counters) refusal(l Limits, now time.Time) time.Time {
+	if until := refusal(c.pair, l.Pair, now); !until.IsZero() {
 		return until
 	}
-	return refusal(c.account, l.account, now)
+	return refusal(c.account, l.Account, now)
 }
 
-// errRefused rolls back a reservation that a budget refused.
+// errRefused rolls back a reservation that a Budget refused.
 var errRefused = errors.New("attempt refused")
 
 // lockedUntil reports, reading only, whether user may not try from ip at
 // now: it returns when they may, or the zero time. Callers use it to turn
 // an attempt away before costly work (a password hash).
-func (t *attemptTracker) lockedUntil(user string, known bool, ip string, l limits, now time.Time) (time.Time, error) {
-	network := networkOf(ip)
+func (t *Tracker) LockedUntil(user string, known bool, ip string, l Limits, now time.Time) (time.Time, error) {
+	network := NetworkOf(ip)
 	t.mu.Lock()
 	until := time.Time{}
 	if c := t.clients[network]; c != nil {
-		until = refusal(c, l.client, now) // locked, or used up by attempts in flight
+		until = refusal(c, l.Client, now) // locked, or used up by attempts in flight
 	}
 	t.mu.Unlock()
 	if !until.IsZero() {
 		return until, nil
 	}
-	a := &attempt{t: t, user: user, known: known, network: network, l: l, now: now}
+	a := &Attempt{t: t, user: user, known: known, network: network, l: l, now: now}
 	err := a.viewAccount(func(c counters) { until = c.refusal(l, now) })
 	return until, err
 }
@@ -219,12 +224,12 @@ func (t *attemptTracker) lockedUntil(user string, known bool, ip string, l limit
 // may not try now, it returns when they may instead, and no attempt; the
 // refusal is counted against the client, and nothing is written to the
 // store.
-func (t *attemptTracker) begin(user string, known bool, ip string, l limits, now time.Time) (*attempt, time.Time, error) {
-	until, err := t.lockedUntil(user, known, ip, l, now)
+func (t *Tracker) Begin(user string, known bool, ip string, l Limits, now time.Time) (*Attempt, time.Time, error) {
+	until, err := t.LockedUntil(user, known, ip, l, now)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	a := &attempt{t: t, user: user, known: known, network: networkOf(ip), l: l, now: now}
+	a := &Attempt{t: t, user: user, known: known, network: NetworkOf(ip), l: l, now: now}
 	if until.IsZero() {
 		until, err = a.reserveAccount()
 		if err != nil {
@@ -233,52 +238,52 @@ func (t *attemptTracker) begin(user string, known bool, ip string, l limits, now
 	}
 	if until.IsZero() {
 		t.mu.Lock()
-		until = reserve(t.counter(t.clients, a.network, now), l.client, now)
+		until = reserve(t.counter(t.clients, a.network, now), l.Client, now)
 		t.mu.Unlock()
 		if until.IsZero() {
 			return a, time.Time{}, nil
 		}
-		// Parallel attempts filled the client's budget since lockedUntil
+		// Parallel attempts filled the client's Budget since lockedUntil
 		// (rare): give the account's place back.
 		if err := a.settleAccount(true); err != nil {
 			return nil, time.Time{}, err
 		}
 	}
-	t.refused(ip, l, now)
+	t.Refused(ip, l, now)
 	return nil, until, nil
 }
 
 // refused counts an attempt turned away as a failure of the client's
-// budget, in memory only.
-func (t *attemptTracker) refused(ip string, l limits, now time.Time) {
+// Budget, in memory only.
+func (t *Tracker) Refused(ip string, l Limits, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	c := t.counter(t.clients, networkOf(ip), now)
+	c := t.counter(t.clients, NetworkOf(ip), now)
 	if now.Before(c.LockedUntil) {
 		return
 	}
-	fail(c, l.client, now)
+	fail(c, l.Client, now)
 }
 
-// ipLockedUntil returns when a locked client may try again, or the zero
+// ClientLockedUntil returns when a locked client may try again, or the zero
 // time. It reads memory only, and tells nothing about any account, so it
 // can turn a client away before any costly work.
-func (t *attemptTracker) ipLockedUntil(ip string, now time.Time) time.Time {
+func (t *Tracker) ClientLockedUntil(ip string, now time.Time) time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if c := t.clients[networkOf(ip)]; c != nil && now.Before(c.LockedUntil) {
+	if c := t.clients[NetworkOf(ip)]; c != nil && now.Before(c.LockedUntil) {
 		return c.LockedUntil
 	}
 	return time.Time{}
 }
 
-// failed settles a wrong attempt: it stays counted, and a full budget locks.
-func (a *attempt) failed() error { return a.settle(false) }
+// failed settles a wrong attempt: it stays counted, and a full Budget locks.
+func (a *Attempt) Failed() error { return a.settle(false) }
 
 // release gives the attempt's place back unless it is settled already.
 // Handlers defer it, so an attempt that ends any other way than failed
 // (a right password, a form error, a lost session) is not counted.
-func (a *attempt) release() error {
+func (a *Attempt) Release() error {
 	if a.done {
 		return nil
 	}
@@ -286,15 +291,15 @@ func (a *attempt) release() error {
 }
 
 // passwordAccepted settles a right password that opens a pending session.
-// Past unfinishedAllowance such passwords without a completed second
+// Past UnfinishedAllowance such passwords without a completed second
 // factor, each counts as a failure; it reports whether this one did.
-func (a *attempt) passwordAccepted() (counted bool, err error) {
+func (a *Attempt) PasswordAccepted() (counted bool, err error) {
 	a.done = true
 	err = a.updateAccount(func(c counters) bool {
 		c.account.Unfinished++
-		counted = c.account.Unfinished > unfinishedAllowance
-		settle(c.pair, !counted, a.l.pair, a.now)
-		settle(c.account, !counted, a.l.account, a.now)
+		counted = c.account.Unfinished > UnfinishedAllowance
+		settle(c.pair, !counted, a.l.Pair, a.now)
+		settle(c.account, !counted, a.l.Account, a.now)
 		return true
 	})
 	a.settleClient(!counted)
@@ -304,54 +309,54 @@ func (a *attempt) passwordAccepted() (counted bool, err error) {
 // signedIn settles an attempt that completed a sign-in: the account's
 // failures from everywhere and from this network are forgotten (failures
 // from other networks stay), and the client's place is given back.
-func (a *attempt) signedIn() error {
+func (a *Attempt) SignedIn() error {
 	a.done = true
 	a.settleClient(true)
 	if !a.known {
 		return nil
 	}
 	return a.t.store.Update(func(tx store.Tx) error {
-		if err := tx.DeleteAttempts(accountKey(a.user)); err != nil {
+		if err := tx.DeleteAttempts(AccountKey(a.user)); err != nil {
 			return err
 		}
-		return tx.DeleteAttempts(pairKey(a.user, a.network))
+		return tx.DeleteAttempts(PairKey(a.user, a.network))
 	})
 }
 
-func (a *attempt) settle(ok bool) error {
+func (a *Attempt) settle(ok bool) error {
 	a.done = true
 	err := a.settleAccount(ok)
 	a.settleClient(ok)
 	return err
 }
 
-func (a *attempt) settleAccount(ok bool) error {
+func (a *Attempt) settleAccount(ok bool) error {
 	return a.updateAccount(func(c counters) bool {
-		settle(c.pair, ok, a.l.pair, a.now)
-		settle(c.account, ok, a.l.account, a.now)
+		settle(c.pair, ok, a.l.Pair, a.now)
+		settle(c.account, ok, a.l.Account, a.now)
 		return true
 	})
 }
 
-func (a *attempt) settleClient(ok bool) {
+func (a *Attempt) settleClient(ok bool) {
 	a.t.mu.Lock()
 	defer a.t.mu.Unlock()
 	if c := a.t.clients[a.network]; c != nil {
-		settle(c, ok, a.l.client, a.now)
+		settle(c, ok, a.l.Client, a.now)
 	}
 }
 
 // reserveAccount takes a place in both account budgets, or returns when
 // the next attempt may be made; a refusal found here (another attempt won
 // the race since lockedUntil) writes nothing.
-func (a *attempt) reserveAccount() (time.Time, error) {
+func (a *Attempt) reserveAccount() (time.Time, error) {
 	var until time.Time
 	err := a.updateAccount(func(c counters) bool {
 		if until = c.refusal(a.l, a.now); !until.IsZero() {
 			return false
 		}
-		reserve(c.pair, a.l.pair, a.now)
-		reserve(c.account, a.l.account, a.now)
+		reserve(c.pair, a.l.Pair, a.now)
+		reserve(c.account, a.l.Account, a.now)
 		return true
 	})
 	if errors.Is(err, errRefused) {
@@ -363,7 +368,7 @@ func (a *attempt) reserveAccount() (time.Time, error) {
 // viewAccount reads the account's counters. For a name that is no account
 // it reads the decoy counter, so both cost one read, and hands fn the
 // name's counters in memory.
-func (a *attempt) viewAccount(fn func(counters)) error {
+func (a *Attempt) viewAccount(fn func(counters)) error {
 	if !a.known {
 		err := a.t.store.View(func(tx store.Tx) error {
 			_, err := tx.Attempts(decoyKey)
@@ -392,7 +397,7 @@ func (a *attempt) viewAccount(fn func(counters)) error {
 // and errRefused returned. For a name that is no account, it changes the
 // name's counters in memory and writes the decoy counter instead, so both
 // cost the same.
-func (a *attempt) updateAccount(fn func(counters) bool) error {
+func (a *Attempt) updateAccount(fn func(counters) bool) error {
 	if !a.known {
 		a.t.mu.Lock()
 		changed := fn(a.memoryCounters())
@@ -413,19 +418,19 @@ func (a *attempt) updateAccount(fn func(counters) bool) error {
 		if !fn(c) {
 			return errRefused // roll back: nothing is written
 		}
-		if err := tx.PutAttempts(pairKey(a.user, a.network), c.pair); err != nil {
+		if err := tx.PutAttempts(PairKey(a.user, a.network), c.pair); err != nil {
 			return err
 		}
-		return tx.PutAttempts(accountKey(a.user), c.account)
+		return tx.PutAttempts(AccountKey(a.user), c.account)
 	})
 }
 
-func (a *attempt) storedCounters(tx store.Tx) (counters, error) {
+func (a *Attempt) storedCounters(tx store.Tx) (counters, error) {
 	var c counters
 	for _, dst := range []struct {
 		key string
 		to  **store.Attempts
-	}{{pairKey(a.user, a.network), &c.pair}, {accountKey(a.user), &c.account}} {
+	}{{PairKey(a.user, a.network), &c.pair}, {AccountKey(a.user), &c.account}} {
 		v, err := tx.Attempts(dst.key)
 		if errors.Is(err, store.ErrNotFound) {
 			v, err = &store.Attempts{WindowStart: a.now}, nil
@@ -440,19 +445,19 @@ func (a *attempt) storedCounters(tx store.Tx) (counters, error) {
 
 // memoryCounters returns the in-memory counters of a name that is no
 // account; t.mu must be held.
-func (a *attempt) memoryCounters() counters {
+func (a *Attempt) memoryCounters() counters {
 	return counters{
-		pair:    a.t.counter(a.t.unknown, pairKey(a.user, a.network), a.now),
-		account: a.t.counter(a.t.unknown, accountKey(a.user), a.now),
+		pair:    a.t.counter(a.t.unknown, PairKey(a.user, a.network), a.now),
+		account: a.t.counter(a.t.unknown, AccountKey(a.user), a.now),
 	}
 }
 
 // counter returns the in-memory counter of key in m, making room for it if
 // m is full; t.mu must be held.
-func (t *attemptTracker) counter(m map[string]*store.Attempts, key string, now time.Time) *store.Attempts {
+func (t *Tracker) counter(m map[string]*store.Attempts, key string, now time.Time) *store.Attempts {
 	c := m[key]
 	if c == nil {
-		if len(m) >= memoryCounters {
+		if len(m) >= maxMemoryCounters {
 			evictOne(m, now)
 		}
 		c = &store.Attempts{WindowStart: now}
@@ -477,22 +482,22 @@ func evictOne(m map[string]*store.Attempts, now time.Time) {
 }
 
 // unlock clears an account's locks and failures, from every network.
-func (t *attemptTracker) unlock(user string) error {
+func (t *Tracker) Unlock(user string) error {
 	t.mu.Lock()
 	for k := range t.unknown {
-		if k == accountKey(user) || strings.HasPrefix(k, pairKey(user, "")) {
+		if k == AccountKey(user) || strings.HasPrefix(k, PairKey(user, "")) {
 			delete(t.unknown, k)
 		}
 	}
 	t.mu.Unlock()
-	return t.store.Update(func(tx store.Tx) error { return forgetAttempts(tx, user) })
+	return t.store.Update(func(tx store.Tx) error { return ForgetAttempts(tx, user) })
 }
 
-// forgetAttempts deletes, in tx, every stored counter of user's.
-func forgetAttempts(tx store.Tx, user string) error {
-	if err := tx.DeleteAttempts(accountKey(user)); err != nil {
+// ForgetAttempts deletes, in tx, every stored counter of user's.
+func ForgetAttempts(tx store.Tx, user string) error {
+	if err := tx.DeleteAttempts(AccountKey(user)); err != nil {
 		return err
 	}
-	_, err := tx.DeleteAttemptsWithPrefix(pairKey(user, ""))
+	_, err := tx.DeleteAttemptsWithPrefix(PairKey(user, ""))
 	return err
 }

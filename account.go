@@ -79,12 +79,13 @@ func (h *TwoFactor) accountSession(r *http.Request, now time.Time) (*store.Sessi
 }
 
 // toSignIn sends a request without a signed-in session to the login page,
-// to come back to the account page.
+// to come back to the account page; any other error is returned for
+// answerFailure.
 func (h *TwoFactor) toSignIn(w http.ResponseWriter, err error) error {
 	if errors.Is(err, errNoSession) {
 		return redirectTo(w, h.page("login")+"?next="+url.QueryEscape(h.page("account")))
 	}
-	return caddyhttpError(err)
+	return err
 }
 
 // accountDone redirects to the account page with a notice.
@@ -109,7 +110,7 @@ func (h *TwoFactor) renderAccount(w http.ResponseWriter, status int, sess *store
 		return err
 	})
 	if err != nil {
-		return caddyhttpError(err)
+		return err
 	}
 	view := &accountView{}
 	if u.TOTP != nil {
@@ -244,7 +245,7 @@ func (h *TwoFactor) withFreshFactor(w http.ResponseWriter, r *http.Request, sess
 	switch {
 	case errors.Is(err, errBadCode), errors.Is(err, errReplayedCode):
 		if err := h.codeFailed(r, attempt, event+"_failed", sess.User, factor.method(), err); err != nil {
-			return true, caddyhttpError(err)
+			return true, err
 		}
 		return true, rerender(http.StatusUnauthorized, msgBadCode)
 	case err != nil:
@@ -258,11 +259,17 @@ func (h *TwoFactor) withFreshFactor(w http.ResponseWriter, r *http.Request, sess
 // returns errNoSession.
 func fullRecords(tx store.Tx, key store.SessionKey) (*store.Session, *store.User, error) {
 	s, err := tx.Session(key)
-	if err != nil || s.Stage != store.StageFull {
+	if err != nil {
+		return nil, nil, asNoSession(err)
+	}
+	if s.Stage != store.StageFull {
 		return nil, nil, errNoSession
 	}
 	u, err := tx.User(s.User)
-	if err != nil || u.TOTP == nil {
+	if err != nil {
+		return nil, nil, asNoSession(err)
+	}
+	if u.TOTP == nil {
 		return nil, nil, errNoSession
 	}
 	return s, u, nil
@@ -303,7 +310,7 @@ func (h *TwoFactor) endOwnSessions(w http.ResponseWriter, r *http.Request, sess 
 		return err
 	})
 	if err != nil {
-		return caddyhttpError(err)
+		return err
 	}
 	h.audit(r, event, sess.User, "", zap.Int("sessions_ended", ended))
 	return h.accountDone(w, notice)
@@ -322,7 +329,7 @@ func (h *TwoFactor) getAuthenticator(w http.ResponseWriter, r *http.Request) err
 	}
 	secret, err := h.pendingSecret(sess, true)
 	if err != nil {
-		return caddyhttpError(err)
+		return err
 	}
 	return h.renderSetup(w, r, http.StatusOK, sess, secret, "")
 }
@@ -354,7 +361,7 @@ func (h *TwoFactor) replaceAuthenticator(w http.ResponseWriter, r *http.Request,
 	h.release(attempt)
 	secret, err := h.sealer.Open(sess.PendingSecret, sess.User)
 	if err != nil {
-		return caddyhttpError(err)
+		return err
 	}
 	var ended int
 	answered, err := h.withFreshFactor(w, r, sess, f.Get("current"), "reenroll", f.now,

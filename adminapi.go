@@ -78,6 +78,12 @@ func (a *adminAPI) serve(w http.ResponseWriter, r *http.Request) error {
 	if err == nil {
 		res, err = db.administer(req, a.now())
 	}
+	if storeUnavailable(err) {
+		// The store could not answer; asking again later may work. The
+		// refusal's shape, with a status and header that say so.
+		w.Header().Set("Retry-After", storeRetryAfterValue)
+		err = refuse(codeUnavailable, "%v", err)
+	}
 	auditAdmin(a.logger, "admin_api", req, res, err, zap.String("remote_addr", r.RemoteAddr))
 	var refused *adminError
 	switch {
@@ -99,6 +105,8 @@ func refusalStatus(code string) int {
 		return http.StatusNotFound
 	case codeUserExists, codeDefinedInConfig, codeChooseDatabase, codeHashClass, codeNoKey, codeKeysDiffer, codeUnreadable:
 		return http.StatusConflict
+	case codeUnavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadRequest
 }

@@ -36,6 +36,10 @@ import (
 // staleAfter plus flushInterval (which can only end a session early); a
 // session that leaves the cache keeps its time in memory until the next
 // flush.
+//
+// Outages. A cached session passes the gate while the store cannot answer;
+// nothing else does (see failure.go for why that is sound with one Caddy
+// per store). Write-behind that fails is kept and tried again.
 const (
 	// cacheShards is the number of shards, a power of two.
 	cacheShards = 1024

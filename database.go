@@ -69,13 +69,23 @@ type database struct {
 	closed  bool
 }
 
+// storeWrappers holds, by database path, a function that wraps the store
+// opened there before anything uses it. Only tests add one (a store that
+// fails on demand, see fault_test.go); keyed by path, so each test's
+// database is its own.
+var storeWrappers sync.Map // path → func(store.Store) store.Store
+
 // openDatabase returns the shared database at path, opening it and
 // starting its sweeper if no config has it open yet.
 func openDatabase(path string, logger *zap.Logger) (*database, error) {
 	val, _, err := databases.LoadOrNew(path, func() (caddy.Destructor, error) {
+		var st store.Store
 		st, err := store.OpenBolt(path)
 		if err != nil {
 			return nil, err
+		}
+		if wrap, ok := storeWrappers.Load(path); ok {
+			st = wrap.(func(store.Store) store.Store)(st)
 		}
 		cache := newSessionCache()
 		db := &database{
@@ -119,6 +129,18 @@ func (db *database) Destruct() error {
 // revokeSession ends one session, at once.
 func (db *database) revokeSession(key store.SessionKey) error {
 	return db.store.Update(func(tx store.Tx) error { return tx.DeleteSession(key) })
+}
+
+// ping reads from the store, to tell whether it answers.
+func (db *database) ping() error {
+	err := db.store.View(func(tx store.Tx) error {
+		_, err := tx.Meta(metaCSRFKey)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 func loadOrCreateMeta(st store.Store, name string, size int) ([]byte, error) {

@@ -7,8 +7,6 @@ import (
 	"net/url"
 	"strings"
 
-	"go.uber.org/zap"
-
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
@@ -37,8 +35,8 @@ func (h *TwoFactor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	if err != nil {
 		setAnonymous(repl)
 		if !errors.Is(err, errNoSession) {
-			h.logger.Error("reading 2FA session", zap.Error(err))
-			return caddyhttpError(err)
+			// Never let through what the store could not vouch for.
+			return h.answerFailure(w, r, "checking the session", err)
 		}
 		return h.challenge(w, r)
 	}
@@ -172,7 +170,7 @@ var errSignInRequired = errors.New("two-factor sign-in required")
 // challenge answers a request that has no signed-in session: browsers go
 // to the login page, everything else gets 401.
 func (h *TwoFactor) challenge(w http.ResponseWriter, r *http.Request) error {
-	if !strings.Contains(r.Header.Get("Accept"), "text/html") {
+	if !wantsHTML(r) {
 		return caddyhttp.Error(http.StatusUnauthorized, errSignInRequired)
 	}
 	target := h.PathPrefix + "/login?next=" + url.QueryEscape(originalRequestURI(r))
@@ -185,6 +183,12 @@ func (h *TwoFactor) challenge(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Location", target)
 	w.WriteHeader(status)
 	return nil
+}
+
+// wantsHTML reports whether r comes from a browser, which gets pages and
+// redirects; other clients get a bare status for Caddy's error handling.
+func wantsHTML(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/html")
 }
 
 // originalRequestURI is the path and query the client asked for, before

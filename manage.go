@@ -130,6 +130,8 @@ const (
 	codeNoKey           = "no_encryption_key"
 	codeKeysDiffer      = "keys_differ"
 	codeUnreadable      = "secrets_unreadable"
+	// The store could not answer (store.ErrUnavailable): try again.
+	codeUnavailable = "store_unavailable"
 )
 
 // adminError is an action refused for a reason the operator can act on.
@@ -160,7 +162,14 @@ func (db *database) register(h *TwoFactor) error {
 	defer db.mu.Unlock()
 	err := db.store.View(func(tx store.Tx) error {
 		for _, name := range slices.Sorted(maps.Keys(h.accounts)) {
-			if u, err := tx.User(name); err == nil && u.PasswordHash != "" {
+			u, err := tx.User(name)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if u.PasswordHash != "" {
 				return fmt.Errorf("user %q is declared in the config and also managed in the 2FA database %s (added with `caddy two-factor add-user`); a user is defined in one place only: remove the user line, or remove the database's user with `caddy two-factor remove-user %s`", name, db.path, name)
 			}
 		}
@@ -230,6 +239,9 @@ func (db *database) checkHashClassesLocked(logger *zap.Logger) {
 	class, _ := json.Marshal(classes[0])
 	err := db.store.View(func(tx store.Tx) error {
 		old, err := tx.Meta(metaHashClass)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
 		recorded = err == nil && bytes.Equal(old, class)
 		return tx.ForEachUser(func(u *store.User) error {
 			if a, err := newAccount(u.PasswordHash); err == nil && !slices.Contains(classes, a.class) {
@@ -402,7 +414,11 @@ func (v adminView) hashClasses() ([]hashClass, string, error) {
 		from  string
 	)
 	err := v.db.store.View(func(tx store.Tx) error {
-		if raw, err := tx.Meta(metaHashClass); err == nil && json.Unmarshal(raw, &class) == nil && class.Algorithm != "" {
+		raw, err := tx.Meta(metaHashClass)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err == nil && json.Unmarshal(raw, &class) == nil && class.Algorithm != "" {
 			from = hashClassFromLastConfig
 			return nil
 		}

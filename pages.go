@@ -62,11 +62,13 @@ func (h *TwoFactor) servePage(w http.ResponseWriter, r *http.Request, page strin
 	default:
 		return h.render(w, http.StatusNotFound, "error", pageData{Title: "Page not found", Error: "There is no such page."})
 	}
+	// The handlers answer what they can decide; a failure they return is
+	// answered here, in one way for every page (see answerFailure).
 	switch {
 	case r.Method == http.MethodGet || r.Method == http.MethodHead:
-		return hs.get(w, r)
+		return h.answerFailure(w, r, r.Method+" "+h.page(page), hs.get(w, r))
 	case r.Method == http.MethodPost && hs.post != nil:
-		return hs.post(w, r)
+		return h.answerFailure(w, r, r.Method+" "+h.page(page), hs.post(w, r))
 	default:
 		allow := "GET, HEAD"
 		if hs.post != nil {
@@ -140,8 +142,17 @@ func (h *TwoFactor) safeNext(next string) string {
 
 func (h *TwoFactor) getLogin(w http.ResponseWriter, r *http.Request) error {
 	next := h.safeNext(r.URL.Query().Get("next"))
-	if _, err := h.fullSession(r, h.now()); err == nil {
+	_, err := h.fullSession(r, h.now())
+	switch {
+	case err == nil:
 		return redirectTo(w, next)
+	case !errors.Is(err, errNoSession):
+		return err
+	}
+	// The form is offered only while the store answers: a user should not
+	// type a password that cannot be checked.
+	if err := h.db.ping(); err != nil {
+		return err
 	}
 	return h.renderLogin(w, r, http.StatusOK, next, "", "")
 }
@@ -149,7 +160,7 @@ func (h *TwoFactor) getLogin(w http.ResponseWriter, r *http.Request) error {
 func (h *TwoFactor) renderLogin(w http.ResponseWriter, r *http.Request, status int, next, username, msg string) error {
 	token, err := h.loginCSRF(w, r)
 	if err != nil {
-		return caddyhttpError(err)
+		return err
 	}
 	return h.render(w, status, "login", pageData{Title: "Sign in", CSRF: token, Next: next, Username: username, Error: msg})
 }
@@ -177,13 +188,16 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 		h.audit(r, "login_locked", "", "client_locked")
 		return h.renderLocked(w, until, now)
 	}
-	acct, known := h.lookupAccount(name)
+	acct, known, err := h.lookupAccount(name)
+	if err != nil {
+		return err
+	}
 	// A locked account is turned away by a read, before hashing: a refused
 	// attempt writes nothing to the store (see attemptTracker).
 	limits := h.limits()
 	until, err := h.attempts.LockedUntil(name, known, ip, limits, now)
 	if err != nil {
-		return caddyhttpError(err)
+		return err
 	}
 	if !until.IsZero() {
 		h.attempts.Refused(ip, limits, now)
@@ -207,7 +221,7 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 	hashed()
 	if !passwordOK {
 		if err := attempt.Failed(); err != nil {
-			return caddyhttpError(err)
+			return err
 		}
 		h.audit(r, "login_failed", knownName(name, known), "bad_password")
 		return h.renderLogin(w, r, http.StatusUnauthorized, next, form.Get("username"), msgBadLogin)
@@ -216,7 +230,7 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 	// allowance, as a failure: it still opens a pending session.
 	unfinished, err := attempt.PasswordAccepted()
 	if err != nil {
-		return caddyhttpError(err)
+		return err
 	}
 	if unfinished {
 		h.audit(r, "password_accepted", name, "unfinished_sign_ins")
@@ -254,7 +268,7 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 		return err
 	})
 	if err != nil {
-		return caddyhttpError(err)
+		return err
 	}
 	h.setSessionCookie(w, r, token)
 	h.audit(r, "password_accepted", name, "")
@@ -290,24 +304,29 @@ func endOldestPending(tx store.Tx, name string, keep int) error {
 }
 
 // lookupAccount returns the account of a user declared in the config or
-// managed in the database, or a fake one that costs the same to check.
-func (h *TwoFactor) lookupAccount(name string) (account, bool) {
+// managed in the database, or a fake one that costs the same to check. A
+// store that cannot answer is an error, never an unknown user.
+func (h *TwoFactor) lookupAccount(name string) (account, bool, error) {
 	if a, ok := h.accounts[name]; ok {
-		return a, true
+		return a, true, nil
 	}
 	var hash string
-	_ = h.db.store.View(func(tx store.Tx) error {
-		if u, err := tx.User(name); err == nil {
+	err := h.db.store.View(func(tx store.Tx) error {
+		u, err := tx.User(name)
+		if err == nil {
 			hash = u.PasswordHash
 		}
-		return nil
+		return err
 	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return account{}, false, err
+	}
 	if hash != "" {
 		if a, err := newAccount(hash); err == nil {
-			return a, true
+			return a, true, nil
 		}
 	}
-	return h.fakeAccount, false
+	return h.fakeAccount, false, nil
 }
 
 func (h *TwoFactor) limits() throttle.Limits {
@@ -336,7 +355,7 @@ func (h *TwoFactor) renderLocked(w http.ResponseWriter, until, now time.Time) er
 func (h *TwoFactor) beginAttempt(w http.ResponseWriter, r *http.Request, event, user string, known bool, now time.Time) (*throttle.Attempt, error) {
 	a, until, err := h.attempts.Begin(user, known, clientIP(r), h.limits(), now)
 	if err != nil {
-		return nil, caddyhttpError(err)
+		return nil, err
 	}
 	if a == nil {
 		h.audit(r, event+"_locked", knownName(user, known), "locked")
@@ -384,17 +403,18 @@ func (h *TwoFactor) getSetup(w http.ResponseWriter, r *http.Request) error {
 	}
 	secret, err := h.pendingSecret(sess, false)
 	if err != nil {
-		return caddyhttpError(err)
+		return err
 	}
 	return h.renderSetup(w, r, http.StatusOK, sess, secret, "")
 }
 
-// noPending answers a step page reached without a password-only session.
+// noPending answers a step page reached without a password-only session;
+// any other error is returned for answerFailure.
 func (h *TwoFactor) noPending(w http.ResponseWriter, err error) error {
 	if errors.Is(err, errNoSession) {
 		return redirectTo(w, h.page("login"))
 	}
-	return caddyhttpError(err)
+	return err
 }
 
 // pendingSecret returns the secret being set up in sess, creating it on
@@ -436,7 +456,7 @@ func (h *TwoFactor) renderSetup(w http.ResponseWriter, r *http.Request, status i
 	issuer := h.issuer(r)
 	uri, err := totp.URI(issuer, sess.User, secret)
 	if err != nil {
-		return caddyhttpError(err)
+		return err
 	}
 	// The key is on the page whatever happens; a QR code that cannot be
 	// made (a URI too long for one) leaves the page without it, not broken.
@@ -519,7 +539,10 @@ func (h *TwoFactor) postSetup(w http.ResponseWriter, r *http.Request) error {
 	)
 	err = h.db.store.Update(func(tx store.Tx) error {
 		s, err := tx.Session(sess.Key)
-		if err != nil || s.Stage != store.StagePending || string(s.PendingSecret) != string(sess.PendingSecret) {
+		if err != nil {
+			return asNoSession(err)
+		}
+		if s.Stage != store.StagePending || string(s.PendingSecret) != string(sess.PendingSecret) {
 			return errNoSession
 		}
 		u, err := tx.User(s.User)
@@ -547,7 +570,7 @@ func (h *TwoFactor) postSetup(w http.ResponseWriter, r *http.Request) error {
 	case errors.Is(err, errNoSession):
 		return redirectTo(w, h.page("login"))
 	case err != nil:
-		return caddyhttpError(err)
+		return err
 	}
 	h.setSessionCookie(w, r, token)
 	h.signedIn(attempt)
@@ -571,7 +594,7 @@ var errAlreadyEnrolled = errors.New("already enrolled")
 func (h *TwoFactor) checkNewSecret(w http.ResponseWriter, r *http.Request, sess *store.Session, input, event string, now time.Time) (uint64, *throttle.Attempt, error) {
 	secret, err := h.sealer.Open(sess.PendingSecret, sess.User)
 	if err != nil {
-		return 0, nil, caddyhttpError(err)
+		return 0, nil, err
 	}
 	code, ok := totp.ParseCode(input)
 	if !ok {
@@ -584,7 +607,7 @@ func (h *TwoFactor) checkNewSecret(w http.ResponseWriter, r *http.Request, sess 
 	step, ok := totp.Verify(secret, code, now, 0)
 	if !ok {
 		if err := h.codeFailed(r, attempt, event+"_failed", sess.User, "totp", errBadCode); err != nil {
-			return 0, nil, caddyhttpError(err)
+			return 0, nil, err
 		}
 		return 0, nil, h.renderSetup(w, r, http.StatusUnauthorized, sess, secret, msgBadCode)
 	}
@@ -779,11 +802,17 @@ func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {
 	)
 	err = h.db.store.Update(func(tx store.Tx) error {
 		s, err := tx.Session(sess.Key)
-		if err != nil || s.Stage != store.StagePending {
+		if err != nil {
+			return asNoSession(err)
+		}
+		if s.Stage != store.StagePending {
 			return errNoSession
 		}
 		u, err := tx.User(s.User)
-		if err != nil || u.TOTP == nil {
+		if err != nil {
+			return asNoSession(err)
+		}
+		if u.TOTP == nil {
 			return errNoSession
 		}
 		if err := h.useSecondFactor(u, factor, now); err != nil {
@@ -796,13 +825,13 @@ func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case errors.Is(err, errBadCode), errors.Is(err, errReplayedCode):
 		if err := h.codeFailed(r, attempt, "confirm_failed", sess.User, method, err); err != nil {
-			return caddyhttpError(err)
+			return err
 		}
 		return h.renderConfirm(w, http.StatusUnauthorized, sess, msgBadCode)
 	case errors.Is(err, errNoSession):
 		return redirectTo(w, h.page("login"))
 	case err != nil:
-		return caddyhttpError(err)
+		return err
 	}
 	h.setSessionCookie(w, r, token)
 	h.signedIn(attempt)
@@ -812,26 +841,32 @@ func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {
 
 // ---- logout ----
 
-// anySession returns the request's session, pending or signed in.
-func (h *TwoFactor) anySession(r *http.Request) *store.Session {
+// anySession returns the request's session, pending or signed in, or nil
+// if it has none. With live, a session past its limits counts as none.
+func (h *TwoFactor) anySession(r *http.Request, live bool) (*store.Session, error) {
 	key, ok := sessionKey(r)
 	if !ok {
-		return nil
+		return nil, nil
 	}
 	var sess *store.Session
-	_ = h.db.store.View(func(tx store.Tx) error {
-		s, err := tx.Session(key)
-		if err == nil && h.live(s, h.now()) {
-			sess = s
-		}
-		return nil
+	err := h.db.store.View(func(tx store.Tx) error {
+		var err error
+		sess, err = tx.Session(key)
+		return err
 	})
-	return sess
+	if errors.Is(err, store.ErrNotFound) || (err == nil && live && !h.live(sess, h.now())) {
+		return nil, nil
+	}
+	return sess, err
 }
 
 func (h *TwoFactor) getLogout(w http.ResponseWriter, r *http.Request) error {
 	data := pageData{Title: "Sign out"}
-	if sess := h.anySession(r); sess != nil {
+	sess, err := h.anySession(r, true)
+	if err != nil {
+		return err
+	}
+	if sess != nil {
 		data.SignedIn = true
 		data.AccountLink = sess.Stage == store.StageFull
 		data.Username = sess.User
@@ -845,24 +880,22 @@ func (h *TwoFactor) postLogout(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return nil
 	}
-	key, hasKey := sessionKey(r)
+	// Sign-out ends the session in the store, or says it could not: a
+	// cookie cleared while the session lives on would only look signed out.
+	sess, err := h.anySession(r, false)
+	if err != nil {
+		return err
+	}
 	var user string
-	if hasKey {
-		var sess *store.Session
-		_ = h.db.store.View(func(tx store.Tx) error {
-			sess, _ = tx.Session(key)
-			return nil
-		})
-		if sess != nil {
-			if !h.validSessionPost(r, form, key) {
-				return h.rejectForgery(w, r, sess.User)
-			}
-			user = sess.User
-			if err := h.db.revokeSession(key); err != nil {
-				return caddyhttpError(err)
-			}
-			h.audit(r, "logout", user, "")
+	if sess != nil {
+		if !h.validSessionPost(r, form, sess.Key) {
+			return h.rejectForgery(w, r, sess.User)
 		}
+		user = sess.User
+		if err := h.db.revokeSession(sess.Key); err != nil {
+			return err
+		}
+		h.audit(r, "logout", user, "")
 	}
 	h.clearSessionCookie(w, r)
 	return h.render(w, http.StatusOK, "logout", pageData{Title: "Signed out", Username: user})

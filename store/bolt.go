@@ -101,18 +101,39 @@ func openBoltFile(path string) (*bolt.DB, error) {
 func (b *Bolt) View(fn func(Tx) error) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return b.db.View(func(tx *bolt.Tx) error { return fn(boltTx{tx.Bucket(bucketVersion)}) })
+	var fnFailed bool
+	err := b.db.View(func(tx *bolt.Tx) error {
+		err := fn(boltTx{tx.Bucket(bucketVersion)})
+		fnFailed = err != nil
+		return err
+	})
+	return b.failure(err, fnFailed)
 }
 
 // Update implements Store.
 func (b *Bolt) Update(fn func(Tx) error) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	err := b.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx.Bucket(bucketVersion)}) })
+	var fnFailed bool
+	err := b.db.Update(func(tx *bolt.Tx) error {
+		err := fn(boltTx{tx.Bucket(bucketVersion)})
+		fnFailed = err != nil
+		return err
+	})
 	if err == nil {
 		b.commits.Add(1)
 	}
-	return err
+	return b.failure(err, fnFailed)
+}
+
+// failure returns the error of a transaction: fn's own as it is, and
+// bbolt's (the database is closed, as after a failed Compact, or a commit
+// could not write the file) wrapped in ErrUnavailable.
+func (b *Bolt) failure(err error, fnFailed bool) error {
+	if err == nil || fnFailed {
+		return err
+	}
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, b.path, err)
 }
 
 // Commits returns how many write transactions were committed since the

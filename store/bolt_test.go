@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -386,6 +387,41 @@ func TestUpdateRollsBack(t *testing.T) {
 		return nil
 	})
 	checkIndexes(t, b)
+}
+
+func TestTransactionErrors(t *testing.T) {
+	// The function's own errors come back as they are; bbolt's mean the
+	// store could not answer, whatever the function would have done.
+	path := filepath.Join(t.TempDir(), "2fa.db")
+	b, err := OpenBolt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	fail := errors.New("fail")
+	run := map[string]func(func(Tx) error) error{"View": b.View, "Update": b.Update}
+	for name, txn := range run {
+		if err := txn(func(Tx) error { return fail }); err != fail {
+			t.Errorf("%s returned %v, want the function's error itself", name, err)
+		}
+		err := txn(func(tx Tx) error { _, err := tx.User("nobody"); return err })
+		if !errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnavailable) {
+			t.Errorf("%s returned %v, want ErrNotFound only", name, err)
+		}
+	}
+	if err := b.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for name, txn := range run {
+		called := false
+		err := txn(func(Tx) error { called = true; return nil })
+		if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s on a closed database returned %v, want ErrUnavailable naming %s", name, err, path)
+		}
+		if called {
+			t.Errorf("%s ran the function on a closed database", name)
+		}
+	}
 }
 
 func TestViewIsReadOnly(t *testing.T) {

@@ -20,8 +20,19 @@ import (
 // ErrNotFound is returned by lookups of records that do not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrUnavailable is wrapped by every error that means the store could not
+// answer: the backend is closed, unreachable or failed to read or write.
+// It says nothing about the records asked for, so a caller must never take
+// it for a missing record or a refusal; asking again later may succeed.
+var ErrUnavailable = errors.New("2FA store unavailable")
+
 // Store is a transactional store. Implementations must be safe for
 // concurrent use; Update transactions are serialised.
+//
+// Errors. Lookups of missing records return ErrNotFound. Every failure of
+// the backend itself (beginning or committing a transaction, a read or
+// write that did not reach it) wraps ErrUnavailable, in View and Update
+// and in the Tx methods alike. An error fn returns is returned as it is.
 type Store interface {
 	// View runs fn in a read-only transaction.
 	View(fn func(Tx) error) error

@@ -1,7 +1,6 @@
 package twofactor
 
 import (
-	"fmt"
 	"net/http"
 	"net/url"
 	"testing"
@@ -9,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-two-factor/caddy-two-factor/sessioncache"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
@@ -41,7 +41,7 @@ func cachedKey(t *testing.T, s *clockSite, b *browser) store.SessionKey {
 			if !ok {
 				t.Fatalf("session cookie %q does not parse", c.Value)
 			}
-			if s.h.db.cache.get(key) == nil {
+			if s.h.db.cache.Get(key) == nil {
 				t.Fatal("session is not cached")
 			}
 			return key
@@ -171,10 +171,10 @@ func TestCachedIdleTimeoutIsExact(t *testing.T) {
 	b.enroll("frank")
 	idle := DefaultSessionIdle
 	for range 3 {
-		s.clock.Advance(idle - seenResolution)
+		s.clock.Advance(idle - sessioncache.SeenResolution)
 		wantIn(t, b, "active session")
 	}
-	s.clock.Advance(idle - seenResolution)
+	s.clock.Advance(idle - sessioncache.SeenResolution)
 	wantIn(t, b, "just within the idle timeout")
 	s.clock.Advance(idle)
 	wantOut(t, b, "idle for session_idle")
@@ -204,15 +204,15 @@ func TestLastSeenIsWrittenBehind(t *testing.T) {
 
 	s.clock.Advance(10 * time.Second)
 	wantIn(t, b, "after 10s")
-	if err := s.h.db.cache.flush(s.h.db.raw, false); err != nil {
+	if err := s.h.db.cache.Flush(s.h.db.raw, false); err != nil {
 		t.Fatal(err)
 	}
 	if !storedSeen().Equal(signedIn) {
 		t.Errorf("a periodic flush wrote a time only 10s newer: %v", storedSeen())
 	}
-	s.clock.Advance(staleAfter)
-	wantIn(t, b, "after staleAfter more")
-	if err := s.h.db.cache.flush(s.h.db.raw, false); err != nil {
+	s.clock.Advance(sessioncache.StaleAfter)
+	wantIn(t, b, "after StaleAfter more")
+	if err := s.h.db.cache.Flush(s.h.db.raw, false); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := storedSeen(), s.clock.Now(); !got.Equal(want) {
@@ -220,7 +220,7 @@ func TestLastSeenIsWrittenBehind(t *testing.T) {
 	}
 	s.clock.Advance(5 * time.Second)
 	wantIn(t, b, "5s later")
-	if err := s.h.db.cache.flush(s.h.db.raw, true); err != nil {
+	if err := s.h.db.cache.Flush(s.h.db.raw, true); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := storedSeen(), s.clock.Now(); !got.Equal(want) {
@@ -246,7 +246,7 @@ func TestLastSeenSurvivesARestart(t *testing.T) {
 	}
 	*s.h = *h // the test server calls s.h; its Cleanup closes the new one
 
-	s.clock.Advance(DefaultSessionIdle - seenResolution)
+	s.clock.Advance(DefaultSessionIdle - sessioncache.SeenResolution)
 	wantIn(t, b, "idle for less than session_idle since the last request before the restart")
 }
 
@@ -263,59 +263,6 @@ func TestDatabaseStopsItsGoroutineAtDestruct(t *testing.T) {
 	case <-db.stopped:
 	default:
 		t.Fatal("the database's goroutine is still running after its last config was cleaned up")
-	}
-}
-
-func TestCacheRefusesALoadThatRacedAWrite(t *testing.T) {
-	c := newSessionCache()
-	s := &store.Session{Key: store.SessionKey{1}, User: "judy", Expires: time.Now().Add(time.Hour)}
-	epoch := c.epoch.Load()
-	c.invalidate([]string{"judy"}, nil) // a write committed while the load read
-	if c.add(newCachedSession(s, false), epoch) {
-		t.Fatal("a load older than a write was cached")
-	}
-	if c.get(s.Key) != nil {
-		t.Fatal("refused session is in the cache")
-	}
-	if !c.add(newCachedSession(s, false), c.epoch.Load()) || c.get(s.Key) == nil {
-		t.Fatal("a current load was not cached")
-	}
-	e := c.get(s.Key)
-	c.invalidate([]string{"judy"}, nil)
-	if !e.owner.revoked.Load() {
-		t.Fatal("a write to the user did not revoke its cached session")
-	}
-}
-
-func TestCacheEvictsTheLeastRecentlySeen(t *testing.T) {
-	c := newSessionCache()
-	// Keys of one shard: the shard is chosen by the first two bytes.
-	base := time.Unix(1_800_000_000, 0)
-	var sessions []*cachedSession
-	for i := range cacheShardCap + 1 {
-		key := store.SessionKey{0, 0, byte(i), byte(i >> 8)}
-		s := &store.Session{Key: key, User: fmt.Sprint("u", i), LastSeen: base.Add(time.Duration(i) * time.Second), Expires: base.Add(time.Hour)}
-		e := newCachedSession(s, false)
-		if i == 0 {
-			// The oldest has activity the store has not seen yet.
-			e.lastSeen.Store(base.Add(500 * time.Millisecond).UnixNano())
-		}
-		sessions = append(sessions, e)
-		c.add(e, c.epoch.Load())
-	}
-	if c.get(sessions[0].key) != nil {
-		t.Error("the least recently seen session is still cached")
-	}
-	for _, e := range sessions[1:] {
-		if c.get(e.key) == nil {
-			t.Fatal("a more recently seen session was evicted")
-		}
-	}
-	if got := c.evictedSeen(sessions[0].key); got != base.Add(500*time.Millisecond).UnixNano() {
-		t.Errorf("evicted session's unwritten last seen = %d, want it kept", got)
-	}
-	if len(c.users) != cacheShardCap {
-		t.Errorf("%d users tracked for %d cached sessions", len(c.users), cacheShardCap)
 	}
 }
 

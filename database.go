@@ -12,6 +12,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddy-two-factor/caddy-two-factor/sessioncache"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
@@ -41,12 +42,12 @@ const (
 type database struct {
 	// store is the store seen through the session cache: every write
 	// transaction that puts or deletes a user or a session also drops
-	// what it changed from the cache (see coherentStore). A database made
+	// what it changed from the cache (see sessioncache.Cache.Coherent). A database made
 	// without openDatabase, for a file no Caddy has open, has no cache.
 	store store.Store
 	// raw is the store itself, for the cache's own loads and write-behind.
 	raw   store.Store
-	cache *sessionCache
+	cache *sessioncache.Cache
 	// hashing bounds password hashing (throttle.PasswordHashing; tests set their own).
 	hashing *throttle.HashLimiter
 	path    string
@@ -87,9 +88,9 @@ func openDatabase(path string, logger *zap.Logger) (*database, error) {
 		if wrap, ok := storeWrappers.Load(path); ok {
 			st = wrap.(func(store.Store) store.Store)(st)
 		}
-		cache := newSessionCache()
+		cache := sessioncache.New()
 		db := &database{
-			store:   coherentStore{Store: st, cache: cache},
+			store:   cache.Coherent(st),
 			raw:     st,
 			cache:   cache,
 			hashing: throttle.PasswordHashing,
@@ -120,7 +121,7 @@ func (db *database) Destruct() error {
 	db.mu.Unlock()
 	close(db.stop)
 	<-db.stopped
-	if err := db.cache.flush(db.raw, true); err != nil {
+	if err := db.cache.Flush(db.raw, true); err != nil {
 		db.logger.Error("writing 2FA session activity", zap.Error(err))
 	}
 	return db.raw.Close()
@@ -169,14 +170,14 @@ func (db *database) background() {
 	defer close(db.stopped)
 	sweep := time.NewTicker(sweepInterval)
 	defer sweep.Stop()
-	flush := time.NewTicker(flushInterval)
+	flush := time.NewTicker(sessioncache.FlushInterval)
 	defer flush.Stop()
 	for {
 		select {
 		case <-db.stop:
 			return
 		case <-flush.C:
-			if err := db.cache.flush(db.raw, false); err != nil {
+			if err := db.cache.Flush(db.raw, false); err != nil {
 				db.logger.Error("writing 2FA session activity", zap.Error(err))
 			}
 		case now := <-sweep.C:
@@ -193,7 +194,7 @@ func (db *database) background() {
 // transactions, and stale attempt counters.
 func (db *database) sweep(now time.Time) (int, error) {
 	if db.cache != nil {
-		db.cache.dropExpired(now)
+		db.cache.DropExpired(now)
 	}
 	total := 0
 	for batch := sweepBatch / 2; ; {

@@ -23,7 +23,7 @@ import (
 // is needed.
 //
 // One exception, by design: a signed-in session in the session cache
-// (cache.go) passes the gate without the store. The store vouched for it
+// (package sessioncache) passes the gate without the store. The store vouched for it
 // when it was loaded, and every write of this Caddy that ends or changes
 // it (sign-out, revocation, a new authenticator, a reset) drops it from
 // the cache once committed; during an outage no such write can commit. So

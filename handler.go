@@ -41,11 +41,11 @@ func (h *TwoFactor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		return h.challenge(w, r)
 	}
 	// The values were boxed when the session was cached: no allocation.
-	repl.Set("http.auth.user.id", sess.userValue)
-	repl.Set("http.two_factor.user", sess.userValue)
-	repl.Set("http.two_factor.method", sess.methodValue)
-	repl.Set("http.two_factor.confirmed_at", sess.confirmedValue)
-	repl.Set("http.two_factor.session_expires", sess.expiresValue)
+	repl.Set("http.auth.user.id", sess.UserValue)
+	repl.Set("http.two_factor.user", sess.UserValue)
+	repl.Set("http.two_factor.method", sess.MethodValue)
+	repl.Set("http.two_factor.confirmed_at", sess.ConfirmedValue)
+	repl.Set("http.two_factor.session_expires", sess.ExpiresValue)
 	return next.ServeHTTP(w, r)
 }
 

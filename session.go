@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-two-factor/caddy-two-factor/sessioncache"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
@@ -110,75 +111,49 @@ func (h *TwoFactor) live(s *store.Session, now time.Time) bool {
 }
 
 // fullSession returns the request's signed-in session. It is served from
-// the session cache (see cache.go) and writes nothing: the checks that the
+// the session cache (package sessioncache) and writes nothing: the checks that the
 // user still exists, is still enrolled and still has the session
 // identifier the session was confirmed with are made when the session is
 // loaded, and any write to the user or the session drops it from the
 // cache. Whether this config still declares the user with the password
 // the session was opened with is checked on every request (see honours).
-func (h *TwoFactor) fullSession(r *http.Request, now time.Time) (*cachedSession, error) {
+func (h *TwoFactor) fullSession(r *http.Request, now time.Time) (*sessioncache.Session, error) {
 	key, ok := sessionKey(r)
 	if !ok {
 		return nil, errNoSession
 	}
-	e := h.db.cache.get(key)
-	if e == nil || e.owner.revoked.Load() {
+	e := h.db.cache.Get(key)
+	if e == nil {
 		var err error
 		if e, err = h.loadSession(key, now); err != nil {
 			return nil, err
 		}
 	}
 	ns := now.UnixNano()
-	if !e.live(ns, time.Duration(h.SessionIdle)) {
+	if !e.Live(ns, time.Duration(h.SessionIdle)) {
 		return nil, errNoSession
 	}
-	if !h.honours(e.user, e.credential, e.databaseUser) {
+	if !h.honours(e.User, e.Credential, e.DatabaseUser) {
 		return nil, errNoSession
 	}
-	e.seen(ns)
+	e.Seen(ns)
 	return e, nil
 }
 
-// loadSession reads a signed-in session from the store and caches it.
-func (h *TwoFactor) loadSession(key store.SessionKey, now time.Time) (*cachedSession, error) {
-	c := h.db.cache
-	// Both are read before the store, so that neither a write nor a
-	// write-behind that lands meanwhile goes unseen (see cache.go).
-	epoch := c.epoch.Load()
-	evictedSeen := c.evictedSeen(key)
-	var e *cachedSession
-	err := h.db.raw.View(func(tx store.Tx) error {
-		s, err := tx.Session(key)
-		if err != nil {
-			return err
+// loadSession reads a signed-in session from the store and caches it. The
+// store vouches for it when it is signed in (not pending), its user is
+// enrolled and still has the session identifier it was confirmed with.
+func (h *TwoFactor) loadSession(key store.SessionKey, now time.Time) (*sessioncache.Session, error) {
+	e, err := h.db.cache.Load(h.db.raw, key, now, time.Duration(h.SessionIdle), func(s *store.Session, u *store.User) (bool, error) {
+		if s.Stage != store.StageFull || u.TOTP == nil || u.SessionID == "" || u.SessionID != s.UserSessionID {
+			return false, errNoSession
 		}
-		if s.Stage != store.StageFull {
-			return errNoSession
-		}
-		u, err := tx.User(s.User)
-		if err != nil {
-			return err
-		}
-		if u.TOTP == nil || u.SessionID == "" || u.SessionID != s.UserSessionID {
-			return errNoSession
-		}
-		e = newCachedSession(s, stillHasPassword(u, s))
-		return nil
+		return stillHasPassword(u, s), nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		err = errNoSession
 	}
-	if err != nil {
-		return nil, err
-	}
-	if evictedSeen > e.lastSeen.Load() {
-		e.lastSeen.Store(evictedSeen)
-	}
-	// A session that is over stays out of the cache; the caller tells.
-	if e.live(now.UnixNano(), time.Duration(h.SessionIdle)) {
-		c.add(e, epoch)
-	}
-	return e, nil
+	return e, err
 }
 
 // pendingSession returns the request's password-only session.

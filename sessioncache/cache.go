@@ -1,4 +1,10 @@
-package twofactor
+// Package sessioncache keeps signed-in sessions in memory in front of the
+// store, so the gate, which runs on every request to a protected route,
+// neither reads nor writes the store and takes no lock. It owns the
+// coherence protocol that keeps the cache from outliving a revocation
+// (Cache.Coherent, Cache.Invalidate), the load path (Cache.Load) and the
+// write-behind of last-seen times (Cache.Flush).
+package sessioncache
 
 import (
 	"encoding/binary"
@@ -10,30 +16,26 @@ import (
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
-// The session cache keeps signed-in sessions in memory in front of the
-// store, so the gate, which runs on every request to a protected route,
-// neither reads nor writes the database and takes no lock.
-//
 // Reads are lock-free: the cache is split into shards, each an immutable
 // map behind an atomic pointer, which writers copy and replace under one
 // mutex. Writes are rare (a session's first request, sign-in, sign-out).
 //
 // Coherence. Whatever changes a user or a session goes through the store's
-// Update as the module sees it (coherentStore), which drops what the
+// Update as the module sees it (coherent), which drops what the
 // transaction changed from the cache once it commits: a revoked session
 // ends at once, never after an expiry. A cached session also refers to its
-// user's cachedUser, which is marked revoked when any write touches the
+// user's user, which is marked revoked when any write touches the
 // user (rotation of the session identifier, a new enrollment, a reset or
 // removal), so every session of that user is read again from the store.
 // A load that raced with such a write is not cached: writes bump an epoch,
 // and a load stores its result only if the epoch is the one it started at.
 //
 // Last seen. A request records its time in the cached session, at most
-// once per seenResolution, so the idle timeout is exact to within that.
-// The times are written behind to the store every flushInterval for the
-// sessions whose stored time is staleAfter old, and all of them when the
+// once per SeenResolution, so the idle timeout is exact to within that.
+// The times are written behind to the store every FlushInterval for the
+// sessions whose stored time is StaleAfter old, and all of them when the
 // database closes, so a restart loses nothing and a crash at most
-// staleAfter plus flushInterval (which can only end a session early); a
+// StaleAfter plus FlushInterval (which can only end a session early); a
 // session that leaves the cache keeps its time in memory until the next
 // flush.
 //
@@ -47,93 +49,93 @@ const (
 	// when full).
 	cacheSize     = 64 * 1024
 	cacheShardCap = cacheSize / cacheShards
-	// seenResolution is how stale a session's cached last-seen time may
-	// get before a request records its own.
-	seenResolution = time.Second
-	// flushInterval is how often last-seen times are written behind.
-	flushInterval = 5 * time.Second
-	// staleAfter is how far a stored last-seen time may lag the cached
+	// SeenResolution is how stale a session's cached last-seen time may
+	// Get before a request records its own.
+	SeenResolution = time.Second
+	// FlushInterval is how often last-seen times are written behind.
+	FlushInterval = 5 * time.Second
+	// StaleAfter is how far a stored last-seen time may lag the cached
 	// one before a periodic flush writes it.
-	staleAfter = 30 * time.Second
+	StaleAfter = 30 * time.Second
 	// flushBatch bounds the sessions written in one transaction.
 	flushBatch = 500
 )
 
-// cachedSession is a signed-in session as the gate needs it. Only
+// Session is a signed-in session as the gate needs it. Only
 // lastSeen changes once the session is in the cache.
-type cachedSession struct {
-	key   store.SessionKey
-	user  string
-	owner *cachedUser
-	// credential is the password hash the session was opened with (see
+type Session struct {
+	Key   store.SessionKey
+	User  string
+	owner *user
+	// Credential is the password hash the session was opened with (see
 	// store.Session.Credential).
-	credential store.Credential
-	// databaseUser is whether the user is managed in the database (not in
+	Credential store.Credential
+	// DatabaseUser is whether the user is managed in the database (not in
 	// the config) and still has the password the session was opened with.
-	databaseUser bool
+	DatabaseUser bool
 	expires      int64 // Unix ns
 	// Placeholder values, boxed once so setting them allocates nothing.
-	userValue, methodValue, confirmedValue, expiresValue any
+	UserValue, MethodValue, ConfirmedValue, ExpiresValue any
 
 	lastSeen atomic.Int64 // Unix ns
 	// stored is the last-seen time the store has, as far as the cache
-	// knows; guarded by sessionCache.mu.
+	// knows; guarded by Cache.mu.
 	stored int64
 }
 
-// cachedUser is shared by the cached sessions of one user.
-type cachedUser struct {
+// user is shared by the cached sessions of one user.
+type user struct {
 	revoked atomic.Bool
-	refs    int // cached sessions; guarded by sessionCache.mu
+	refs    int // cached sessions; guarded by Cache.mu
 }
 
-func newCachedSession(s *store.Session, databaseUser bool) *cachedSession {
-	e := &cachedSession{
-		key:            s.Key,
-		user:           s.User,
-		databaseUser:   databaseUser,
+func newSession(s *store.Session, databaseUser bool) *Session {
+	e := &Session{
+		Key:            s.Key,
+		User:           s.User,
+		DatabaseUser:   databaseUser,
 		expires:        s.Expires.UnixNano(),
-		userValue:      s.User,
-		methodValue:    s.Method,
-		confirmedValue: s.ConfirmedAt.UTC().Format(time.RFC3339),
-		expiresValue:   s.Expires.UTC().Format(time.RFC3339),
+		UserValue:      s.User,
+		MethodValue:    s.Method,
+		ConfirmedValue: s.ConfirmedAt.UTC().Format(time.RFC3339),
+		ExpiresValue:   s.Expires.UTC().Format(time.RFC3339),
 		stored:         s.LastSeen.UnixNano(),
-		credential:     s.Credential,
+		Credential:     s.Credential,
 	}
 	e.lastSeen.Store(e.stored)
 	return e
 }
 
-// live reports whether the session is within its absolute and idle limits
+// Live reports whether the session is within its absolute and idle limits
 // at now.
-func (e *cachedSession) live(now int64, idle time.Duration) bool {
+func (e *Session) Live(now int64, idle time.Duration) bool {
 	return now < e.expires && now-e.lastSeen.Load() < int64(idle)
 }
 
-// seen records activity at now, at most once per seenResolution.
-func (e *cachedSession) seen(now int64) {
-	if last := e.lastSeen.Load(); now-last >= int64(seenResolution) {
+// Seen records activity at now, at most once per SeenResolution.
+func (e *Session) Seen(now int64) {
+	if last := e.lastSeen.Load(); now-last >= int64(SeenResolution) {
 		e.lastSeen.CompareAndSwap(last, now)
 	}
 }
 
-type cacheShard = map[store.SessionKey]*cachedSession
+type cacheShard = map[store.SessionKey]*Session
 
-// sessionCache is the cache of one database.
-type sessionCache struct {
+// Cache is the cache of one database.
+type Cache struct {
 	shards [cacheShards]atomic.Pointer[cacheShard]
 
 	// mu serialises every change below and to the shards.
 	mu    sync.Mutex
 	epoch atomic.Uint64
-	users map[string]*cachedUser
+	users map[string]*user
 	// evicted holds the last-seen times of sessions that left the cache
 	// before their time was written, until the next flush.
 	evicted map[store.SessionKey]int64
 }
 
-func newSessionCache() *sessionCache {
-	return &sessionCache{users: make(map[string]*cachedUser), evicted: make(map[store.SessionKey]int64)}
+func New() *Cache {
+	return &Cache{users: make(map[string]*user), evicted: make(map[store.SessionKey]int64)}
 }
 
 func shardOf(key store.SessionKey) int {
@@ -142,38 +144,85 @@ func shardOf(key store.SessionKey) int {
 }
 
 // get returns the cached session of key, or nil. It takes no lock.
-func (c *sessionCache) get(key store.SessionKey) *cachedSession {
+// A session whose user was written since it was cached is not returned:
+// it must be loaded again.
+func (c *Cache) Get(key store.SessionKey) *Session {
 	if m := c.shards[shardOf(key)].Load(); m != nil {
-		return (*m)[key]
+		if e := (*m)[key]; e != nil && !e.owner.revoked.Load() {
+			return e
+		}
 	}
 	return nil
+}
+
+// Load reads the session of key and its user from st, which must be the
+// store itself (not Coherent's view of it), lets vouch judge them, and
+// caches the session if vouch accepts it and it is live at now. vouch
+// returns whether the user is a database user who still has the session's
+// password (Session.DatabaseUser), or an error to refuse the session.
+// Errors of the store and of vouch come back as they are.
+func (c *Cache) Load(st store.Store, key store.SessionKey, now time.Time, idle time.Duration,
+	vouch func(*store.Session, *store.User) (databaseUser bool, err error),
+) (*Session, error) {
+	// Both are read before the store, so that neither a write nor a
+	// write-behind that lands meanwhile goes unseen.
+	epoch := c.epoch.Load()
+	evictedSeen := c.evictedSeen(key)
+	var e *Session
+	err := st.View(func(tx store.Tx) error {
+		s, err := tx.Session(key)
+		if err != nil {
+			return err
+		}
+		u, err := tx.User(s.User)
+		if err != nil {
+			return err
+		}
+		databaseUser, err := vouch(s, u)
+		if err != nil {
+			return err
+		}
+		e = newSession(s, databaseUser)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if evictedSeen > e.lastSeen.Load() {
+		e.lastSeen.Store(evictedSeen)
+	}
+	// A session that is over stays out of the cache; the caller tells.
+	if e.Live(now.UnixNano(), idle) {
+		c.add(e, epoch)
+	}
+	return e, nil
 }
 
 // add caches e unless a write has happened since epoch, and returns
 // whether it did. When the shard is full, the session seen least recently
 // leaves it.
-func (c *sessionCache) add(e *cachedSession, epoch uint64) bool {
+func (c *Cache) add(e *Session, epoch uint64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.epoch.Load() != epoch {
 		return false
 	}
-	u := c.users[e.user]
+	u := c.users[e.User]
 	if u == nil {
-		u = &cachedUser{}
-		c.users[e.user] = u
+		u = &user{}
+		c.users[e.User] = u
 	}
 	u.refs++
 	e.owner = u
 
-	i := shardOf(e.key)
+	i := shardOf(e.Key)
 	var old cacheShard
 	if p := c.shards[i].Load(); p != nil {
 		old = *p
 	}
 	m := make(cacheShard, min(len(old)+1, cacheShardCap))
-	var victim *cachedSession
-	if _, replacing := old[e.key]; !replacing && len(old) >= cacheShardCap {
+	var victim *Session
+	if _, replacing := old[e.Key]; !replacing && len(old) >= cacheShardCap {
 		for _, o := range old {
 			if victim == nil || o.lastSeen.Load() < victim.lastSeen.Load() {
 				victim = o
@@ -182,7 +231,7 @@ func (c *sessionCache) add(e *cachedSession, epoch uint64) bool {
 	}
 	for k, o := range old {
 		switch {
-		case k == e.key:
+		case k == e.Key:
 			// A fresh copy of a session in the cache (its user was
 			// written): the copy's store read may be older than the
 			// cached last-seen time.
@@ -196,7 +245,7 @@ func (c *sessionCache) add(e *cachedSession, epoch uint64) bool {
 			m[k] = o
 		}
 	}
-	m[e.key] = e
+	m[e.Key] = e
 	c.shards[i].Store(&m)
 	return true
 }
@@ -204,29 +253,29 @@ func (c *sessionCache) add(e *cachedSession, epoch uint64) bool {
 // release accounts for e leaving the cache; c.mu is held. With keepSeen,
 // its unwritten last-seen time is kept for the next flush, and for a load
 // of the session before then.
-func (c *sessionCache) release(e *cachedSession, keepSeen bool) {
+func (c *Cache) release(e *Session, keepSeen bool) {
 	if seen := e.lastSeen.Load(); keepSeen && seen > e.stored {
-		c.evicted[e.key] = seen
+		c.evicted[e.Key] = seen
 	}
 	if u := e.owner; u != nil {
 		u.refs--
-		if u.refs == 0 && c.users[e.user] == u {
-			delete(c.users, e.user)
+		if u.refs == 0 && c.users[e.User] == u {
+			delete(c.users, e.User)
 		}
 	}
 }
 
 // evictedSeen returns the unwritten last-seen time of a session that left
 // the cache, or 0.
-func (c *sessionCache) evictedSeen(key store.SessionKey) int64 {
+func (c *Cache) evictedSeen(key store.SessionKey) int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.evicted[key]
 }
 
-// invalidate drops the sessions of keys and marks every cached session of
+// Invalidate drops the sessions of keys and marks every cached session of
 // users revoked, after a write to them has committed.
-func (c *sessionCache) invalidate(users []string, keys []store.SessionKey) {
+func (c *Cache) Invalidate(users []string, keys []store.SessionKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.epoch.Add(1)
@@ -257,9 +306,9 @@ func (c *sessionCache) invalidate(users []string, keys []store.SessionKey) {
 	}
 }
 
-// dropExpired removes the sessions whose absolute expiry is at or before
+// DropExpired removes the sessions whose absolute expiry is at or before
 // now (the sweep deletes them from the store).
-func (c *sessionCache) dropExpired(now time.Time) {
+func (c *Cache) DropExpired(now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	limit := now.UnixNano()
@@ -294,15 +343,15 @@ func (c *sessionCache) dropExpired(now time.Time) {
 type seenTime struct {
 	key  store.SessionKey
 	seen int64
-	e    *cachedSession // nil for an evicted session
+	e    *Session // nil for an evicted session
 }
 
 // dirty returns the last-seen times the store lacks: those staler than
-// staleAfter, or all of them.
-func (c *sessionCache) dirty(all bool) []seenTime {
+// StaleAfter, or all of them.
+func (c *Cache) dirty(all bool) []seenTime {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	lag := int64(staleAfter)
+	lag := int64(StaleAfter)
 	if all {
 		lag = 1
 	}
@@ -323,7 +372,7 @@ func (c *sessionCache) dirty(all bool) []seenTime {
 }
 
 // written records that the store has the times of batch.
-func (c *sessionCache) written(batch []seenTime) {
+func (c *Cache) written(batch []seenTime) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, w := range batch {
@@ -335,10 +384,10 @@ func (c *sessionCache) written(batch []seenTime) {
 	}
 }
 
-// flush writes last-seen times behind, in transactions of at most
+// Flush writes last-seen times behind, in transactions of at most
 // flushBatch sessions. It never moves a stored time back, and never
 // brings back a session deleted meanwhile.
-func (c *sessionCache) flush(st store.Store, all bool) error {
+func (c *Cache) Flush(st store.Store, all bool) error {
 	pending := c.dirty(all)
 	for len(pending) > 0 {
 		batch := pending[:min(len(pending), flushBatch)]
@@ -370,24 +419,27 @@ func (c *sessionCache) flush(st store.Store, all bool) error {
 	return nil
 }
 
-// coherentStore is the store as the module sees it: every write
-// transaction that puts or deletes a user or a session drops what it
-// changed from the session cache once it has committed. Only the cache's
-// own loads and writes bypass it.
-type coherentStore struct {
+// Coherent returns st as the module must see it: every write transaction
+// that puts or deletes a user or a session drops what it changed from the
+// cache once it has committed. Only the cache's own loads and write-behind
+// use st itself.
+func (c *Cache) Coherent(st store.Store) store.Store { return coherent{Store: st, cache: c} }
+
+// coherent is a store seen through the cache (see Cache.Coherent).
+type coherent struct {
 	store.Store
-	cache *sessionCache
+	cache *Cache
 }
 
 // Update implements store.Store.
-func (s coherentStore) Update(fn func(store.Tx) error) error {
+func (s coherent) Update(fn func(store.Tx) error) error {
 	var tx trackingTx
 	err := s.Store.Update(func(inner store.Tx) error {
 		tx = trackingTx{Tx: inner} // afresh, should the store retry fn
 		return fn(&tx)
 	})
 	if err == nil && (len(tx.users) > 0 || len(tx.sessions) > 0) {
-		s.cache.invalidate(tx.users, tx.sessions)
+		s.cache.Invalidate(tx.users, tx.sessions)
 	}
 	return err
 }
@@ -421,6 +473,6 @@ func (t *trackingTx) DeleteSession(key store.SessionKey) error {
 
 // Interface guards
 var (
-	_ store.Store = coherentStore{}
+	_ store.Store = coherent{}
 	_ store.Tx    = (*trackingTx)(nil)
 )

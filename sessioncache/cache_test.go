@@ -1,0 +1,62 @@
+package sessioncache
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/caddy-two-factor/caddy-two-factor/store"
+)
+
+func TestCacheRefusesALoadThatRacedAWrite(t *testing.T) {
+	c := New()
+	s := &store.Session{Key: store.SessionKey{1}, User: "judy", Expires: time.Now().Add(time.Hour)}
+	epoch := c.epoch.Load()
+	c.Invalidate([]string{"judy"}, nil) // a write committed while the load read
+	if c.add(newSession(s, false), epoch) {
+		t.Fatal("a load older than a write was cached")
+	}
+	if c.Get(s.Key) != nil {
+		t.Fatal("refused session is in the cache")
+	}
+	if !c.add(newSession(s, false), c.epoch.Load()) || c.Get(s.Key) == nil {
+		t.Fatal("a current load was not cached")
+	}
+	e := c.Get(s.Key)
+	c.Invalidate([]string{"judy"}, nil)
+	if !e.owner.revoked.Load() || c.Get(s.Key) != nil {
+		t.Fatal("a write to the user did not revoke its cached session")
+	}
+}
+
+func TestCacheEvictsTheLeastRecentlySeen(t *testing.T) {
+	c := New()
+	// Keys of one shard: the shard is chosen by the first two bytes.
+	base := time.Unix(1_800_000_000, 0)
+	var sessions []*Session
+	for i := range cacheShardCap + 1 {
+		key := store.SessionKey{0, 0, byte(i), byte(i >> 8)}
+		s := &store.Session{Key: key, User: fmt.Sprint("u", i), LastSeen: base.Add(time.Duration(i) * time.Second), Expires: base.Add(time.Hour)}
+		e := newSession(s, false)
+		if i == 0 {
+			// The oldest has activity the store has not seen yet.
+			e.lastSeen.Store(base.Add(500 * time.Millisecond).UnixNano())
+		}
+		sessions = append(sessions, e)
+		c.add(e, c.epoch.Load())
+	}
+	if c.Get(sessions[0].Key) != nil {
+		t.Error("the least recently seen session is still cached")
+	}
+	for _, e := range sessions[1:] {
+		if c.Get(e.Key) == nil {
+			t.Fatal("a more recently seen session was evicted")
+		}
+	}
+	if got := c.evictedSeen(sessions[0].Key); got != base.Add(500*time.Millisecond).UnixNano() {
+		t.Errorf("evicted session's unwritten last seen = %d, want it kept", got)
+	}
+	if len(c.users) != cacheShardCap {
+		t.Errorf("%d users tracked for %d cached sessions", len(c.users), cacheShardCap)
+	}
+}

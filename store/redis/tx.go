@@ -103,6 +103,16 @@ func (t *tx) watch(names ...string) rueidis.Commands {
 	return rueidis.Commands{t.c.B().Watch().Key(names...).Build()}
 }
 
+// watchErr returns the error of the first failed WATCH in res.
+func watchErr(res []rueidis.RedisResult) error {
+	for _, r := range res {
+		if err := r.Error(); err != nil {
+			return fmt.Errorf("redis WATCH: %w", err)
+		}
+	}
+	return nil
+}
+
 // get returns the values of the string keys names (ok[i] false where there
 // is none), from this transaction's writes or the server. With watch, an
 // Update watches what it reads from the server.
@@ -132,10 +142,8 @@ func (t *tx) get(watch bool, names ...string) (vals []string, ok []bool, err err
 		cmds = append(cmds, t.c.B().Get().Key(names[i]).Build())
 	}
 	res := t.do(cmds...)
-	for _, r := range res[:watches] {
-		if err := r.Error(); err != nil {
-			return nil, nil, fmt.Errorf("redis WATCH: %w", err)
-		}
+	if err := watchErr(res[:watches]); err != nil {
+		return nil, nil, err
 	}
 	for j, i := range fetch {
 		v, err := res[watches+j].ToString()
@@ -163,10 +171,8 @@ func (t *tx) get1(name string) (string, bool, error) {
 func (t *tx) members(set string) ([]string, error) {
 	cmds := append(t.watch(set), t.c.B().Smembers().Key(set).Build())
 	res := t.do(cmds...)
-	for _, r := range res[:len(res)-1] {
-		if err := r.Error(); err != nil {
-			return nil, fmt.Errorf("redis WATCH: %w", err)
-		}
+	if err := watchErr(res[:len(res)-1]); err != nil {
+		return nil, err
 	}
 	ms, err := res[len(res)-1].AsStrSlice()
 	if err != nil {
@@ -212,10 +218,8 @@ func (t *tx) allMembers(z string) ([]string, error) {
 // zrange sends cmds, which end with a ZRANGE of z, and returns its members.
 func (t *tx) zrange(z string, cmds rueidis.Commands) ([]string, error) {
 	res := t.do(cmds...)
-	for _, r := range res[:len(res)-1] {
-		if err := r.Error(); err != nil {
-			return nil, fmt.Errorf("redis WATCH: %w", err)
-		}
+	if err := watchErr(res[:len(res)-1]); err != nil {
+		return nil, err
 	}
 	ms, err := res[len(res)-1].AsStrSlice()
 	if err != nil {
@@ -628,10 +632,8 @@ func (t *tx) CountSessions() (int, error) {
 		return len(ms), err
 	}
 	res := t.do(append(t.watch(z), t.c.B().Zcard().Key(z).Build())...)
-	for _, r := range res[:len(res)-1] {
-		if err := r.Error(); err != nil {
-			return 0, fmt.Errorf("redis WATCH: %w", err)
-		}
+	if err := watchErr(res[:len(res)-1]); err != nil {
+		return 0, err
 	}
 	n, err := res[len(res)-1].AsInt64()
 	if err != nil {

@@ -451,7 +451,18 @@ func (t boltTx) DeleteExpiredSessions(now time.Time, limit int) (int, error) {
 }
 
 func (t boltTx) CountSessions() (int, error) {
-	return t.bucket(bucketSessions).Stats().KeyN, nil
+	b := t.bucket(bucketSessions)
+	if !t.root.Tx().Writable() {
+		return b.Stats().KeyN, nil
+	}
+	// Stats counts what the pages hold, not this transaction's own
+	// writes, so a writer counts them one by one.
+	n := 0
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return n, nil
 }
 
 func (t boltTx) Attempts(key string) (*Attempts, error) {
@@ -459,7 +470,14 @@ func (t boltTx) Attempts(key string) (*Attempts, error) {
 	if err := getJSON(t.bucket(bucketAttempts), []byte(key), &a); err != nil {
 		return nil, err
 	}
+	inUTC(&a)
 	return &a, nil
+}
+
+// inUTC puts a's times in UTC, as the binary records come back: JSON keeps
+// the zone a time was written in.
+func inUTC(a *Attempts) {
+	a.WindowStart, a.LockedUntil = a.WindowStart.UTC(), a.LockedUntil.UTC()
 }
 
 func (t boltTx) PutAttempts(key string, a *Attempts) error {
@@ -477,6 +495,7 @@ func (t boltTx) ForEachAttempts(prefix string, fn func(key string, a *Attempts) 
 		if err := json.Unmarshal(raw, &a); err != nil {
 			return fmt.Errorf("attempts %q: %w", k, err)
 		}
+		inUTC(&a)
 		if err := fn(string(k), &a); err != nil {
 			return err
 		}

@@ -345,3 +345,72 @@ func (d *decoder) agent(packed []byte) string {
 	}
 	return b.String()
 }
+
+// The binary forms of users, sessions and attempt counters, for stores that
+// keep them elsewhere than in bbolt (the Redis store). They are the forms
+// bbolt keeps users and sessions in; bbolt keeps counters as JSON, and reads
+// only that.
+
+// EncodeUser returns the binary form of u.
+func EncodeUser(u *User) []byte { return encodeUser(u) }
+
+// DecodeUser decodes what EncodeUser returned (or a user in the JSON of
+// earlier versions). The result shares no memory with raw.
+func DecodeUser(raw []byte) (*User, error) {
+	var u User
+	if err := decodeUser(raw, &u); err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// EncodeSession returns the binary form of s, without its Key.
+func EncodeSession(s *Session) []byte { return encodeSession(s) }
+
+// DecodeSession decodes what EncodeSession returned (or a session in the
+// JSON of earlier versions), giving it key. The result shares no memory
+// with raw.
+func DecodeSession(key SessionKey, raw []byte) (*Session, error) {
+	var s Session
+	if err := decodeSession(raw, &s); err != nil {
+		return nil, err
+	}
+	s.Key = key
+	return &s, nil
+}
+
+// attemptsFormat is the first byte of an encoded counter, followed by
+// Failures, InFlight and Unfinished as varints and WindowStart and
+// LockedUntil as times, as in a session.
+const attemptsFormat byte = 0x01
+
+var errCorruptAttempts = errors.New("corrupt attempts record")
+
+// EncodeAttempts returns the binary form of a.
+func EncodeAttempts(a *Attempts) []byte {
+	b := make([]byte, 0, 1+3*binary.MaxVarintLen64+2*(2*binary.MaxVarintLen64))
+	b = append(b, attemptsFormat)
+	b = binary.AppendVarint(b, int64(a.Failures))
+	b = binary.AppendVarint(b, int64(a.InFlight))
+	b = binary.AppendVarint(b, int64(a.Unfinished))
+	b = appendTime(b, a.WindowStart)
+	return appendTime(b, a.LockedUntil)
+}
+
+// DecodeAttempts decodes what EncodeAttempts returned.
+func DecodeAttempts(raw []byte) (*Attempts, error) {
+	if len(raw) == 0 || raw[0] != attemptsFormat {
+		return nil, errCorruptAttempts
+	}
+	d := decoder{raw: raw[1:]}
+	var a Attempts
+	a.Failures = int(d.varint())
+	a.InFlight = int(d.varint())
+	a.Unfinished = int(d.varint())
+	a.WindowStart = d.time()
+	a.LockedUntil = d.time()
+	if d.bad || len(d.raw) != 0 {
+		return nil, errCorruptAttempts
+	}
+	return &a, nil
+}

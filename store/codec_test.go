@@ -167,3 +167,25 @@ func FuzzDecodeSession(f *testing.F) {
 		}
 	})
 }
+
+func TestAttemptsCodecRoundTrip(t *testing.T) {
+	for name, a := range map[string]Attempts{
+		"locked":   {Failures: 9, InFlight: 2, Unfinished: 1, WindowStart: base, LockedUntil: base.Add(time.Minute)},
+		"zero":     {},
+		"negative": {InFlight: -1, WindowStart: time.Unix(-1000, 1).UTC()},
+	} {
+		raw := EncodeAttempts(&a)
+		got, err := DecodeAttempts(raw)
+		if err != nil || !reflect.DeepEqual(*got, a) {
+			t.Errorf("%s: round trip gave %+v, %v; want %+v", name, got, err, a)
+		}
+		for n := range len(raw) {
+			if _, err := DecodeAttempts(raw[:n]); !errors.Is(err, errCorruptAttempts) {
+				t.Errorf("%s: cut to %d of %d bytes: %v, want errCorruptAttempts", name, n, len(raw), err)
+			}
+		}
+		if _, err := DecodeAttempts(append(raw, 0)); !errors.Is(err, errCorruptAttempts) {
+			t.Errorf("%s: trailing byte: %v, want errCorruptAttempts", name, err)
+		}
+	}
+}

@@ -11,38 +11,6 @@ import (
 	"testing"
 )
 
-func TestForEachSession(t *testing.T) {
-	b := openTestBolt(t)
-	want := map[SessionKey]*Session{}
-	for _, s := range []*Session{session("a", "alice", base), session("b", "bob", base), session("c", "alice", base.Add(1))} {
-		s.PendingSecret = []byte("sealed " + s.User)
-		want[s.Key] = s
-		putSessions(t, b, s)
-	}
-	got := map[SessionKey]*Session{}
-	view(t, b, func(tx Tx) error {
-		return tx.ForEachSession(func(s *Session) error {
-			got[s.Key] = s
-			return nil
-		})
-	})
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("ForEachSession gave %d sessions, want the %d stored", len(got), len(want))
-	}
-
-	stop := errors.New("stop")
-	calls := 0
-	err := b.View(func(tx Tx) error {
-		return tx.ForEachSession(func(*Session) error {
-			calls++
-			return stop
-		})
-	})
-	if !errors.Is(err, stop) || calls != 1 {
-		t.Fatalf("an error from fn did not stop the walk: %v after %d calls", err, calls)
-	}
-}
-
 // fileHolds reports whether the database file at path contains value.
 func fileHolds(t *testing.T, path string, value []byte) bool {
 	t.Helper()

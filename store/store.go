@@ -27,17 +27,38 @@ var ErrNotFound = errors.New("not found")
 var ErrUnavailable = errors.New("2FA store unavailable")
 
 // Store is a transactional store. Implementations must be safe for
-// concurrent use; Update transactions are serialised.
+// concurrent use. Package storetest checks every implementation against
+// this contract:
 //
-// Errors. Lookups of missing records return ErrNotFound. Every failure of
-// the backend itself (beginning or committing a transaction, a read or
-// write that did not reach it) wraps ErrUnavailable, in View and Update
-// and in the Tx methods alike. An error fn returns is returned as it is.
+//   - Update transactions are serialisable: the result is as if they ran
+//     one at a time, so a read-check-write inside one cannot race another.
+//     A store may run fn more than once (an optimistic store retries it
+//     when a concurrent transaction changed what it read), so fn has no
+//     effects outside the transaction that would matter if repeated, and
+//     only the run whose Update returns nil counts.
+//   - A transaction reads its own writes.
+//   - Each read of a View sees committed data; a View need not be one
+//     snapshot across reads (read what must agree in one Update).
+//   - Records come back as they were put, with times in UTC and without a
+//     monotonic clock reading, and empty slices as nil (Meta values come
+//     back with length 0). Values returned are copies, and values given
+//     to Put methods are not kept past the transaction.
+//   - A store may drop a session on its own once the wall clock passes its
+//     Expires, and a counter once the wall clock passes its LockedUntil
+//     and its WindowStart plus a retention the store documents (at least a
+//     day); DeleteExpiredSessions and DeleteStaleAttempts then only clean
+//     up what is left. Callers check expiry themselves either way.
+//   - Errors. Lookups of missing records return ErrNotFound. Every failure
+//     of the backend itself (beginning or committing a transaction, a read
+//     or write that did not reach it) wraps ErrUnavailable, in View and
+//     Update and in the Tx methods alike, and is never ErrNotFound. An
+//     error fn returns is returned as it is.
 type Store interface {
-	// View runs fn in a read-only transaction.
+	// View runs fn in a read-only transaction: writes fail.
 	View(fn func(Tx) error) error
 	// Update runs fn in a read-write transaction that is committed if fn
-	// returns nil and rolled back otherwise.
+	// returns nil and rolled back otherwise (then nothing is written and
+	// Update returns fn's error).
 	Update(fn func(Tx) error) error
 	// Close releases the store.
 	Close() error
@@ -65,12 +86,16 @@ type Tx interface {
 	// UserSessions returns every stored session of a user.
 	UserSessions(user string) ([]*Session, error)
 	// DeleteExpiredSessions deletes at most limit sessions whose absolute
-	// expiry is at or before now, and returns how many it deleted.
+	// expiry is at or before now, earliest expiry first, and returns how
+	// many it deleted (counting those the store had already dropped
+	// itself, whose index entries it removes).
 	DeleteExpiredSessions(now time.Time, limit int) (int, error)
 	// ForEachSession calls fn for every session, in key order. It reads
 	// them all: it is for rare operator actions, not for requests.
 	ForEachSession(fn func(*Session) error) error
-	// CountSessions returns the number of stored sessions.
+	// CountSessions returns the number of stored sessions (a store that
+	// drops expired sessions itself may count them until
+	// DeleteExpiredSessions has run).
 	CountSessions() (int, error)
 
 	// Attempts returns a failure counter, or ErrNotFound.
@@ -84,7 +109,9 @@ type Tx interface {
 	// prefix, and returns how many it deleted.
 	DeleteAttemptsWithPrefix(prefix string) (int, error)
 	// DeleteStaleAttempts deletes at most limit counters that are neither
-	// locked nor counting at now, and returns how many it deleted.
+	// locked at now (now is after LockedUntil) nor counting (now is more
+	// than window after WindowStart), and returns how many it deleted
+	// (counting those the store had already dropped itself).
 	DeleteStaleAttempts(now time.Time, window time.Duration, limit int) (int, error)
 }
 

@@ -168,3 +168,12 @@ func FuzzForwardedOrigin(f *testing.F) {
 		}
 	})
 }
+
+// TestPublicOriginAllocatesNothing: the gate asks for the cookie name, so
+// publicOrigin runs on every request and must stay free of allocations.
+func TestPublicOriginAllocatesNothing(t *testing.T) {
+	r := requestFrom(true, "inner:8080", "X-Forwarded-Proto: https", "X-Forwarded-Host: admin.example.com:8443")
+	if n := testing.AllocsPerRun(100, func() { publicOrigin(r) }); n != 0 {
+		t.Fatalf("publicOrigin allocates %v times per call", n)
+	}
+}

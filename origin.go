@@ -20,16 +20,27 @@ import (
 // request comes from a proxy the server trusts (Caddy's trusted_proxies,
 // which Caddy evaluates for every request): then X-Forwarded-Proto and
 // X-Forwarded-Host, when they hold a valid value, name them. From any
-// other client these headers are never read.
+// other client these headers are never read. The host is without the
+// scheme's default port, as in the Origin a browser sends.
 func publicOrigin(r *http.Request) (scheme, host string) {
 	scheme, host = "http", r.Host
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	if !fromTrustedProxy(r) {
-		return scheme, host
+	if fromTrustedProxy(r) {
+		scheme, host = forwardedOrigin(r.Header, scheme, host)
 	}
-	return forwardedOrigin(r.Header, scheme, host)
+	return scheme, withoutDefaultPort(scheme, host)
+}
+
+// withoutDefaultPort drops the scheme's default port from host, as
+// browsers do in Origin: https://admin.example.com, never :443.
+func withoutDefaultPort(scheme, host string) string {
+	port := ":80"
+	if scheme == "https" {
+		port = ":443"
+	}
+	return strings.TrimSuffix(host, port)
 }
 
 // isHTTPS reports whether the browser uses HTTPS (see publicOrigin).

@@ -32,6 +32,7 @@ func TestPublicOrigin(t *testing.T) {
 	for name, tc := range map[string]struct {
 		untrusted  bool
 		tls        bool
+		host       string // the connection's; default inner:8080
 		lines      []string
 		wantScheme string
 		wantHost   string
@@ -48,6 +49,9 @@ func TestPublicOrigin(t *testing.T) {
 		"host IPv4":                   {lines: []string{xfh + "192.0.2.7:443"}, wantScheme: "http", wantHost: "192.0.2.7:443"},
 		"host IPv6":                   {lines: []string{xfh + "[2001:db8::1]:8443"}, wantScheme: "http", wantHost: "[2001:db8::1]:8443"},
 		"host IPv6 without port":      {lines: []string{xfh + "[2001:db8::1]"}, wantScheme: "http", wantHost: "[2001:db8::1]"},
+		"default port":                {lines: []string{xfp + "https", xfh + "admin.example.com:443"}, wantScheme: "https", wantHost: "admin.example.com"},
+		"default port of the other":   {lines: []string{xfp + "https", xfh + "admin.example.com:80"}, wantScheme: "https", wantHost: "admin.example.com:80"},
+		"connection's default port":   {untrusted: true, host: "inner:80", wantScheme: "http", wantHost: "inner"},
 		"host punycode":               {lines: []string{xfh + "xn--bcher-kva.example"}, wantScheme: "http", wantHost: "xn--bcher-kva.example"},
 		"last line wins, as in Caddy": {lines: []string{xfp + "http", xfp + "https", xfh + "evil.example", xfh + "admin.example.com"}, wantScheme: "https", wantHost: "admin.example.com"},
 		"last line invalid":           {lines: []string{xfp + "https", xfp + "ftp", xfh + "admin.example.com", xfh + "a b"}, wantScheme: "http", wantHost: "inner:8080"},
@@ -96,7 +100,10 @@ func TestPublicOrigin(t *testing.T) {
 		"IPv4 in brackets":    {lines: []string{xfh + "[192.0.2.7]"}, wantScheme: "http", wantHost: "inner:8080"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			r := requestFrom(!tc.untrusted, "inner:8080", tc.lines...)
+			if tc.host == "" {
+				tc.host = "inner:8080"
+			}
+			r := requestFrom(!tc.untrusted, tc.host, tc.lines...)
 			if tc.tls {
 				r.TLS = &tls.ConnectionState{}
 			}

@@ -1,8 +1,11 @@
 package twofactor
 
 import (
+	"crypto/tls"
+	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -119,6 +122,43 @@ func TestSignInBehindATrustedProxy(t *testing.T) {
 	}
 	if !names[preCookieSecure] || !names[sessionCookieSecure] {
 		t.Errorf("cookies set: %v, want %s and %s", names, preCookieSecure, sessionCookieSecure)
+	}
+}
+
+// TestSignInThroughACaddyFront runs the README's setup: a Caddy site that
+// terminates TLS and proxies to a plain-HTTP site with two_factor, which
+// trusts it. The browser only ever talks HTTPS to the front.
+func TestSignInThroughACaddyFront(t *testing.T) {
+	cert, key := selfSignedCertificate(t, "localhost")
+	startSite(t, siteConfig{matcher: "/admin/*", global: []string{trustLocalProxies}, more: fmt.Sprintf(`
+https://localhost:%d {
+	tls %s %s
+	reverse_proxy localhost:%d
+}
+`, testPorts().https, cert, key, testPorts().http)})
+	b := newBrowser(t)
+	b.base = fmt.Sprintf("https://localhost:%d", testPorts().https)
+	b.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // a certificate made by the test
+
+	page := b.get("/_2fa/login")
+	if got := page.header.Get("Set-Cookie"); !strings.HasPrefix(got, preCookieSecure+"=") || !strings.Contains(got, "; Secure") {
+		t.Fatalf("pre-login cookie through the front: %q", got)
+	}
+	secret, _ := b.enroll("dave")
+	if r := b.get("/admin/"); r.status != http.StatusOK || !strings.Contains(r.body, "user=dave") {
+		t.Fatalf("after setup: %d %q", r.status, r.body)
+	}
+	u, err := url.Parse(b.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cookies := b.client.Jar.Cookies(u); !slices.ContainsFunc(cookies, func(c *http.Cookie) bool { return c.Name == sessionCookieSecure }) {
+		t.Fatalf("cookies after sign-in: %v, want %s", cookies, sessionCookieSecure)
+	}
+	later := newBrowser(t)
+	later.base, later.client.Transport = b.base, b.client.Transport
+	if r := later.signIn("dave", secret); r.status != http.StatusSeeOther {
+		t.Fatalf("confirm through the front: %d", r.status)
 	}
 }
 

@@ -66,7 +66,8 @@ func (h *TwoFactor) validLoginCSRF(r *http.Request, got string) bool {
 // naming another site (or, for Sec-Fetch-Site, anything but our own
 // origin) refuses it. "Origin: null" (sent on same-origin posts under
 // Referrer-Policy: no-referrer) counts as absent, and the token still has
-// to match. Clients that send neither header rely on the token alone.
+// to match. Clients that send neither header rely on the token alone. Our
+// origin is the one the browser uses (see publicOrigin).
 func sameOrigin(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
 	case "", "same-origin":
@@ -81,9 +82,6 @@ func sameOrigin(r *http.Request) bool {
 	if err != nil {
 		return false
 	}
-	scheme := "http"
-	if isHTTPS(r) {
-		scheme = "https"
-	}
-	return u.Scheme == scheme && strings.EqualFold(u.Host, r.Host)
+	scheme, host := publicOrigin(r)
+	return u.Scheme == scheme && strings.EqualFold(u.Host, host)
 }

@@ -489,13 +489,13 @@ func (h *TwoFactor) renderSetup(w http.ResponseWriter, r *http.Request, status i
 const maxIssuerLength = 100
 
 // issuer names the site in authenticator apps: the configured issuer, or
-// the host the user signed in on (which the client sends, so it is
-// bounded like a configured one).
+// the host the user signed in on (see publicOrigin; the client sends it,
+// so it is bounded like a configured one).
 func (h *TwoFactor) issuer(r *http.Request) string {
 	if h.Issuer != "" {
 		return h.Issuer
 	}
-	host := r.Host
+	_, host := publicOrigin(r)
 	if hst, _, err := net.SplitHostPort(host); err == nil {
 		host = hst
 	}

@@ -10,9 +10,10 @@ import (
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
-// Cookie names. On HTTPS the __Host- prefix makes browsers refuse the
-// cookie unless it is Secure, host-only and for path /, so a sibling
-// subdomain cannot plant or shadow it.
+// Cookie names. On HTTPS (as the browser sees it, see publicOrigin) the
+// __Host- prefix makes browsers refuse the cookie unless it is Secure,
+// host-only and for path /, so a sibling subdomain cannot plant or shadow
+// it.
 const (
 	sessionCookie       = "two_factor"
 	sessionCookieSecure = "__Host-two_factor"
@@ -23,8 +24,6 @@ const (
 	// maxUserAgent bounds what is stored of a client's User-Agent.
 	maxUserAgent = 200
 )
-
-func isHTTPS(r *http.Request) bool { return r.TLS != nil }
 
 func sessionCookieName(r *http.Request) string {
 	if isHTTPS(r) {

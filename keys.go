@@ -287,7 +287,11 @@ func (db *database) resealLocked() (*resealResult, error) {
 	if c, ok := db.raw.(compacter); ok {
 		stats, err := c.Compact()
 		if err != nil {
-			return nil, err
+			// The secrets are sealed with the current key already; only
+			// the file still holds old copies in its free pages. It is an
+			// outage of the store's (a full disk, most likely): 503, and
+			// reseal again once it is mended.
+			return nil, fmt.Errorf("every secret is sealed with the current key, but the file could not be compacted, so old copies may remain in its free pages; mend that and run reseal again: %w", errors.Join(store.ErrUnavailable, err))
 		}
 		res.Compacted = &stats
 	}

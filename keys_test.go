@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -615,5 +616,29 @@ func TestCommandResealNeedsTheRunningCaddy(t *testing.T) {
 	}
 	if strings.Contains(out.stderr, "directly") {
 		t.Errorf("reseal went on to the file: %s", out.stderr)
+	}
+}
+
+// failingCompacter is a store whose compaction fails, as on a full disk.
+type failingCompacter struct{ store.Store }
+
+func (failingCompacter) Compact() (store.CompactStats, error) {
+	return store.CompactStats{}, errors.New("write 2fa.db.compact: no space left on device")
+}
+
+func TestResealWhoseCompactionFailsIsAnOutage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "2fa.db")
+	h, cleanup, err := provisionKeys(t, path, keyConfig{key: keyB64(1)})
+	defer cleanup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := h.db.raw
+	h.db.raw = failingCompacter{raw}
+	defer func() { h.db.raw = raw }()
+	_, err = h.db.administer(adminRequest{Action: actionReseal}, time.Now())
+	// The admin API answers such an error 503 store_unavailable.
+	if !storeUnavailable(err) || !strings.Contains(err.Error(), "run reseal again") || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("reseal with a failing compaction: %v; want the store unavailable, saying to run it again", err)
 	}
 }

@@ -19,6 +19,7 @@
 package twofactor
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -235,7 +236,21 @@ func (h *TwoFactor) Provision(ctx caddy.Context) error {
 	if err := h.provisionMatchers(ctx); err != nil {
 		return err
 	}
-	return h.provision(ctx.Logger())
+	if err := h.provision(ctx.Logger()); err != nil {
+		return err
+	}
+	warnLaxTrustedProxies(ctx, h.logger)
+	return nil
+}
+
+// warnLaxTrustedProxies warns when the server trusts proxies but reads
+// X-Forwarded-For from the left: behind a proxy that appends to it, the
+// client then chooses the address the attempt limits count by.
+func warnLaxTrustedProxies(ctx context.Context, logger *zap.Logger) {
+	srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	if ok && len(srv.TrustedProxiesRaw) > 0 && srv.TrustedProxiesStrict == 0 {
+		logger.Warn("trusted_proxies is set without trusted_proxies_strict: Caddy takes the client address from the left-most X-Forwarded-For entry, which a client writes itself when the proxy appends to the header, so the per-network and per-client attempt limits count the address the client chose; set trusted_proxies_strict (or make the proxy replace the header)")
+	}
 }
 
 // provision is Provision without a Caddy context, so tests can provision

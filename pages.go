@@ -226,16 +226,6 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 		h.audit(r, "login_failed", knownName(name, known), "bad_password")
 		return h.renderLogin(w, r, http.StatusUnauthorized, next, form.Get("username"), msgBadLogin)
 	}
-	// A right password that never leads to a second factor counts, past an
-	// allowance, as a failure: it still opens a pending session.
-	unfinished, err := attempt.PasswordAccepted()
-	if err != nil {
-		return err
-	}
-	if unfinished {
-		h.audit(r, "password_accepted", name, "unfinished_sign_ins")
-	}
-
 	var (
 		token    string
 		enrolled bool
@@ -268,10 +258,21 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return err // the deferred release gives the attempt's place back
+	}
+	// A right password that never leads to a second factor counts, past an
+	// allowance, as a failure: the pending session is open all the same.
+	// It is counted once the session is, so a sign-in that failed is not.
+	reason := ""
+	if unfinished, err := attempt.PasswordAccepted(); err != nil {
+		// The sign-in stands; only its count is lost, and the place it
+		// held frees itself (throttle.MaxAttemptTime).
+		h.logger.Error("counting a 2FA sign-in without a second factor", zap.Error(err))
+	} else if unfinished {
+		reason = "unfinished_sign_ins"
 	}
 	h.setSessionCookie(w, r, token)
-	h.audit(r, "password_accepted", name, "")
+	h.audit(r, "password_accepted", name, reason)
 	if enrolled {
 		return redirectTo(w, h.page("confirm"))
 	}

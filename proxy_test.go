@@ -1,6 +1,7 @@
 package twofactor
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net/http"
@@ -9,6 +10,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
 // publicSite is where the browser behind the test's front proxy thinks it
@@ -214,5 +220,23 @@ func TestAttackForgedForwardedHeaders(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestLaxTrustedProxiesAreWarnedAbout(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		srv  *caddyhttp.Server
+		warn bool
+	}{
+		{"no trusted proxies", &caddyhttp.Server{}, false},
+		{"trusted proxies, strict", &caddyhttp.Server{TrustedProxiesRaw: []byte(`{"source":"static"}`), TrustedProxiesStrict: 1}, false},
+		{"trusted proxies, not strict", &caddyhttp.Server{TrustedProxiesRaw: []byte(`{"source":"static"}`)}, true},
+	} {
+		core, logs := observer.New(zap.WarnLevel)
+		warnLaxTrustedProxies(context.WithValue(context.Background(), caddyhttp.ServerCtxKey, tc.srv), zap.New(core))
+		if warned := logs.FilterMessageSnippet("trusted_proxies_strict").Len() == 1; warned != tc.warn {
+			t.Errorf("%s: warned %v, want %v", tc.name, warned, tc.warn)
+		}
 	}
 }

@@ -394,7 +394,8 @@ func EncodeAttempts(a *Attempts) []byte {
 	b = binary.AppendVarint(b, int64(a.InFlight))
 	b = binary.AppendVarint(b, int64(a.Unfinished))
 	b = appendTime(b, a.WindowStart)
-	return appendTime(b, a.LockedUntil)
+	b = appendTime(b, a.LockedUntil)
+	return appendTime(b, a.ReservedAt)
 }
 
 // DecodeAttempts decodes what EncodeAttempts returned.
@@ -409,6 +410,7 @@ func DecodeAttempts(raw []byte) (*Attempts, error) {
 	a.Unfinished = int(d.varint())
 	a.WindowStart = d.time()
 	a.LockedUntil = d.time()
+	a.ReservedAt = d.time()
 	if d.bad || len(d.raw) != 0 {
 		return nil, errCorruptAttempts
 	}

@@ -170,7 +170,7 @@ func FuzzDecodeSession(f *testing.F) {
 
 func TestAttemptsCodecRoundTrip(t *testing.T) {
 	for name, a := range map[string]Attempts{
-		"locked":   {Failures: 9, InFlight: 2, Unfinished: 1, WindowStart: base, LockedUntil: base.Add(time.Minute)},
+		"locked":   {Failures: 9, InFlight: 2, Unfinished: 1, WindowStart: base, LockedUntil: base.Add(time.Minute), ReservedAt: base.Add(time.Second)},
 		"zero":     {},
 		"negative": {InFlight: -1, WindowStart: time.Unix(-1000, 1).UTC()},
 	} {

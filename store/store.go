@@ -207,6 +207,10 @@ type Attempts struct {
 	Unfinished  int       `json:"u,omitempty"`
 	WindowStart time.Time `json:"w"`
 	LockedUntil time.Time `json:"l,omitzero"`
+	// ReservedAt is when the latest attempt now in flight was reserved.
+	// Places held much longer than an attempt takes were lost (a crash or
+	// a store failure between reserve and settle), and are free again.
+	ReservedAt time.Time `json:"r,omitzero"`
 }
 
 // SessionKey identifies a session in the store: the SHA-256 of its token.

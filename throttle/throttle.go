@@ -18,15 +18,18 @@ import (
 const (
 	// MaxWindow bounds attempt_window and lockout, so the sweep can
 	// tell a stale counter without knowing every config. It is also the
-	// window of the account-wide Budget (max_account_attempts).
+	// window of the account-wide budget (max_account_attempts).
 	MaxWindow = 24 * time.Hour
 	// maxMemoryCounters bounds the counters kept in memory for names that are
 	// not accounts and for client IPs, so random names or addresses cannot
 	// grow memory without limit.
 	maxMemoryCounters = 10000
 	// busyRetry is how long a client is asked to wait when attempts already
-	// in flight use up what is left of a Budget.
+	// in flight use up what is left of a budget.
 	busyRetry = time.Second
+	// MaxAttemptTime bounds how long an attempt holds its place: waiting
+	// for a hashing slot, hashing and the store take seconds at most.
+	MaxAttemptTime = time.Minute
 	// UnfinishedAllowance is how many right passwords an account may see
 	// within the account window without a completed second factor before
 	// each further one counts as a failure: someone who has the password
@@ -52,13 +55,13 @@ type Budget struct {
 
 // Limits are one config's throttling settings.
 type Limits struct {
-	// pair is the Budget of one account from one client network
+	// Pair is the budget of one account from one client network
 	// (max_attempts in attempt_window).
 	Pair Budget
-	// account is the Budget of one account from every network together
+	// Account is the budget of one account from every network together
 	// (max_account_attempts in MaxWindow, consecutive).
 	Account Budget
-	// client is the Budget of one client network over every account
+	// Client is the budget of one client network over every account
 	// (max_ip_attempts in attempt_window).
 	Client Budget
 }
@@ -82,9 +85,9 @@ type Limits struct {
 // An attempt is counted as a failure before it is checked ([Tracker.Begin]) and
 // given back if it turns out right: so parallel attempts cannot all pass
 // the lock check before any failure is recorded. An attempt that is
-// refused (a Budget is locked or used up, or hashing is busy) writes
+// refused (a budget is locked or used up, or hashing is busy) writes
 // nothing to the store: it is decided by a read, and counts as a failure
-// of the client's Budget in memory, so a client that keeps knocking on a
+// of the client's budget in memory, so a client that keeps knocking on a
 // locked account soon locks itself out without costing the store a write.
 type Tracker struct {
 	store   store.Store
@@ -101,8 +104,8 @@ func New(st store.Store) *Tracker {
 	}
 }
 
-// AccountKey is the counter key of an account's Budget from everywhere;
-// PairKey that of its Budget from one client network.
+// AccountKey is the counter key of an account's budget from everywhere;
+// PairKey that of its budget from one client network.
 func AccountKey(user string) string { return "user:" + user }
 
 func PairKey(user, network string) string { return AccountKey(user) + "\x00" + network }
@@ -121,7 +124,7 @@ func NetworkOf(ip string) string {
 	return prefix.String()
 }
 
-// refusal returns when the next attempt may be made if the Budget b of a
+// refusal returns when the next attempt may be made if the budget b of a
 // is locked or used up by failures and attempts in flight at now, and the
 // zero time otherwise. A new window forgets both: an attempt never takes
 // that long, so one still counted then was lost (a crash between reserve
@@ -133,13 +136,25 @@ func refusal(a *store.Attempts, b Budget, now time.Time) time.Time {
 	if now.Sub(a.WindowStart) >= b.Window {
 		return time.Time{}
 	}
-	if a.Failures+a.InFlight >= b.Limit && (!b.Consecutive || a.Failures < b.Limit || a.InFlight > 0) {
+	inFlight := inFlight(a, now)
+	if a.Failures+inFlight >= b.Limit && (!b.Consecutive || a.Failures < b.Limit || inFlight > 0) {
 		return now.Add(busyRetry)
 	}
 	return time.Time{}
 }
 
-// reserve takes one place in a's Budget b at now, or returns when the
+// inFlight is how many of a's places are held by attempts in flight at
+// now. None is held longer than MaxAttemptTime: such places were lost
+// (a crash, or a store failure when the attempt was settled), and a
+// budget whose window is a day long must not stay full of them.
+func inFlight(a *store.Attempts, now time.Time) int {
+	if now.Sub(a.ReservedAt) > MaxAttemptTime {
+		return 0
+	}
+	return a.InFlight
+}
+
+// reserve takes one place in a's budget b at now, or returns when the
 // next attempt may be made instead (see refusal).
 func reserve(a *store.Attempts, b Budget, now time.Time) time.Time {
 	if until := refusal(a, b, now); !until.IsZero() {
@@ -148,12 +163,13 @@ func reserve(a *store.Attempts, b Budget, now time.Time) time.Time {
 	if now.Sub(a.WindowStart) >= b.Window {
 		a.Failures, a.InFlight, a.Unfinished, a.WindowStart = 0, 0, 0, now
 	}
-	a.InFlight++
+	a.InFlight = inFlight(a, now) + 1
+	a.ReservedAt = now
 	return time.Time{}
 }
 
 // settle ends an attempt reserved in a. A wrong one becomes a failure, and
-// a full Budget locks; attempts still in flight never do.
+// a full budget locks; attempts still in flight never do.
 func settle(a *store.Attempts, ok bool, b Budget, now time.Time) {
 	if a.InFlight > 0 {
 		a.InFlight--
@@ -163,7 +179,7 @@ func settle(a *store.Attempts, ok bool, b Budget, now time.Time) {
 	}
 }
 
-// fail counts one failure in a, locking it when the Budget is used up.
+// fail counts one failure in a, locking it when the budget is used up.
 func fail(a *store.Attempts, b Budget, now time.Time) {
 	if now.Sub(a.WindowStart) >= b.Window {
 		a.Failures, a.WindowStart = 0, now
@@ -198,10 +214,10 @@ func (c counters) refusal(l Limits, now time.Time) time.Time {
 	return refusal(c.account, l.Account, now)
 }
 
-// errRefused rolls back a reservation that a Budget refused.
+// errRefused rolls back a reservation that a budget refused.
 var errRefused = errors.New("attempt refused")
 
-// lockedUntil reports, reading only, whether user may not try from ip at
+// LockedUntil reports, reading only, whether user may not try from ip at
 // now: it returns when they may, or the zero time. Callers use it to turn
 // an attempt away before costly work (a password hash).
 func (t *Tracker) LockedUntil(user string, known bool, ip string, l Limits, now time.Time) (time.Time, error) {
@@ -220,7 +236,7 @@ func (t *Tracker) LockedUntil(user string, known bool, ip string, l Limits, now 
 	return until, err
 }
 
-// begin reserves an attempt by user from ip. If the account or the client
+// Begin reserves an attempt by user from ip. If the account or the client
 // may not try now, it returns when they may instead, and no attempt; the
 // refusal is counted against the client, and nothing is written to the
 // store.
@@ -243,7 +259,7 @@ func (t *Tracker) Begin(user string, known bool, ip string, l Limits, now time.T
 		if until.IsZero() {
 			return a, time.Time{}, nil
 		}
-		// Parallel attempts filled the client's Budget since lockedUntil
+		// Parallel attempts filled the client's budget since LockedUntil
 		// (rare): give the account's place back.
 		if err := a.settleAccount(true); err != nil {
 			return nil, time.Time{}, err
@@ -253,8 +269,8 @@ func (t *Tracker) Begin(user string, known bool, ip string, l Limits, now time.T
 	return nil, until, nil
 }
 
-// refused counts an attempt turned away as a failure of the client's
-// Budget, in memory only.
+// Refused counts an attempt turned away as a failure of the client's
+// budget, in memory only.
 func (t *Tracker) Refused(ip string, l Limits, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -277,10 +293,10 @@ func (t *Tracker) ClientLockedUntil(ip string, now time.Time) time.Time {
 	return time.Time{}
 }
 
-// failed settles a wrong attempt: it stays counted, and a full Budget locks.
+// Failed settles a wrong attempt: it stays counted, and a full budget locks.
 func (a *Attempt) Failed() error { return a.settle(false) }
 
-// release gives the attempt's place back unless it is settled already.
+// Release gives the attempt's place back unless it is settled already.
 // Handlers defer it, so an attempt that ends any other way than failed
 // (a right password, a form error, a lost session) is not counted.
 func (a *Attempt) Release() error {
@@ -290,7 +306,7 @@ func (a *Attempt) Release() error {
 	return a.settle(true)
 }
 
-// passwordAccepted settles a right password that opens a pending session.
+// PasswordAccepted settles a right password that opens a pending session.
 // Past UnfinishedAllowance such passwords without a completed second
 // factor, each counts as a failure; it reports whether this one did.
 func (a *Attempt) PasswordAccepted() (counted bool, err error) {
@@ -306,7 +322,7 @@ func (a *Attempt) PasswordAccepted() (counted bool, err error) {
 	return counted, err
 }
 
-// signedIn settles an attempt that completed a sign-in: the account's
+// SignedIn settles an attempt that completed a sign-in: the account's
 // failures from everywhere and from this network are forgotten (failures
 // from other networks stay), and the client's place is given back.
 func (a *Attempt) SignedIn() error {
@@ -348,7 +364,7 @@ func (a *Attempt) settleClient(ok bool) {
 
 // reserveAccount takes a place in both account budgets, or returns when
 // the next attempt may be made; a refusal found here (another attempt won
-// the race since lockedUntil) writes nothing.
+// the race since LockedUntil) writes nothing.
 func (a *Attempt) reserveAccount() (time.Time, error) {
 	var until time.Time
 	err := a.updateAccount(func(c counters) bool {
@@ -481,7 +497,7 @@ func evictOne(m map[string]*store.Attempts, now time.Time) {
 	delete(m, victim)
 }
 
-// unlock clears an account's locks and failures, from every network.
+// Unlock clears an account's locks and failures, from every network.
 func (t *Tracker) Unlock(user string) error {
 	t.mu.Lock()
 	for k := range t.unknown {

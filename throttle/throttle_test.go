@@ -55,15 +55,26 @@ func TestAttemptsInFlightHoldPlacesButNeverLock(t *testing.T) {
 	}
 }
 
-func TestLostReservationsAreForgottenWithTheWindow(t *testing.T) {
-	b := Budget{Limit: 3, Window: time.Minute, Lockout: time.Hour}
+func TestLostReservationsAreForgotten(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
-	a := store.Attempts{WindowStart: now, InFlight: 3}
-	if until := reserve(&a, b, now); until.IsZero() {
-		t.Fatal("a full Budget gave a place")
-	}
-	if until := reserve(&a, b, now.Add(time.Minute)); !until.IsZero() {
-		t.Fatal("reservations lost by a crash still held places in the next window")
+	for _, tc := range []struct {
+		name  string
+		b     Budget
+		later time.Duration
+	}{
+		// A crash between reserve and settle: the next window forgets it.
+		{"with the window", Budget{Limit: 3, Window: time.Minute, Lockout: time.Hour}, time.Minute},
+		// A store failure when settling, in a day-long window: the places
+		// free once no attempt could still be running.
+		{"after an attempt's longest time", Budget{Limit: 3, Window: MaxWindow, Lockout: time.Hour, Consecutive: true}, MaxAttemptTime + time.Second},
+	} {
+		a := store.Attempts{WindowStart: now, InFlight: 3, ReservedAt: now}
+		if until := reserve(&a, tc.b, now); until.IsZero() {
+			t.Fatalf("%s: a full budget gave a place", tc.name)
+		}
+		if until := reserve(&a, tc.b, now.Add(tc.later)); !until.IsZero() || a.InFlight != 1 {
+			t.Fatalf("%s: lost reservations still held places (in flight %d)", tc.name, a.InFlight)
+		}
 	}
 }
 

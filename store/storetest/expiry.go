@@ -180,7 +180,7 @@ func testExpiredByTheWallClock(t *testing.T, open func(*testing.T) store.Store) 
 func testAttempts(t *testing.T, open func(*testing.T) store.Store) {
 	s := open(t)
 	counters := map[string]*store.Attempts{
-		"user:alice":        {Failures: 3, InFlight: 1, Unfinished: 2, WindowStart: base, LockedUntil: base.Add(time.Minute)},
+		"user:alice":        {Failures: 3, InFlight: 1, Unfinished: 2, WindowStart: base, LockedUntil: base.Add(time.Minute), ReservedAt: base.Add(time.Second)},
 		"ip:192.0.2.1":      {Failures: 1, WindowStart: base.In(elsewhere)},
 		"user:al\x00net":    {Failures: 2, WindowStart: base.Add(time.Nanosecond)},
 		"{odd}:key ☃":       {InFlight: 1, WindowStart: base},

@@ -132,6 +132,9 @@ type RedisStore struct {
 
 	db  *database
 	key string
+	// instance tells apart, in the pool, stores that are otherwise the
+	// same: tests set it to run several instances in one process.
+	instance string
 }
 
 // CaddyModule returns the Caddy module information.
@@ -199,9 +202,9 @@ func (s *RedisStore) open(logger *zap.Logger) error {
 	// secrets included, so it holds none of them.
 	canon, _ := json.Marshal(struct {
 		redisstore.Options
-		TLS                  bool
-		TLSServerName, TLSCA string
-	}{o, o.TLS != nil, s.TLSServerName, s.TLSCA})
+		TLS                            bool
+		TLSServerName, TLSCA, Instance string
+	}{o, o.TLS != nil, s.TLSServerName, s.TLSCA, s.instance})
 	sum := sha256.Sum256(canon)
 	key := "redis:" + hex.EncodeToString(sum[:])
 	name := fmt.Sprintf("redis store %s at %s", strconv.Quote(o.KeyPrefix), strings.Join(o.Addresses, ", "))

@@ -315,7 +315,6 @@ func TestRedisStoreRefusesToLoad(t *testing.T) {
 	}
 }
 
-
 // TestCacheForgetsWhatItHeldWhenItsChannelComesBack: a write B never
 // heard of (made without an announcement, as a missed message would be)
 // no longer lets the session through once B's subscription broke and

@@ -159,6 +159,9 @@ func (db *database) Destruct() error {
 	return db.raw.Close()
 }
 
+// shared reports whether other processes write the store too.
+func (db *database) shared() bool { return db.watchStop != nil }
+
 // revokeSession ends one session, at once.
 func (db *database) revokeSession(key store.SessionKey) error {
 	return db.store.Update(func(tx store.Tx) error { return tx.DeleteSession(key) })

@@ -84,6 +84,13 @@ func TestCaddyfileErrorsNameFileAndLine(t *testing.T) {
 		{"bad count", "max_attempts many", 3, `max_attempts must be a whole number of at least 1, not "many"`},
 		{"prefix not a path", "path_prefix auth", 3, "path_prefix must be a path below the root"},
 		{"extra argument", "concurrent_sessions yes", 3, "wrong argument count or unexpected line ending after 'yes'"},
+		{"store without backend", "store", 3, "store needs a backend"},
+		{"unknown backend", "store etcd", 3, "store etcd: module not registered: two_factor.stores.etcd (backends: bolt, redis)"},
+		{"bolt without path", "store bolt", 3, "store bolt needs the database file"},
+		{"db and store", "db /a.db\n\t\tstore bolt /b.db", 4, "db and store are both set"},
+		{"unknown redis option", "store redis {\n\t\t\tcluster yes\n\t\t}", 4, `unrecognized store redis option "cluster"`},
+		{"repeated redis option", "store redis {\n\t\t\tdb 1\n\t\t\tdb 2\n\t\t}", 5, "db is set twice"},
+		{"bad redis db", "store redis {\n\t\t\tdb two\n\t\t}", 4, `db must be a database number (0 or more), not "two"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			caddyfile := "example.com {\n\ttwo_factor {\n\t\t" + tc.block + "\n\t}\n}\n"

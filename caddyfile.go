@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
@@ -34,7 +35,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	if err := tf.UnmarshalCaddyfile(h.Dispenser); err != nil {
 		return nil, err
 	}
-	if tf.DB == "" {
+	if tf.DB == "" && tf.StoreRaw == nil {
 		tf.Site = siteAddresses(h)
 	}
 	tf.MatchersRaw = matcherSet
@@ -45,7 +46,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //
 //	two_factor [<matcher>] {
 //	    user <name> <hash>          # repeatable; hash from `caddy hash-password`
-//	    db <path>
+//	    db <path>                   # the same as store bolt <path>
+//	    store bolt <path>
+//	    store redis [<address>] {   # see RedisStore.UnmarshalCaddyfile
+//	        ...
+//	    }
 //	    issuer <name>
 //	    encryption_key {env.NAME}|{file.path}  # base64 of 32 bytes; never the key itself
 //	    previous_encryption_key {env.NAME}|{file.path}  # repeatable; during a rotation
@@ -101,6 +106,10 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Users = append(h.Users, Account{Username: name, Password: hash})
 		case "db":
 			if err := oneArg(d, &h.DB); err != nil {
+				return err
+			}
+		case "store":
+			if err := h.unmarshalStore(d); err != nil {
 				return err
 			}
 		case "issuer":
@@ -202,7 +211,28 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		if seen["logo_url"] && seen["logo_file"] {
 			return d.Errf("logo_url and logo_file are both set: give one")
 		}
+		if seen["db"] && seen["store"] {
+			return d.Errf("db and store are both set: give one (db <path> is store bolt <path>)")
+		}
 	}
+	return nil
+}
+
+// unmarshalStore reads `store <backend> ...` into the store module of
+// that backend (two_factor.stores.<backend>).
+func (h *TwoFactor) unmarshalStore(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.Errf("store needs a backend: store bolt <path>, or store redis { ... }")
+	}
+	backend := d.Val()
+	if _, err := caddy.GetModule("two_factor.stores." + backend); err != nil {
+		return d.Errf("store %s: %v (backends: bolt, redis)", backend, err)
+	}
+	mod, err := caddyfile.UnmarshalModule(d, "two_factor.stores."+backend)
+	if err != nil {
+		return err // the guest's error names file and line
+	}
+	h.StoreRaw = caddyconfig.JSONModuleObject(mod, "backend", backend, nil)
 	return nil
 }
 

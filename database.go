@@ -1,6 +1,7 @@
 package twofactor
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -50,6 +51,7 @@ type database struct {
 	cache *sessioncache.Cache
 	// hashing bounds password hashing (throttle.PasswordHashing; tests set their own).
 	hashing *throttle.HashLimiter
+	// path names the store: a bolt file's path, or a Redis server.
 	path    string
 	csrfKey []byte
 	// attempts is shared so that a reload does not reset failure counts.
@@ -57,6 +59,10 @@ type database struct {
 	logger   *zap.Logger
 	stop     chan struct{}
 	stopped  chan struct{}
+	// watchStop ends the watch of a shared store's writes (see openShared);
+	// watchDone is closed once it has.
+	watchStop context.CancelFunc
+	watchDone chan struct{}
 	// longestSweepTx is the longest write transaction of the sweep so far
 	// (ns), for benchmarks.
 	longestSweepTx atomic.Int64
@@ -70,40 +76,62 @@ type database struct {
 	closed  bool
 }
 
-// storeWrappers holds, by database path, a function that wraps the store
-// opened there before anything uses it. Only tests add one (a store that
-// fails on demand, see fault_test.go); keyed by path, so each test's
-// database is its own.
-var storeWrappers sync.Map // path → func(store.Store) store.Store
+// storeWrappers holds, by database name (a bolt file's path), a function
+// that wraps the store opened there before anything uses it. Only tests
+// add one (a store that fails on demand, see fault_test.go); keyed by
+// name, so each test's database is its own.
+var storeWrappers sync.Map // name → func(store.Store) store.Store
 
-// openDatabase returns the shared database at path, opening it and
+// openDatabase returns the shared bolt database at path, opening it and
 // starting its sweeper if no config has it open yet.
 func openDatabase(path string, logger *zap.Logger) (*database, error) {
-	val, _, err := databases.LoadOrNew(path, func() (caddy.Destructor, error) {
-		var st store.Store
-		st, err := store.OpenBolt(path)
+	return openShared(path, path, logger, func() (store.Store, error) { return store.OpenBolt(path) }, nil)
+}
+
+// watcher keeps a distrusting cache told of other processes' writes
+// until ctx ends (see redisstore.Store.Watch).
+type watcher func(ctx context.Context, cache *sessioncache.Cache)
+
+// openShared returns the database pooled under key, opening it with open
+// if no config has it open yet. name is how messages name it. A store
+// that other processes write too comes with watch: its cache then
+// distrusts itself except while watch confirms it.
+func openShared(key, name string, logger *zap.Logger, open func() (store.Store, error), watch watcher) (*database, error) {
+	val, _, err := databases.LoadOrNew(key, func() (caddy.Destructor, error) {
+		st, err := open()
 		if err != nil {
 			return nil, err
 		}
-		if wrap, ok := storeWrappers.Load(path); ok {
+		if wrap, ok := storeWrappers.Load(name); ok {
 			st = wrap.(func(store.Store) store.Store)(st)
 		}
 		cache := sessioncache.New()
+		if watch != nil {
+			cache = sessioncache.NewDistrusting()
+		}
 		db := &database{
 			store:   cache.Coherent(st),
 			raw:     st,
 			cache:   cache,
 			hashing: throttle.PasswordHashing,
-			path:    path,
+			path:    name,
 			logger:  logger,
 			stop:    make(chan struct{}),
 			stopped: make(chan struct{}),
 		}
 		if db.csrfKey, err = loadOrCreateMeta(st, metaCSRFKey, 32); err != nil {
 			st.Close()
-			return nil, fmt.Errorf("2FA database %s: %w", path, err)
+			return nil, fmt.Errorf("2FA database %s: %w", name, err)
 		}
 		db.attempts = throttle.New(st)
+		if watch != nil {
+			ctx, cancel := context.WithCancel(context.Background())
+			db.watchStop, db.watchDone = cancel, make(chan struct{})
+			go func() {
+				defer close(db.watchDone)
+				watch(ctx, cache)
+			}()
+		}
 		go db.background()
 		return db, nil
 	})
@@ -121,11 +149,18 @@ func (db *database) Destruct() error {
 	db.mu.Unlock()
 	close(db.stop)
 	<-db.stopped
+	if db.watchStop != nil {
+		db.watchStop()
+		<-db.watchDone
+	}
 	if err := db.cache.Flush(db.raw, true); err != nil {
 		db.logger.Error("writing 2FA session activity", zap.Error(err))
 	}
 	return db.raw.Close()
 }
+
+// shared reports whether other processes write the store too.
+func (db *database) shared() bool { return db.watchStop != nil }
 
 // revokeSession ends one session, at once.
 func (db *database) revokeSession(key store.SessionKey) error {

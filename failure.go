@@ -28,8 +28,10 @@ import (
 // it (sign-out, revocation, a new authenticator, a reset) drops it from
 // the cache once committed; during an outage no such write can commit. So
 // with the embedded store the cache never serves a session the store
-// would refuse. A store shared by several instances will need the cache
-// to distrust itself when it cannot hear of other instances' writes.
+// would refuse. A store shared by several instances (Redis) also tells
+// each cache of the other instances' writes, and the cache distrusts
+// itself, serving nothing, while it cannot hear of them (see
+// sessioncache.NewDistrusting).
 
 // storeRetryAfter is how long a client is asked to wait when the store
 // could not answer.

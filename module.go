@@ -23,6 +23,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -83,6 +84,14 @@ type TwoFactor struct {
 	// share a file share one set of users, enrollments, sessions and
 	// lockouts. Default: a file of the site's own (see site).
 	DB string `json:"db,omitempty"`
+
+	// Where enrollments, sessions and lockouts are kept: a module of the
+	// two_factor.stores namespace, named by its "backend" key:
+	// {"backend": "bolt", "path": ...} (the same as db) or
+	// {"backend": "redis", ...}, for several Caddy instances that share
+	// sign-ins. Set db or store, not both. Default: the bolt file of db,
+	// or of site.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=two_factor.stores inline_key=backend"`
 
 	// The site this handler guards, which names its default database file:
 	// two_factor/<site>-<digest>.db in Caddy's data directory, so sites
@@ -201,16 +210,19 @@ type TwoFactor struct {
 	fakeAccount account
 	sealer      *seal.Sealer
 	db          *database
-	dbPath      string
-	sameSite    http.SameSite
-	attempts    *throttle.Tracker
-	logger      *zap.Logger
-	now         func() time.Time
-	brand       brand
-	templates   *template.Template
-	logo        *asset
-	customCSS   *asset
-	matchers    caddyhttp.MatcherSet
+	// store is the store module; ownStore says whether this handler
+	// opened it (the default file, or a test's) and so must clean it up.
+	store     storeGuest
+	ownStore  bool
+	sameSite  http.SameSite
+	attempts  *throttle.Tracker
+	logger    *zap.Logger
+	now       func() time.Time
+	brand     brand
+	templates *template.Template
+	logo      *asset
+	customCSS *asset
+	matchers  caddyhttp.MatcherSet
 }
 
 // Account is a user who may sign in.
@@ -235,6 +247,16 @@ func (TwoFactor) CaddyModule() caddy.ModuleInfo {
 func (h *TwoFactor) Provision(ctx caddy.Context) error {
 	if err := h.provisionMatchers(ctx); err != nil {
 		return err
+	}
+	if h.StoreRaw != nil {
+		if h.DB != "" {
+			return errors.New("db and store are both set: give one (db <path> is store bolt <path>)")
+		}
+		mod, err := ctx.LoadModule(h, "StoreRaw")
+		if err != nil {
+			return fmt.Errorf("loading 2FA store: %w", err)
+		}
+		h.store = mod.(storeGuest)
 	}
 	if err := h.provision(ctx.Logger()); err != nil {
 		return err
@@ -273,20 +295,23 @@ func (h *TwoFactor) provision(logger *zap.Logger) error {
 		return err
 	}
 
-	h.dbPath = repl.ReplaceKnown(h.DB, "")
-	if h.dbPath == "" {
-		if h.Site == "" {
-			return errors.New("set db (the database file) or site (the name of the site, which names a file of its own): sites never share a database unless they name the same db")
+	if h.store == nil {
+		path := repl.ReplaceKnown(h.DB, "")
+		if path == "" {
+			if h.Site == "" {
+				return errors.New("set db (the database file), store, or site (the name of the site, which names a file of its own): sites never share a database unless they name the same db")
+			}
+			path = filepath.Join(caddy.AppDataDir(), "two_factor", siteFileName(h.Site))
 		}
-		h.dbPath = filepath.Join(caddy.AppDataDir(), "two_factor", siteFileName(h.Site))
+		h.store = &BoltStore{Path: path}
 	}
-	if abs, err := filepath.Abs(h.dbPath); err == nil {
-		h.dbPath = abs
+	if h.store.opened() == nil {
+		if err := h.store.open(h.logger); err != nil {
+			return err
+		}
+		h.ownStore = true
 	}
-	db, err := openDatabase(h.dbPath, h.logger)
-	if err != nil {
-		return err
-	}
+	db := h.store.opened()
 	h.db = db
 	h.attempts = db.attempts
 	if err := db.checkKeys(h.sealer); err != nil {
@@ -434,8 +459,10 @@ func (h *TwoFactor) Cleanup() error {
 		return nil
 	}
 	h.db.unregister(h)
-	_, err := databases.Delete(h.dbPath)
-	return err
+	if h.ownStore {
+		return h.store.Cleanup()
+	}
+	return nil
 }
 
 // siteFileName is the default database file name of a site: its name

@@ -129,6 +129,14 @@ func (h *TwoFactor) fullSession(r *http.Request, now time.Time) (*sessioncache.S
 		}
 	}
 	ns := now.UnixNano()
+	if !e.Live(ns, time.Duration(h.SessionIdle)) && h.db.shared() {
+		// Another instance may have seen the session since: its
+		// last-seen time, written behind, is in the store.
+		var err error
+		if e, err = h.loadSession(key, now); err != nil {
+			return nil, err
+		}
+	}
 	if !e.Live(ns, time.Duration(h.SessionIdle)) {
 		return nil, errNoSession
 	}

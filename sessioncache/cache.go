@@ -42,6 +42,14 @@ import (
 // Outages. A cached session passes the gate while the store cannot answer;
 // nothing else does (see failure.go for why that is sound with one Caddy
 // per store). Write-behind that fails is kept and tried again.
+//
+// Several instances. When other processes write the same store, a cache
+// made with NewDistrusting serves nothing until it is told, by Confirm,
+// that it has heard every write committed up to a moment; it trusts
+// itself for TrustWindow past that moment, and forgets everything it
+// cached when trust comes back after a lapse (a write may have gone
+// unheard). Those writes reach it through Invalidate, and a write of this
+// process is announced to the others in its own transaction (Announcer).
 const (
 	// cacheShards is the number of shards, a power of two.
 	cacheShards = 1024
@@ -59,6 +67,11 @@ const (
 	StaleAfter = 30 * time.Second
 	// flushBatch bounds the sessions written in one transaction.
 	flushBatch = 500
+	// TrustWindow is how long after a confirmed moment a distrusting
+	// cache serves sessions (see NewDistrusting): a revocation by another
+	// instance stops a session here within it, even when the news of it
+	// is lost.
+	TrustWindow = 800 * time.Millisecond
 )
 
 // Session is a signed-in session as the gate needs it. Only
@@ -132,10 +145,74 @@ type Cache struct {
 	// evicted holds the last-seen times of sessions that left the cache
 	// before their time was written, until the next flush.
 	evicted map[store.SessionKey]int64
+
+	// distrusting caches serve sessions only before trustedUntil (ns
+	// since base, on the monotonic clock); see NewDistrusting.
+	distrusting  bool
+	base         time.Time
+	trustedUntil atomic.Int64
 }
 
+// New returns the cache of a store that only this process writes.
 func New() *Cache {
 	return &Cache{users: make(map[string]*user), evicted: make(map[store.SessionKey]int64)}
+}
+
+// NewDistrusting returns the cache of a store that other processes write
+// too. Get returns nothing until Confirm is called, and again whenever
+// TrustWindow has passed since the last moment confirmed, or Distrust
+// was called.
+func NewDistrusting() *Cache {
+	c := New()
+	c.distrusting = true
+	c.base = time.Now()
+	return c
+}
+
+// Trusted reports whether Get may return sessions now.
+func (c *Cache) Trusted() bool {
+	return !c.distrusting || int64(time.Since(c.base)) < c.trustedUntil.Load()
+}
+
+// Confirm tells a distrusting cache that every write committed before at
+// has reached it through Invalidate: it trusts itself until TrustWindow
+// after at. If its trust had lapsed, it first forgets every session it
+// holds, and loads under way do not cache what they read.
+func (c *Cache) Confirm(at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := int64(time.Since(c.base))
+	if now >= c.trustedUntil.Load() {
+		c.dropAllLocked()
+	}
+	until := int64(at.Sub(c.base) + TrustWindow)
+	if until > c.trustedUntil.Load() {
+		c.trustedUntil.Store(until)
+	}
+}
+
+// Distrust makes a distrusting cache serve nothing until the next
+// Confirm, which then starts afresh: called when the news of other
+// processes' writes stops coming.
+func (c *Cache) Distrust() { c.trustedUntil.Store(0) }
+
+// dropAllLocked forgets every cached session, keeping their unwritten
+// last-seen times; c.mu is held.
+func (c *Cache) dropAllLocked() {
+	c.epoch.Add(1)
+	for i := range c.shards {
+		p := c.shards[i].Swap(nil)
+		if p == nil {
+			continue
+		}
+		for _, e := range *p {
+			c.release(e, true)
+		}
+	}
+	for name, u := range c.users {
+		u.revoked.Store(true)
+		delete(c.users, name)
+	}
 }
 
 func shardOf(key store.SessionKey) int {
@@ -147,6 +224,9 @@ func shardOf(key store.SessionKey) int {
 // A session whose user was written since it was cached is not returned:
 // it must be loaded again.
 func (c *Cache) Get(key store.SessionKey) *Session {
+	if c.distrusting && !c.Trusted() {
+		return nil
+	}
 	if m := c.shards[shardOf(key)].Load(); m != nil {
 		if e := (*m)[key]; e != nil && !e.owner.revoked.Load() {
 			return e
@@ -436,12 +516,25 @@ func (s coherent) Update(fn func(store.Tx) error) error {
 	var tx trackingTx
 	err := s.Store.Update(func(inner store.Tx) error {
 		tx = trackingTx{Tx: inner} // afresh, should the store retry fn
-		return fn(&tx)
+		if err := fn(&tx); err != nil {
+			return err
+		}
+		if a, ok := inner.(Announcer); ok && (len(tx.users) > 0 || len(tx.sessions) > 0) {
+			return a.Announce(tx.users, tx.sessions)
+		}
+		return nil
 	})
 	if err == nil && (len(tx.users) > 0 || len(tx.sessions) > 0) {
 		s.cache.Invalidate(tx.users, tx.sessions)
 	}
 	return err
+}
+
+// Announcer is a Tx of a store that other processes share: Announce
+// makes the transaction, when it commits and only then, tell every
+// process what it changed, so each calls Invalidate.
+type Announcer interface {
+	Announce(users []string, keys []store.SessionKey) error
 }
 
 // trackingTx records the users and sessions a transaction writes.

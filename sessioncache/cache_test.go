@@ -60,3 +60,55 @@ func TestCacheEvictsTheLeastRecentlySeen(t *testing.T) {
 		t.Errorf("%d users tracked for %d cached sessions", len(c.users), cacheShardCap)
 	}
 }
+
+func TestDistrustingCacheServesOnlyWhileConfirmed(t *testing.T) {
+	s := &store.Session{Key: store.SessionKey{2}, User: "judy", Expires: time.Now().Add(time.Hour)}
+	cached := func(c *Cache) bool {
+		c.add(newSession(s, false), c.epoch.Load())
+		return c.Get(s.Key) != nil
+	}
+	tests := []struct {
+		name string
+		act  func(c *Cache)
+		want bool
+	}{
+		{"never confirmed", func(*Cache) {}, false},
+		{"confirmed now", func(c *Cache) { c.Confirm(time.Now()) }, true},
+		{"confirmed longer ago than the window", func(c *Cache) { c.Confirm(time.Now().Add(-TrustWindow)) }, false},
+		{"confirmed, then distrusted", func(c *Cache) { c.Confirm(time.Now()); c.Distrust() }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewDistrusting()
+			tt.act(c)
+			if got := cached(c); got != tt.want {
+				t.Errorf("Get served the session: %v, want %v", got, tt.want)
+			}
+		})
+	}
+	if !cached(New()) {
+		t.Error("a cache of a store no one else writes must serve without confirmation")
+	}
+}
+
+func TestDistrustingCacheForgetsWhatItHeldThroughALapse(t *testing.T) {
+	c := NewDistrusting()
+	c.Confirm(time.Now())
+	s := &store.Session{Key: store.SessionKey{3}, User: "judy", Expires: time.Now().Add(time.Hour)}
+	c.add(newSession(s, false), c.epoch.Load())
+	epoch := c.epoch.Load() // a load under way across the lapse
+	c.Distrust()            // the subscription broke: a revocation may be missed
+	c.Confirm(time.Now())   // and came back
+	if c.Get(s.Key) != nil {
+		t.Fatal("a session cached before the lapse is served after it")
+	}
+	if c.add(newSession(s, false), epoch) {
+		t.Fatal("a load begun before trust came back was cached")
+	}
+	c.Confirm(time.Now()) // no lapse: keeps what it holds
+	c.add(newSession(s, false), c.epoch.Load())
+	c.Confirm(time.Now())
+	if c.Get(s.Key) == nil {
+		t.Fatal("a confirmation without a lapse dropped the cache")
+	}
+}

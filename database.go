@@ -125,6 +125,8 @@ func openShared(key, name string, logger *zap.Logger, open func() (store.Store, 
 		}
 		db.attempts = throttle.New(st)
 		if watch != nil {
+			// Other instances count attempts too: every counter is shared.
+			db.attempts = throttle.NewShared(st)
 			ctx, cancel := context.WithCancel(context.Background())
 			db.watchStop, db.watchDone = cancel, make(chan struct{})
 			go func() {

@@ -204,22 +204,34 @@ func TestCodesAndBudgetsAreSharedByInstances(t *testing.T) {
 		}
 	})
 
-	t.Run("failures on both lock the account", func(t *testing.T) {
-		for i := range 4 {
-			site := []*clockSite{a, b}[i%2]
+	// 4 wrong passwords for name, alternating between the instances, then
+	// one more attempt (password) on each: both must be locked out.
+	lockedOnBoth := func(t *testing.T, name, password string) {
+		t.Helper()
+		login := func(site *clockSite, password string) int {
 			br := site.browser(t)
 			br.now = time.Now
-			if r := br.login("carol", "wrong password", "/app"); r.status != http.StatusUnauthorized {
-				t.Fatalf("wrong password %d: %d", i+1, r.status)
+			return br.login(name, password, "/app").status
+		}
+		for i := range 4 {
+			if status := login([]*clockSite{a, b}[i%2], "wrong password"); status != http.StatusUnauthorized {
+				t.Fatalf("wrong password %d for %s: %d", i+1, name, status)
 			}
 		}
 		for _, site := range []*clockSite{a, b} {
-			br := site.browser(t)
-			br.now = time.Now
-			if r := br.login("carol", testPassword, "/app"); r.status != http.StatusTooManyRequests {
-				t.Fatalf("right password after 4 failures spread over two instances: %d, want 429", r.status)
+			if status := login(site, password); status != http.StatusTooManyRequests {
+				t.Fatalf("%s after 4 failures spread over two instances: %d, want 429", name, status)
 			}
 		}
+	}
+	t.Run("failures on both lock the account", func(t *testing.T) {
+		lockedOnBoth(t, "carol", testPassword)
+	})
+	// A name that is no account locks like one, on every instance: else an
+	// attacker who locks a name on one instance and tries it on another
+	// would learn whether it exists.
+	t.Run("an unknown name locks everywhere", func(t *testing.T) {
+		lockedOnBoth(t, "nobody-by-this-name", "wrong password")
 	})
 }
 

@@ -77,10 +77,18 @@ type Limits struct {
 //
 // Counters of real accounts are kept in the store, so neither a restart, a
 // new sign-in flow nor a new IP resets them. Names that are not accounts
-// are counted alike, in memory (bounded), so they lock alike and a lockout
-// tells nothing about which accounts exist. Client networks are counted in
-// memory: an IPv4 address, or an IPv6 /64, since one host usually holds a
-// whole /64.
+// are counted alike, so they lock alike and a lockout tells nothing about
+// which accounts exist. Client networks are an IPv4 address, or an IPv6
+// /64, since one host usually holds a whole /64.
+//
+// Where the others are kept depends on the store. On a store one process
+// owns ([New]: bbolt), names that are not accounts and client networks
+// are counted in memory (bounded), so random names grow neither memory nor
+// the file, and a decoy counter is written in the store for a name that is
+// not an account, so it costs what an account costs. On a store several
+// instances share ([NewShared]: Redis), every counter is in the store,
+// where it expires, so the budgets and the likeness of unknown names hold
+// across instances; only refusals are counted in memory, per instance.
 //
 // An attempt is counted as a failure before it is checked ([Tracker.Begin]) and
 // given back if it turns out right: so parallel attempts cannot all pass
@@ -90,12 +98,17 @@ type Limits struct {
 // of the client's budget in memory, so a client that keeps knocking on a
 // locked account soon locks itself out without costing the store a write.
 type Tracker struct {
-	store   store.Store
-	mu      sync.Mutex
+	store store.Store
+	// shared keeps every counter in the store (see NewShared).
+	shared bool
+	mu     sync.Mutex
+	// unknown counts names that are not accounts, and clients counts
+	// client networks, in memory (clients: refusals only, when shared).
 	unknown map[string]*store.Attempts
 	clients map[string]*store.Attempts
 }
 
+// New returns a tracker for a store that one process owns.
 func New(st store.Store) *Tracker {
 	return &Tracker{
 		store:   st,
@@ -104,11 +117,24 @@ func New(st store.Store) *Tracker {
 	}
 }
 
+// NewShared returns a tracker for a store that several instances share:
+// the counters of names that are not accounts and of client networks are
+// kept in the store too.
+func NewShared(st store.Store) *Tracker {
+	t := New(st)
+	t.shared = true
+	return t
+}
+
 // AccountKey is the counter key of an account's budget from everywhere;
 // PairKey that of its budget from one client network.
 func AccountKey(user string) string { return "user:" + user }
 
 func PairKey(user, network string) string { return AccountKey(user) + "\x00" + network }
+
+// ClientKey is the counter key of a client network's budget, in a shared
+// store.
+func ClientKey(network string) string { return "client:" + network }
 
 // NetworkOf is the client network of an address: the address itself, or
 // its /64 for IPv6.
@@ -204,14 +230,38 @@ type Attempt struct {
 	done    bool
 }
 
-// counters are the two account budgets an attempt is counted in.
-type counters struct{ pair, account *store.Attempts }
+// counters are the budgets in the store an attempt is counted in: the
+// account's two, and in a shared store the client's (nil otherwise).
+type counters struct{ pair, account, client *store.Attempts }
 
 func (c counters) refusal(l Limits, now time.Time) time.Time {
 	if until := refusal(c.pair, l.Pair, now); !until.IsZero() {
 		return until
 	}
+	if c.client != nil {
+		if until := refusal(c.client, l.Client, now); !until.IsZero() {
+			return until
+		}
+	}
 	return refusal(c.account, l.Account, now)
+}
+
+// reserve takes a place in each of c's budgets.
+func (c counters) reserve(l Limits, now time.Time) {
+	reserve(c.pair, l.Pair, now)
+	reserve(c.account, l.Account, now)
+	if c.client != nil {
+		reserve(c.client, l.Client, now)
+	}
+}
+
+// settle settles an attempt in each of c's budgets.
+func (c counters) settle(ok bool, l Limits, now time.Time) {
+	settle(c.pair, ok, l.Pair, now)
+	settle(c.account, ok, l.Account, now)
+	if c.client != nil {
+		settle(c.client, ok, l.Client, now)
+	}
 }
 
 // errRefused rolls back a reservation that a budget refused.
@@ -251,6 +301,9 @@ func (t *Tracker) Begin(user string, known bool, ip string, l Limits, now time.T
 		if err != nil {
 			return nil, time.Time{}, err
 		}
+	}
+	if until.IsZero() && t.shared {
+		return a, time.Time{}, nil // the client's place is taken in the store
 	}
 	if until.IsZero() {
 		t.mu.Lock()
@@ -314,8 +367,7 @@ func (a *Attempt) PasswordAccepted() (counted bool, err error) {
 	err = a.updateAccount(func(c counters) bool {
 		c.account.Unfinished++
 		counted = c.account.Unfinished > UnfinishedAllowance
-		settle(c.pair, !counted, a.l.Pair, a.now)
-		settle(c.account, !counted, a.l.Account, a.now)
+		c.settle(!counted, a.l, a.now)
 		return true
 	})
 	a.settleClient(!counted)
@@ -332,6 +384,16 @@ func (a *Attempt) SignedIn() error {
 		return nil
 	}
 	return a.t.store.Update(func(tx store.Tx) error {
+		if a.t.shared {
+			c, err := a.storedCounters(tx)
+			if err != nil {
+				return err
+			}
+			settle(c.client, true, a.l.Client, a.now)
+			if err := tx.PutAttempts(ClientKey(a.network), c.client); err != nil {
+				return err
+			}
+		}
 		if err := tx.DeleteAttempts(AccountKey(a.user)); err != nil {
 			return err
 		}
@@ -348,13 +410,17 @@ func (a *Attempt) settle(ok bool) error {
 
 func (a *Attempt) settleAccount(ok bool) error {
 	return a.updateAccount(func(c counters) bool {
-		settle(c.pair, ok, a.l.Pair, a.now)
-		settle(c.account, ok, a.l.Account, a.now)
+		c.settle(ok, a.l, a.now)
 		return true
 	})
 }
 
+// settleClient settles the attempt in the client's budget in memory (in a
+// shared store, settleAccount has).
 func (a *Attempt) settleClient(ok bool) {
+	if a.t.shared {
+		return
+	}
 	a.t.mu.Lock()
 	defer a.t.mu.Unlock()
 	if c := a.t.clients[a.network]; c != nil {
@@ -371,8 +437,7 @@ func (a *Attempt) reserveAccount() (time.Time, error) {
 		if until = c.refusal(a.l, a.now); !until.IsZero() {
 			return false
 		}
-		reserve(c.pair, a.l.Pair, a.now)
-		reserve(c.account, a.l.Account, a.now)
+		c.reserve(a.l, a.now)
 		return true
 	})
 	if errors.Is(err, errRefused) {
@@ -385,7 +450,7 @@ func (a *Attempt) reserveAccount() (time.Time, error) {
 // it reads the decoy counter, so both cost one read, and hands fn the
 // name's counters in memory.
 func (a *Attempt) viewAccount(fn func(counters)) error {
-	if !a.known {
+	if !a.inStore() {
 		err := a.t.store.View(func(tx store.Tx) error {
 			_, err := tx.Attempts(decoyKey)
 			if errors.Is(err, store.ErrNotFound) {
@@ -414,7 +479,7 @@ func (a *Attempt) viewAccount(fn func(counters)) error {
 // name's counters in memory and writes the decoy counter instead, so both
 // cost the same.
 func (a *Attempt) updateAccount(fn func(counters) bool) error {
-	if !a.known {
+	if !a.inStore() {
 		a.t.mu.Lock()
 		changed := fn(a.memoryCounters())
 		a.t.mu.Unlock()
@@ -437,16 +502,30 @@ func (a *Attempt) updateAccount(fn func(counters) bool) error {
 		if err := tx.PutAttempts(PairKey(a.user, a.network), c.pair); err != nil {
 			return err
 		}
+		if c.client != nil {
+			if err := tx.PutAttempts(ClientKey(a.network), c.client); err != nil {
+				return err
+			}
+		}
 		return tx.PutAttempts(AccountKey(a.user), c.account)
 	})
 }
 
+// inStore reports whether the attempt's counters are in the store: an
+// account's always, and every name's in a shared store.
+func (a *Attempt) inStore() bool { return a.known || a.t.shared }
+
 func (a *Attempt) storedCounters(tx store.Tx) (counters, error) {
-	var c counters
-	for _, dst := range []struct {
+	type counterKey struct {
 		key string
 		to  **store.Attempts
-	}{{PairKey(a.user, a.network), &c.pair}, {AccountKey(a.user), &c.account}} {
+	}
+	var c counters
+	keys := []counterKey{{PairKey(a.user, a.network), &c.pair}, {AccountKey(a.user), &c.account}}
+	if a.t.shared {
+		keys = append(keys, counterKey{ClientKey(a.network), &c.client})
+	}
+	for _, dst := range keys {
 		v, err := tx.Attempts(dst.key)
 		if errors.Is(err, store.ErrNotFound) {
 			v, err = &store.Attempts{WindowStart: a.now}, nil

@@ -44,7 +44,7 @@ func TestAttemptsInFlightHoldPlacesButNeverLock(t *testing.T) {
 	}
 	settle(&a, false, b, now)
 	if until := reserve(&a, b, now); !until.IsZero() {
-		t.Fatal("two failures of three used the Budget up")
+		t.Fatal("two failures of three used the budget up")
 	}
 	settle(&a, false, b, now)
 	if !a.LockedUntil.Equal(now.Add(time.Hour)) {
@@ -100,7 +100,18 @@ type trackerFixture struct {
 	now time.Time
 }
 
-func newTrackerFixture(t *testing.T) *trackerFixture {
+// eachMode runs test with trackers of both kinds: for a store one process
+// owns, and for a shared one (where every counter is in the store).
+func eachMode(t *testing.T, test func(t *testing.T, newTrackerFixture func(*testing.T) *trackerFixture)) {
+	for _, shared := range []bool{false, true} {
+		name := map[bool]string{false: "one process", true: "shared store"}[shared]
+		t.Run(name, func(t *testing.T) {
+			test(t, func(t *testing.T) *trackerFixture { return newTrackerFixture(t, shared) })
+		})
+	}
+}
+
+func newTrackerFixture(t *testing.T, shared bool) *trackerFixture {
 	t.Helper()
 	bolt, err := store.OpenBolt(filepath.Join(t.TempDir(), "2fa.db"))
 	if err != nil {
@@ -108,8 +119,12 @@ func newTrackerFixture(t *testing.T) *trackerFixture {
 	}
 	t.Cleanup(func() { bolt.Close() })
 	st := &countingStore{Store: bolt}
+	tracker := New(st)
+	if shared {
+		tracker = NewShared(st)
+	}
 	return &trackerFixture{
-		Tracker: New(st),
+		Tracker: tracker,
 		st:      st,
 		l: Limits{
 			Pair:    Budget{Limit: 3, Window: time.Minute, Lockout: time.Hour},
@@ -143,163 +158,175 @@ func (f *trackerFixture) try(t *testing.T, user string, known bool, ip string, o
 }
 
 func TestLockoutIsPerNetworkUntilTheAccountCeiling(t *testing.T) {
-	for _, known := range []bool{true, false} {
-		f := newTrackerFixture(t)
-		for range f.l.Pair.Limit {
-			if !f.try(t, "alice", known, "198.51.100.1", false) {
-				t.Fatalf("known=%v: refused before the pair Budget was used", known)
+	eachMode(t, func(t *testing.T, newTrackerFixture func(*testing.T) *trackerFixture) {
+		for _, known := range []bool{true, false} {
+			f := newTrackerFixture(t)
+			for range f.l.Pair.Limit {
+				if !f.try(t, "alice", known, "198.51.100.1", false) {
+					t.Fatalf("known=%v: refused before the pair budget was used", known)
+				}
+			}
+			if f.try(t, "alice", known, "198.51.100.1", false) {
+				t.Fatalf("known=%v: the attacker's network was not locked", known)
+			}
+			if !f.try(t, "alice", known, "203.0.113.9", true) {
+				t.Fatalf("known=%v: a lockout from one network locked the account everywhere", known)
+			}
+			// From many networks, the account-wide ceiling locks everywhere.
+			f2 := newTrackerFixture(t)
+			for i := range f2.l.Account.Limit {
+				f2.try(t, "alice", known, "198.51.100."+string(rune('a'+i)), false)
+			}
+			if f2.try(t, "alice", known, "203.0.113.9", true) {
+				t.Fatalf("known=%v: %d failures from many networks did not lock the account", known, f2.l.Account.Limit)
 			}
 		}
-		if f.try(t, "alice", known, "198.51.100.1", false) {
-			t.Fatalf("known=%v: the attacker's network was not locked", known)
-		}
-		if !f.try(t, "alice", known, "203.0.113.9", true) {
-			t.Fatalf("known=%v: a lockout from one network locked the account everywhere", known)
-		}
-		// From many networks, the account-wide ceiling locks everywhere.
-		f2 := newTrackerFixture(t)
-		for i := range f2.l.Account.Limit {
-			f2.try(t, "alice", known, "198.51.100."+string(rune('a'+i)), false)
-		}
-		if f2.try(t, "alice", known, "203.0.113.9", true) {
-			t.Fatalf("known=%v: %d failures from many networks did not lock the account", known, f2.l.Account.Limit)
-		}
-	}
+	})
 }
 
 func TestAccountCeilingHoldsThroughItsLockouts(t *testing.T) {
-	f := newTrackerFixture(t)
-	network := 0
-	fromNewNetwork := func(ok bool) bool {
-		network++
-		return f.try(t, "alice", true, fmt.Sprintf("198.51.100.%d", network), ok)
-	}
-	for range f.l.Account.Limit {
-		fromNewNetwork(false)
-	}
-	failures := f.l.Account.Limit
-	for range 3 { // three lockouts end in turn
-		if fromNewNetwork(false) {
-			t.Fatal("an attempt got in while the account was locked")
+	eachMode(t, func(t *testing.T, newTrackerFixture func(*testing.T) *trackerFixture) {
+		f := newTrackerFixture(t)
+		network := 0
+		fromNewNetwork := func(ok bool) bool {
+			network++
+			return f.try(t, "alice", true, fmt.Sprintf("198.51.100.%d", network), ok)
 		}
+		for range f.l.Account.Limit {
+			fromNewNetwork(false)
+		}
+		failures := f.l.Account.Limit
+		for range 3 { // three lockouts end in turn
+			if fromNewNetwork(false) {
+				t.Fatal("an attempt got in while the account was locked")
+			}
+			f.now = f.now.Add(f.l.Account.Lockout)
+			if !fromNewNetwork(false) {
+				t.Fatal("no attempt allowed once the lock ended")
+			}
+			failures++
+		}
+		if want := f.l.Account.Limit + 3; failures != want {
+			t.Fatalf("%d failures got through, want %d: one per lockout past the ceiling", failures, want)
+		}
+		// A complete sign-in (after the lock) starts the count over.
 		f.now = f.now.Add(f.l.Account.Lockout)
-		if !fromNewNetwork(false) {
-			t.Fatal("no attempt allowed once the lock ended")
+		if !fromNewNetwork(true) {
+			t.Fatal("the right attempt was refused after the lock ended")
 		}
-		failures++
-	}
-	if want := f.l.Account.Limit + 3; failures != want {
-		t.Fatalf("%d failures got through, want %d: one per lockout past the ceiling", failures, want)
-	}
-	// A complete sign-in (after the lock) starts the count over.
-	f.now = f.now.Add(f.l.Account.Lockout)
-	if !fromNewNetwork(true) {
-		t.Fatal("the right attempt was refused after the lock ended")
-	}
-	for i := range f.l.Account.Limit - 1 {
-		if !fromNewNetwork(false) {
-			t.Fatalf("failure %d after a sign-in was refused: the count did not start over", i)
+		for i := range f.l.Account.Limit - 1 {
+			if !fromNewNetwork(false) {
+				t.Fatalf("failure %d after a sign-in was refused: the count did not start over", i)
+			}
 		}
-	}
-	// The window ends 24 hours after the first failure, and the count with it.
-	g := newTrackerFixture(t)
-	for i := range g.l.Account.Limit {
-		g.try(t, "bob", true, fmt.Sprintf("203.0.113.%d", i), false)
-	}
-	g.now = g.now.Add(MaxWindow)
-	for i := range g.l.Account.Limit - 1 {
-		if !g.try(t, "bob", true, fmt.Sprintf("192.0.2.%d", i), false) {
-			t.Fatalf("failure %d of a new window refused", i)
+		// The window ends 24 hours after the first failure, and the count with it.
+		g := newTrackerFixture(t)
+		for i := range g.l.Account.Limit {
+			g.try(t, "bob", true, fmt.Sprintf("203.0.113.%d", i), false)
 		}
-	}
+		g.now = g.now.Add(MaxWindow)
+		for i := range g.l.Account.Limit - 1 {
+			if !g.try(t, "bob", true, fmt.Sprintf("192.0.2.%d", i), false) {
+				t.Fatalf("failure %d of a new window refused", i)
+			}
+		}
+	})
 }
 
 func TestRefusedAttemptsWriteNothingAndLockTheClient(t *testing.T) {
-	for _, known := range []bool{true, false} {
-		f := newTrackerFixture(t)
-		for range f.l.Pair.Limit {
-			f.try(t, "alice", known, "198.51.100.1", false)
-		}
-		before := f.st.commits.Load()
-		refused := 0
-		for f.ClientLockedUntil("198.51.100.1", f.now).IsZero() {
-			if f.try(t, "alice", known, "198.51.100.1", false) {
-				t.Fatalf("known=%v: a locked account let an attempt in", known)
+	eachMode(t, func(t *testing.T, newTrackerFixture func(*testing.T) *trackerFixture) {
+		for _, known := range []bool{true, false} {
+			f := newTrackerFixture(t)
+			for range f.l.Pair.Limit {
+				f.try(t, "alice", known, "198.51.100.1", false)
 			}
-			if refused++; refused > f.l.Client.Limit {
-				t.Fatalf("known=%v: %d refusals did not lock the client (Budget %d)", known, refused, f.l.Client.Limit)
+			before := f.st.commits.Load()
+			refused := 0
+			for f.ClientLockedUntil("198.51.100.1", f.now).IsZero() {
+				if f.try(t, "alice", known, "198.51.100.1", false) {
+					t.Fatalf("known=%v: a locked account let an attempt in", known)
+				}
+				if refused++; refused > f.l.Client.Limit {
+					t.Fatalf("known=%v: %d refusals did not lock the client (budget %d)", known, refused, f.l.Client.Limit)
+				}
+			}
+			if writes := f.st.commits.Load() - before; writes != 0 {
+				t.Errorf("known=%v: %d refused attempts committed %d writes, want 0", known, refused, writes)
 			}
 		}
-		if writes := f.st.commits.Load() - before; writes != 0 {
-			t.Errorf("known=%v: %d refused attempts committed %d writes, want 0", known, refused, writes)
-		}
-	}
+	})
 }
 
 func TestAttemptsBeyondAFullClientBudgetWriteNothing(t *testing.T) {
-	f := newTrackerFixture(t)
-	var inFlight []*Attempt
-	for i := range f.l.Client.Limit {
-		a, _, err := f.Begin(fmt.Sprint("user", i), true, "198.51.100.1", f.l, f.now)
-		if err != nil || a == nil {
-			t.Fatalf("attempt %d refused (%v)", i, err)
+	eachMode(t, func(t *testing.T, newTrackerFixture func(*testing.T) *trackerFixture) {
+		f := newTrackerFixture(t)
+		var inFlight []*Attempt
+		for i := range f.l.Client.Limit {
+			a, _, err := f.Begin(fmt.Sprint("user", i), true, "198.51.100.1", f.l, f.now)
+			if err != nil || a == nil {
+				t.Fatalf("attempt %d refused (%v)", i, err)
+			}
+			inFlight = append(inFlight, a)
 		}
-		inFlight = append(inFlight, a)
-	}
-	before := f.st.commits.Load()
-	if a, until, err := f.Begin("alice", true, "198.51.100.1", f.l, f.now); err != nil || a != nil || until.IsZero() {
-		t.Fatalf("an attempt beyond the client's Budget of attempts in flight: %v, %v", a, err)
-	}
-	if writes := f.st.commits.Load() - before; writes != 0 {
-		t.Errorf("the refused attempt committed %d writes", writes)
-	}
-	for _, a := range inFlight {
-		if err := a.Release(); err != nil {
-			t.Fatal(err)
+		before := f.st.commits.Load()
+		if a, until, err := f.Begin("alice", true, "198.51.100.1", f.l, f.now); err != nil || a != nil || until.IsZero() {
+			t.Fatalf("an attempt beyond the client's budget of attempts in flight: %v, %v", a, err)
 		}
-	}
+		if writes := f.st.commits.Load() - before; writes != 0 {
+			t.Errorf("the refused attempt committed %d writes", writes)
+		}
+		for _, a := range inFlight {
+			if err := a.Release(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 }
 
 func TestUnlockClearsEveryNetwork(t *testing.T) {
-	f := newTrackerFixture(t)
-	for _, ip := range []string{"198.51.100.1", "198.51.100.2"} {
-		for range f.l.Pair.Limit {
-			f.try(t, "alice", true, ip, false)
+	eachMode(t, func(t *testing.T, newTrackerFixture func(*testing.T) *trackerFixture) {
+		f := newTrackerFixture(t)
+		for _, ip := range []string{"198.51.100.1", "198.51.100.2"} {
+			for range f.l.Pair.Limit {
+				f.try(t, "alice", true, ip, false)
+			}
 		}
-	}
-	if err := f.Unlock("alice"); err != nil {
-		t.Fatal(err)
-	}
-	for _, ip := range []string{"198.51.100.1", "198.51.100.2"} {
-		if until, err := f.LockedUntil("alice", true, ip, f.l, f.now); err != nil || !until.IsZero() {
-			t.Errorf("after unlock, %s still locked until %v (%v)", ip, until, err)
+		if err := f.Unlock("alice"); err != nil {
+			t.Fatal(err)
 		}
-	}
+		for _, ip := range []string{"198.51.100.1", "198.51.100.2"} {
+			if until, err := f.LockedUntil("alice", true, ip, f.l, f.now); err != nil || !until.IsZero() {
+				t.Errorf("after unlock, %s still locked until %v (%v)", ip, until, err)
+			}
+		}
+	})
 }
 
 func TestUnfinishedSignInsCountPastTheAllowance(t *testing.T) {
-	f := newTrackerFixture(t)
-	f.l.Pair.Limit = 100 // only the account's own counting is under test
-	f.l.Account.Limit = 100
-	for i := range UnfinishedAllowance + 3 {
-		a, _, err := f.Begin("alice", true, "198.51.100.1", f.l, f.now)
-		if err != nil || a == nil {
-			t.Fatalf("password %d refused (%v)", i, err)
+	eachMode(t, func(t *testing.T, newTrackerFixture func(*testing.T) *trackerFixture) {
+		f := newTrackerFixture(t)
+		f.l.Pair.Limit = 100 // only the account's own counting is under test
+		f.l.Account.Limit = 100
+		for i := range UnfinishedAllowance + 3 {
+			a, _, err := f.Begin("alice", true, "198.51.100.1", f.l, f.now)
+			if err != nil || a == nil {
+				t.Fatalf("password %d refused (%v)", i, err)
+			}
+			counted, err := a.PasswordAccepted()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := i >= UnfinishedAllowance; counted != want {
+				t.Fatalf("password %d counted as a failure: %v, want %v", i, counted, want)
+			}
 		}
-		counted, err := a.PasswordAccepted()
-		if err != nil {
+		a, _, _ := f.Begin("alice", true, "198.51.100.1", f.l, f.now)
+		if err := a.SignedIn(); err != nil {
 			t.Fatal(err)
 		}
-		if want := i >= UnfinishedAllowance; counted != want {
-			t.Fatalf("password %d counted as a failure: %v, want %v", i, counted, want)
+		a, _, _ = f.Begin("alice", true, "198.51.100.1", f.l, f.now)
+		if counted, _ := a.PasswordAccepted(); counted {
+			t.Fatal("a complete sign-in did not reset the unfinished count")
 		}
-	}
-	a, _, _ := f.Begin("alice", true, "198.51.100.1", f.l, f.now)
-	if err := a.SignedIn(); err != nil {
-		t.Fatal(err)
-	}
-	a, _, _ = f.Begin("alice", true, "198.51.100.1", f.l, f.now)
-	if counted, _ := a.PasswordAccepted(); counted {
-		t.Fatal("a complete sign-in did not reset the unfinished count")
-	}
+	})
 }

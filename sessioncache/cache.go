@@ -220,7 +220,7 @@ func shardOf(key store.SessionKey) int {
 	return int(binary.LittleEndian.Uint16(key[:2])) & (cacheShards - 1)
 }
 
-// get returns the cached session of key, or nil. It takes no lock.
+// Get returns the cached session of key, or nil. It takes no lock.
 // A session whose user was written since it was cached is not returned:
 // it must be loaded again.
 func (c *Cache) Get(key store.SessionKey) *Session {

@@ -80,6 +80,7 @@ success and 1 on any failure.
 			for _, sub := range cliCommands {
 				cmd.AddCommand(sub.cobraCommand())
 			}
+			cmd.AddCommand(migrateCommand())
 		},
 	})
 }
@@ -166,7 +167,9 @@ func newCLI(action string, fl caddycmd.Flags, args []string) (*cli, error) {
 	if len(args) > 0 {
 		c.name = args[0]
 	}
-	if db := fl.String("db"); db != "" {
+	if db := fl.String("db"); isRedisName(db) {
+		c.db = db
+	} else if db != "" {
 		if c.db, err = filepath.Abs(db); err != nil {
 			return nil, err
 		}
@@ -230,6 +233,11 @@ func (c *cli) send(req adminRequest) (adminResult, error) {
 			// The keys are in the config of the Caddy that serves the
 			// database, not in the file.
 			return res, refuse(errorCode(err), "%v; reseal needs the running Caddy that serves the database, which holds the keys", err)
+		}
+		if isRedisName(c.db) {
+			// Its address and credentials are in the config of the Caddy
+			// that uses it, which also tells the other instances.
+			return res, refuse(errorCode(err), "%v; %s is a Redis store: the command changes it through the admin API of a running Caddy that uses it (any instance: reach it with --address), never directly", err, c.db)
 		}
 		if c.db != "" {
 			fmt.Fprintf(c.stderr, "%v\nChanging %s directly.\n", err, c.db)

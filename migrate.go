@@ -132,27 +132,10 @@ redis://<address>/<db>#<key_prefix> (as "caddy two-factor users" names it).
 				now:       time.Now,
 				logger:    caddy.Log(),
 				stdout:    cmd.OutOrStdout(),
-				stderr:    cmd.ErrOrStderr(),
 			}
 			c := &cli{json: fl.Bool("json"), stdout: m.stdout}
 			res, err := m.run()
-			switch {
-			case err != nil && c.json:
-				refused, ok := errors.AsType[*adminError](err)
-				if !ok {
-					refused = &adminError{Message: err.Error()}
-				}
-				_ = c.printJSON(refused)
-			case err != nil:
-			case c.json:
-				err = c.printJSON(res)
-			default:
-				err = printMigrated(m.stdout, res)
-			}
-			if err != nil {
-				return caddy.ExitCodeFailedStartup, err
-			}
-			return caddy.ExitCodeSuccess, nil
+			return c.finish(res, err, func() error { return printMigrated(m.stdout, res) })
 		})(cmd, args)
 	}
 	return cmd
@@ -167,7 +150,6 @@ type migration struct {
 	now       func() time.Time
 	logger    *zap.Logger
 	stdout    io.Writer
-	stderr    io.Writer
 }
 
 // migrationTarget is the Redis store of a config and the keys of the
@@ -590,7 +572,7 @@ func printMigrated(w io.Writer, res migrateResult) error {
 			res.To, res.From, res.Users.Unchanged, res.Sessions.Unchanged+res.Sessions.Kept)
 		return err
 	}
-	fmt.Fprintf(w, "Copied %s to %s:\n", res.From, res.To)
+	fmt.Fprintf(w, "From:     %s\nTo:       %s\n", res.From, res.To)
 	count := func(n migrateCount) string {
 		s := fmt.Sprintf("%d copied, %d already there, %d overwritten", n.Copied, n.Unchanged, n.Overwritten)
 		if n.Kept > 0 {
@@ -598,12 +580,12 @@ func printMigrated(w io.Writer, res migrateResult) error {
 		}
 		return s
 	}
-	fmt.Fprintf(w, "  users:    %s\n", count(res.Users))
-	fmt.Fprintf(w, "  sessions: %s; %d expired, not copied\n", count(res.Sessions), res.ExpiredSessions)
+	fmt.Fprintf(w, "Users:    %s\n", count(res.Users))
+	fmt.Fprintf(w, "Sessions: %s; %d expired, not copied\n", count(res.Sessions), res.ExpiredSessions)
 	meta := "none"
 	if len(res.Meta) > 0 {
 		meta = strings.Join(res.Meta, ", ")
 	}
-	_, err := fmt.Fprintf(w, "  meta:     %s\n", meta)
+	_, err := fmt.Fprintf(w, "Meta:     %s\n", meta)
 	return err
 }

@@ -2,6 +2,7 @@ package twofactor
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -219,5 +220,27 @@ func TestMigrateMovesSignInsToRedis(t *testing.T) {
 	})
 	if !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the refused run wrote to the target: %v", err)
+	}
+}
+
+func TestRedisName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    redisstore.Options
+		want string
+	}{
+		{"plain", redisstore.Options{Addresses: []string{"redis.internal:6379"}, KeyPrefix: "two_factor:", Password: "secret"}, "redis://redis.internal:6379/0#two_factor:"},
+		{"tls and db", redisstore.Options{Addresses: []string{"r:6380"}, DB: 3, KeyPrefix: "p:", TLS: &tls.Config{}}, "rediss://r:6380/3#p:"},
+		{"sentinel", redisstore.Options{Addresses: []string{"s1:26379", "s2:26379"}, SentinelMaster: "mymaster", SentinelPassword: "secret", KeyPrefix: "p:"}, "redis+sentinel://s1:26379/mymaster/0#p:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := redisName(tc.o)
+			if got != tc.want {
+				t.Errorf("redisName = %q, want %q", got, tc.want)
+			}
+			if !isRedisName(got) {
+				t.Errorf("isRedisName(%q) = false", got)
+			}
+		})
 	}
 }

@@ -53,6 +53,9 @@ running Caddy, so changes take effect at once:
                      file so no secret stored without it (or with a previous
                      key) remains; needs the running Caddy, which holds the
                      keys
+  migrate            copy a bbolt database into the Redis store a config
+                     names, with Caddy stopped (see caddy two-factor migrate
+                     --help)
 
 Passwords are read without echo from the terminal, or from --password-file
 (- for standard input), never from the command line, and are hashed here
@@ -62,9 +65,11 @@ or from unknown names, or with the --algorithm you name.
 
 The admin endpoint is --address, or the one in --config, or Caddy's default
 (localhost:2019); a unix socket is unix//path/to/admin.sock.
-When Caddy has several 2FA databases open, choose one with --db. When no
-running Caddy has the --db file open, the file is changed directly; this
-fails if another process holds it.
+When Caddy has several 2FA databases open, choose one with --db: a bbolt
+file's path, or a Redis store as users names it,
+redis://<first address>/<db>#<key_prefix>. When no running Caddy has the
+--db file open, the file is changed directly; this fails if another process
+holds it. A Redis store is changed only through a running Caddy that uses it.
 
 With --json, standard output carries only JSON (an object with "error" and
 "code" on failure); messages go to standard error. The exit status is 0 on
@@ -75,11 +80,12 @@ success and 1 on any failure.
 			f.String("address", "", "The address of Caddy's admin endpoint, if not the default or the one in --config")
 			f.StringP("config", "c", "", "Configuration file to read the admin address from, if --address is not used")
 			f.StringP("adapter", "a", "", "Name of config adapter to apply (when --config is used)")
-			f.String("db", "", "The 2FA database to act on, when Caddy has several open or is not running")
+			f.String("db", "", "The 2FA database to act on (a bbolt file, or redis://<address>/<db>#<key_prefix>), when Caddy has several open or is not running")
 			f.Bool("json", false, "Write only JSON to standard output")
 			for _, sub := range cliCommands {
 				cmd.AddCommand(sub.cobraCommand())
 			}
+			cmd.AddCommand(migrateCommand())
 		},
 	})
 }
@@ -166,7 +172,9 @@ func newCLI(action string, fl caddycmd.Flags, args []string) (*cli, error) {
 	if len(args) > 0 {
 		c.name = args[0]
 	}
-	if db := fl.String("db"); db != "" {
+	if db := fl.String("db"); isRedisName(db) {
+		c.db = db
+	} else if db != "" {
 		if c.db, err = filepath.Abs(db); err != nil {
 			return nil, err
 		}
@@ -180,6 +188,13 @@ func newCLI(action string, fl caddycmd.Flags, args []string) (*cli, error) {
 // run carries out the action and prints its result.
 func (c *cli) run() (int, error) {
 	res, err := c.do()
+	return c.finish(res, err, func() error { return c.printText(res) })
+}
+
+// finish prints the outcome of a command, res as JSON with --json or with
+// text otherwise, and a failure as {"error", "code"} with --json, and
+// returns the exit status.
+func (c *cli) finish(res any, err error, text func() error) (int, error) {
 	if err != nil {
 		if c.json {
 			refused, ok := errors.AsType[*adminError](err)
@@ -193,7 +208,7 @@ func (c *cli) run() (int, error) {
 	if c.json {
 		err = c.printJSON(res)
 	} else {
-		err = c.printText(res)
+		err = text()
 	}
 	if err != nil {
 		return caddy.ExitCodeFailedStartup, err
@@ -230,6 +245,11 @@ func (c *cli) send(req adminRequest) (adminResult, error) {
 			// The keys are in the config of the Caddy that serves the
 			// database, not in the file.
 			return res, refuse(errorCode(err), "%v; reseal needs the running Caddy that serves the database, which holds the keys", err)
+		}
+		if isRedisName(c.db) {
+			// Its address and credentials are in the config of the Caddy
+			// that uses it, which also tells the other instances.
+			return res, refuse(errorCode(err), "%v; %s is a Redis store: the command changes it through the admin API of a running Caddy that uses it (any instance: reach it with --address), never directly", err, c.db)
 		}
 		if c.db != "" {
 			fmt.Fprintf(c.stderr, "%v\nChanging %s directly.\n", err, c.db)

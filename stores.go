@@ -207,13 +207,13 @@ func (s *RedisStore) open(logger *zap.Logger) error {
 	}{o, o.TLS != nil, s.TLSServerName, s.TLSCA, s.instance})
 	sum := sha256.Sum256(canon)
 	key := "redis:" + hex.EncodeToString(sum[:])
-	name := fmt.Sprintf("redis store %s at %s", strconv.Quote(o.KeyPrefix), strings.Join(o.Addresses, ", "))
+	name := redisName(o)
 	var st *redisstore.Store
 	db, err := openShared(key, name, logger, func() (store.Store, error) {
 		var err error
 		st, err = redisstore.Open(context.Background(), o)
 		if err != nil {
-			return nil, fmt.Errorf("2FA %s: %w", name, err)
+			return nil, fmt.Errorf("2FA redis store %s: %w", name, err)
 		}
 		return st, nil
 	}, func(ctx context.Context, cache *sessioncache.Cache) { watchRedis(ctx, st, cache, name, logger) })
@@ -222,6 +222,28 @@ func (s *RedisStore) open(logger *zap.Logger) error {
 	}
 	s.db, s.key = db, key
 	return nil
+}
+
+// redisName is how messages, the admin API and `caddy two-factor --db`
+// name a Redis store: redis://<first address>/<db>#<key_prefix>, with
+// rediss:// over TLS, and redis+sentinel://<first sentinel>/<master>/<db>
+// through Sentinel. It holds no credentials.
+func redisName(o redisstore.Options) string {
+	scheme, path := "redis", strconv.Itoa(o.DB)
+	if o.TLS != nil {
+		scheme = "rediss"
+	}
+	if o.SentinelMaster != "" {
+		scheme += "+sentinel"
+		path = o.SentinelMaster + "/" + path
+	}
+	return scheme + "://" + o.Addresses[0] + "/" + path + "#" + o.KeyPrefix
+}
+
+// isRedisName reports whether a database name is a Redis store's.
+func isRedisName(name string) bool {
+	return strings.HasPrefix(name, "redis://") || strings.HasPrefix(name, "rediss://") ||
+		strings.HasPrefix(name, "redis+sentinel://") || strings.HasPrefix(name, "rediss+sentinel://")
 }
 
 // watchRedis keeps cache told of every instance's writes to st until ctx

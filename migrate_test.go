@@ -1,0 +1,246 @@
+package twofactor
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-two-factor/caddy-two-factor/internal/redistest"
+	"github.com/caddy-two-factor/caddy-two-factor/store"
+	redisstore "github.com/caddy-two-factor/caddy-two-factor/store/redis"
+)
+
+// redisStoreBlock is the Caddyfile store block for srv under prefix.
+func redisStoreBlock(srv *redistest.Server, prefix string) string {
+	return fmt.Sprintf("store redis {\n\t\t\taddress %s\n\t\t\tpassword %s\n\t\t\tkey_prefix %s\n\t\t}", srv.Addr, srv.Password, prefix)
+}
+
+// redisDBName is how the command names srv's store under prefix.
+func redisDBName(srv *redistest.Server, prefix string) string {
+	return "redis://" + srv.Addr + "/0#" + prefix
+}
+
+// TestCommandOnARedisStore runs every command through the admin API of a
+// Caddy whose two_factor keeps its state in Redis, choosing the store by
+// the name `users` shows, and checks that with Caddy stopped the command
+// refuses, rather than open Redis behind the instances' backs.
+func TestCommandOnARedisStore(t *testing.T) {
+	srv := redistest.Start(t)
+	var users strings.Builder
+	for _, u := range testUsers {
+		fmt.Fprintf(&users, "\t\tuser %s %s\n", u, testHash())
+	}
+	loadCaddyfile(t, globalOptions()+fmt.Sprintf(`
+http://localhost:%d {
+	two_factor /admin/* {
+		%s
+		encryption_key %s
+%s	}
+	%s
+}
+`, testPorts().http, redisStoreBlock(srv, "cmd:"), keyB64(1), users.String(), defaultRoutes))
+	t.Cleanup(func() { stopSites(t) }) // before the server stops
+	name := redisDBName(srv, "cmd:")
+	run := cliFor(t, "--db", name)
+
+	if out := cliFor(t)("", "users").mustSucceed(t); !strings.Contains(out.stdout, "2FA database "+name+"\n") {
+		t.Errorf("users does not name the store %s:\n%s", name, out.stdout)
+	}
+	if strings.Contains(name, srv.Password) {
+		t.Fatal("the name holds the password")
+	}
+	run("", "add-user", "zoe", "--password-file", passwordFile(t, testPassword)).mustSucceed(t)
+	run("", "passwd", "zoe", "--password-file", passwordFile(t, testPassword)).mustSucceed(t)
+	b := newBrowser(t)
+	secret, _ := b.enroll("alice")
+	if r := b.get("/admin/"); r.status != http.StatusOK {
+		t.Fatalf("alice is not signed in: %d", r.status)
+	}
+	got := usersOf(t, run)
+	if got["zoe"].DefinedIn != definedInDatabase || !got["alice"].Enrolled || got["alice"].Sessions != 1 {
+		t.Fatalf("users: zoe %+v, alice %+v", got["zoe"], got["alice"])
+	}
+
+	var res adminResult
+	run("", "revoke", "alice", "--json").mustSucceed(t).decode(t, &res)
+	if res.DB != name || res.SessionsEnded == nil || *res.SessionsEnded != 1 {
+		t.Fatalf("revoke: %+v", res)
+	}
+	if r := b.get("/admin/"); r.status == http.StatusOK {
+		t.Fatal("the revoked session still passes")
+	}
+	if r := b.signIn("alice", secret); r.status != http.StatusSeeOther {
+		t.Fatalf("sign-in after revoke: %d", r.status)
+	}
+	run("", "reseal", "--json").mustSucceed(t).decode(t, &res)
+	if res.Resealed == nil || res.Resealed.Compacted != nil {
+		t.Errorf("reseal: %+v", res.Resealed)
+	}
+	run("", "reset", "alice").mustSucceed(t)
+	if got := usersOf(t, run)["alice"]; got.Enrolled || got.Sessions != 0 {
+		t.Errorf("alice after reset: %+v", got)
+	}
+	run("", "unlock", "bob").mustSucceed(t)
+	run("", "remove-user", "zoe").mustSucceed(t)
+	if _, ok := usersOf(t, run)["zoe"]; ok {
+		t.Error("zoe is still listed")
+	}
+
+	stopSites(t)
+	out := run("", "users", "--json")
+	if code := out.refusal(t); code != codeNoDatabase {
+		t.Errorf("with Caddy stopped: code %q", code)
+	}
+	if !strings.Contains(out.stdout, "is a Redis store") {
+		t.Errorf("the refusal does not say why: %s", out.stdout)
+	}
+}
+
+// migrateConfig writes a Caddyfile whose two_factor keeps its state in
+// srv under prefix, sealed with key, and returns its path.
+func migrateConfig(t *testing.T, srv *redistest.Server, prefix, key string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "Caddyfile")
+	caddyfile := fmt.Sprintf(`http://localhost:1 {
+	two_factor {
+		%s
+		encryption_key %s
+		user alice %s
+	}
+	respond "ok"
+}
+`, redisStoreBlock(srv, prefix), key, testHash())
+	if err := os.WriteFile(path, []byte(caddyfile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func migrate(t *testing.T, args ...string) cliRun {
+	t.Helper()
+	return twoFactorCommand(t, "", append([]string{"migrate"}, args...)...)
+}
+
+// TestMigrateMovesSignInsToRedis is the walkthrough of docs/operations.md:
+// a bbolt database with an enrolled, signed-in user and a database user is
+// copied into Redis; on a handler on that store the session still passes,
+// the user signs in with the same authenticator and the database user with
+// the same password. Running it again copies nothing; a user changed in
+// the target since is refused unless --overwrite; a config whose key does
+// not open the secrets is refused and nothing is written.
+func TestMigrateMovesSignInsToRedis(t *testing.T) {
+	key := keyB64(1)
+	source := newClockSite(t, func(h *TwoFactor) {
+		h.now = time.Now
+		h.EncryptionKey = key
+	})
+	b := source.browser(t)
+	b.now = time.Now
+	secret, _ := b.enroll("alice")
+	if _, err := source.h.db.administer(adminRequest{Action: actionAddUser, Name: "zoe", PasswordHash: testHash()}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	srv := redistest.Start(t)
+	config := migrateConfig(t, srv, "moved:", key)
+	from := source.h.DB
+
+	// Caddy still holds the file.
+	if out := migrate(t, "--from", from, "--config", config, "--json"); out.refusal(t) != codeLocked || !strings.Contains(out.stdout, "stop it") {
+		t.Errorf("a held file: %s", out.stdout)
+	}
+	if err := source.h.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+
+	var res migrateResult
+	migrate(t, "--from", from, "--config", config, "--json").mustSucceed(t).decode(t, &res)
+	want := migrateCount{Copied: 2}
+	if res.To != redisDBName(srv, "moved:") || res.Users != want || res.Sessions != (migrateCount{Copied: 1}) {
+		t.Fatalf("first run: %+v", res)
+	}
+	for _, name := range []string{metaKeyCheck, metaCSRFKey} {
+		if !slices.Contains(res.Meta, name) {
+			t.Errorf("%s not copied: %v", name, res.Meta)
+		}
+	}
+	again := migrate(t, "--from", from, "--config", config).mustSucceed(t)
+	if !strings.HasPrefix(again.stdout, "Nothing to copy") {
+		t.Errorf("second run copied something:\n%s", again.stdout)
+	}
+
+	target := newClockSite(t, func(h *TwoFactor) {
+		h.DB = ""
+		h.now = time.Now
+		h.EncryptionKey = key
+		h.store = &RedisStore{Addresses: []string{srv.Addr}, Password: srv.Password, KeyPrefix: "moved:", Timeout: caddy.Duration(time.Second)}
+	})
+	if r := at(b, target).get("/app"); r.status != http.StatusOK || r.body != "ok alice" {
+		t.Fatalf("the session opened on bbolt does not pass on Redis: %d %q", r.status, r.body)
+	}
+	fresh := target.browser(t)
+	fresh.now = time.Now
+	if r := fresh.signIn("alice", secret); r.status != http.StatusSeeOther {
+		t.Fatalf("alice's authenticator does not sign her in on Redis: %d", r.status)
+	}
+	if r := target.browser(t).login("zoe", testPassword, "/"); r.status != http.StatusSeeOther || r.location() != "/_2fa/setup" {
+		t.Fatalf("zoe's password: %d to %q", r.status, r.location())
+	}
+
+	// alice's record moved on in Redis (the step she used).
+	if out := migrate(t, "--from", from, "--config", config, "--json"); out.refusal(t) != codeTargetDiffers || !strings.Contains(out.stdout, "alice") {
+		t.Errorf("a changed target user: %s", out.stdout)
+	}
+	migrate(t, "--from", from, "--config", config, "--overwrite", "--json").mustSucceed(t).decode(t, &res)
+	if res.Users != (migrateCount{Unchanged: 1, Overwritten: 1}) {
+		t.Errorf("--overwrite: %+v", res.Users)
+	}
+
+	wrong := migrateConfig(t, srv, "wrong:", keyB64(2))
+	if out := migrate(t, "--from", from, "--config", wrong, "--json"); out.refusal(t) != codeKeyMismatch {
+		t.Errorf("another key: %s", out.stdout)
+	}
+	st, err := redisstore.Open(context.Background(), redisstore.Options{Addresses: []string{srv.Addr}, Password: srv.Password, KeyPrefix: "wrong:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	err = st.View(func(tx store.Tx) error {
+		_, err := tx.Meta(metaKeyCheck)
+		return err
+	})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the refused run wrote to the target: %v", err)
+	}
+}
+
+func TestRedisName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    redisstore.Options
+		want string
+	}{
+		{"plain", redisstore.Options{Addresses: []string{"redis.internal:6379"}, KeyPrefix: "two_factor:", Password: "secret"}, "redis://redis.internal:6379/0#two_factor:"},
+		{"tls and db", redisstore.Options{Addresses: []string{"r:6380"}, DB: 3, KeyPrefix: "p:", TLS: &tls.Config{}}, "rediss://r:6380/3#p:"},
+		{"sentinel", redisstore.Options{Addresses: []string{"s1:26379", "s2:26379"}, SentinelMaster: "mymaster", SentinelPassword: "secret", KeyPrefix: "p:"}, "redis+sentinel://s1:26379/mymaster/0#p:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := redisName(tc.o)
+			if got != tc.want {
+				t.Errorf("redisName = %q, want %q", got, tc.want)
+			}
+			if !isRedisName(got) {
+				t.Errorf("isRedisName(%q) = false", got)
+			}
+		})
+	}
+}

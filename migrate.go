@@ -1,6 +1,7 @@
 package twofactor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -389,7 +390,7 @@ func (m *migration) copyUsers(src, dst store.Store, res *migrateResult) error {
 				default:
 					n.Copied++
 				}
-				if err := tx.PutUser(u); err != nil {
+				if err := tx.PutUser(keepUsedSteps(tx, u)); err != nil {
 					return err
 				}
 			}
@@ -401,6 +402,21 @@ func (m *migration) copyUsers(src, dst store.Store, res *migrateResult) error {
 		res.Users.add(n)
 	}
 	return nil
+}
+
+// keepUsedSteps returns u, but with the TOTP step the target last
+// accepted for the same secret if that is later: overwriting a user must
+// not make a code that was used on the target work once more.
+func keepUsedSteps(tx store.Tx, u *store.User) *store.User {
+	have, err := tx.User(u.Name)
+	if err != nil || have.TOTP == nil || u.TOTP == nil || !bytes.Equal(have.TOTP.Secret, u.TOTP.Secret) || have.TOTP.LastStep <= u.TOTP.LastStep {
+		return u
+	}
+	copied := *u
+	enrollment := *u.TOTP
+	enrollment.LastStep = have.TOTP.LastStep
+	copied.TOTP = &enrollment
+	return &copied
 }
 
 // sameUser reports whether tx holds u as it is, and whether it holds a

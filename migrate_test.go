@@ -200,9 +200,33 @@ func TestMigrateMovesSignInsToRedis(t *testing.T) {
 	if out := migrate(t, "--from", from, "--config", config, "--json"); out.refusal(t) != codeTargetDiffers || !strings.Contains(out.stdout, "alice") {
 		t.Errorf("a changed target user: %s", out.stdout)
 	}
+	moved, err := redisstore.Open(context.Background(), redisstore.Options{Addresses: []string{srv.Addr}, Password: srv.Password, KeyPrefix: "moved:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer moved.Close()
+	lastStep := func() uint64 {
+		t.Helper()
+		var step uint64
+		if err := moved.View(func(tx store.Tx) error {
+			u, err := tx.User("alice")
+			if err == nil {
+				step = u.TOTP.LastStep
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return step
+	}
+	usedOnRedis := lastStep()
 	migrate(t, "--from", from, "--config", config, "--overwrite", "--json").mustSucceed(t).decode(t, &res)
 	if res.Users != (migrateCount{Unchanged: 1, Overwritten: 1}) {
 		t.Errorf("--overwrite: %+v", res.Users)
+	}
+	// The code alice used on Redis stays used: --overwrite keeps the later step.
+	if got := lastStep(); got != usedOnRedis {
+		t.Errorf("after --overwrite the last accepted step is %d, was %d on Redis: a used code would work again", got, usedOnRedis)
 	}
 
 	wrong := migrateConfig(t, srv, "wrong:", keyB64(2))

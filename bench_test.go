@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-two-factor/caddy-two-factor/internal/redistest"
 	"github.com/caddy-two-factor/caddy-two-factor/internal/seed"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
@@ -300,6 +302,72 @@ func BenchmarkRefusedSignIn(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(bolt.Commits()-before)/float64(b.N), "writes/op")
+		})
+	}
+}
+
+// BenchmarkCacheMemory loads 10,000 signed-in sessions into the gate's
+// cache, from bbolt and from Redis (a local redis-server), and reports
+// the heap they hold once cached, per session (after a GC, so garbage of
+// the loads does not count). Each iteration empties the cache and fills
+// it again.
+//
+//	go test -run '^$' -bench CacheMemory -benchtime 5x .
+func BenchmarkCacheMemory(b *testing.B) {
+	const n = 10000
+	o := seed.BenchOptions(n)
+	o.Expired, o.Tokens = 0, n
+	backends := []struct {
+		name      string
+		configure func(b *testing.B, h *TwoFactor)
+	}{
+		{"bolt", func(b *testing.B, h *TwoFactor) { h.DB = filepath.Join(b.TempDir(), "2fa.db") }},
+		{"redis", func(b *testing.B, h *TwoFactor) {
+			srv := redistest.Start(b)
+			h.store = &RedisStore{Addresses: []string{srv.Addr}, Password: srv.Password, Timeout: caddy.Duration(time.Second)}
+		}},
+	}
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			h := &TwoFactor{}
+			be.configure(b, h)
+			if err := h.provision(zap.NewNop()); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = h.Cleanup() })
+			tokens, err := seed.Fill(h.db.raw, o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			keys := make([]store.SessionKey, len(tokens))
+			for i, tok := range tokens {
+				keys[i], _ = store.ParseSessionToken(tok)
+			}
+			for deadline := time.Now().Add(5 * time.Second); !h.db.cache.Trusted(); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					b.Fatal("the session cache does not trust itself")
+				}
+			}
+			var perSession float64
+			for b.Loop() {
+				h.db.cache.Invalidate(nil, keys)
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				now := time.Now()
+				for _, k := range keys {
+					if _, err := h.loadSession(k, now); err != nil {
+						b.Fatal(err)
+					}
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				if h.db.cache.Get(keys[0]) == nil || h.db.cache.Get(keys[n-1]) == nil {
+					b.Fatal("sessions were not cached")
+				}
+				perSession = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+			}
+			b.ReportMetric(perSession, "heap-B/session")
 		})
 	}
 }

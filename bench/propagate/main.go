@@ -10,7 +10,9 @@
 //
 // The time of a revocation runs from sending the admin request to the end
 // of B's first refusal. It prints the median, p99 and longest of those,
-// and of the admin request alone.
+// and of the admin request alone, and how many of B's answers still
+// served a session after A had answered its revocation (any is a window
+// in which a revoked session outlived the revocation's answer).
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -70,6 +73,7 @@ func revoke(admin, name string) error {
 
 func run(admin, b string, limit time.Duration) error {
 	var took, calls []time.Duration
+	late := 0
 	lines := bufio.NewScanner(os.Stdin)
 	for lines.Scan() {
 		name, cookie, ok := strings.Cut(lines.Text(), " ")
@@ -85,12 +89,17 @@ func run(admin, b string, limit time.Duration) error {
 		}
 		start := time.Now()
 		revoked := make(chan error, 1)
+		var answered atomic.Bool
 		go func() {
 			err := revoke(admin, name)
 			calls = append(calls, time.Since(start))
+			answered.Store(true)
 			revoked <- err
 		}()
 		for {
+			// Read before the request: a 200 then counts as late only if
+			// B was asked after A had answered.
+			after := answered.Load()
 			status, err := get(b, cookie)
 			if err != nil {
 				return err
@@ -101,6 +110,9 @@ func run(admin, b string, limit time.Duration) error {
 			}
 			if status != http.StatusOK {
 				return fmt.Errorf("%s: B answered %d", name, status)
+			}
+			if after {
+				late++
 			}
 			if time.Since(start) > limit {
 				return fmt.Errorf("%s: B still serves the session %v after the revocation", name, limit)
@@ -116,7 +128,8 @@ func run(admin, b string, limit time.Duration) error {
 	if len(took) == 0 {
 		return fmt.Errorf("no sessions on stdin")
 	}
-	fmt.Printf("%d revocations: until B refuses %s; the admin request on A %s\n", len(took), summary(took), summary(calls))
+	fmt.Printf("%d revocations: until B refuses %s; the admin request on A %s; B served %d requests asked after A had answered\n",
+		len(took), summary(took), summary(calls), late)
 	return nil
 }
 

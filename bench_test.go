@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-two-factor/caddy-two-factor/internal/redistest"
 	"github.com/caddy-two-factor/caddy-two-factor/internal/seed"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
@@ -300,6 +302,76 @@ func BenchmarkRefusedSignIn(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(bolt.Commits()-before)/float64(b.N), "writes/op")
+		})
+	}
+}
+
+// BenchmarkCacheMemory loads 10,000 signed-in sessions into the gate's
+// cache, from bbolt and from Redis (a local redis-server), and reports
+// the heap they hold once cached, per session: the heap with the cache
+// full less the heap once it is emptied, each after a GC, so neither the
+// loads' garbage nor what the store's client keeps counts. Each iteration
+// fills the cache and empties it.
+//
+//	go test -run '^$' -bench CacheMemory -benchtime 5x .
+func BenchmarkCacheMemory(b *testing.B) {
+	const n = 10000
+	o := seed.BenchOptions(n)
+	// Every session is live, the first for a minute: none expires while
+	// the benchmark runs.
+	o.Expired, o.Tokens, o.Lifetime = 0, n, n*time.Minute
+	backends := []struct {
+		name      string
+		configure func(b *testing.B, h *TwoFactor)
+	}{
+		{"bolt", func(b *testing.B, h *TwoFactor) { h.DB = filepath.Join(b.TempDir(), "2fa.db") }},
+		{"redis", func(b *testing.B, h *TwoFactor) {
+			srv := redistest.Start(b)
+			h.store = &RedisStore{Addresses: []string{srv.Addr}, Password: srv.Password, Timeout: caddy.Duration(time.Second)}
+		}},
+	}
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			h := &TwoFactor{}
+			be.configure(b, h)
+			if err := h.provision(zap.NewNop()); err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = h.Cleanup() })
+			o.Now = time.Now()
+			tokens, err := seed.Fill(h.db.raw, o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			keys := make([]store.SessionKey, len(tokens))
+			for i, tok := range tokens {
+				keys[i], _ = store.ParseSessionToken(tok)
+			}
+			for deadline := time.Now().Add(5 * time.Second); !h.db.cache.Trusted(); time.Sleep(10 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					b.Fatal("the session cache does not trust itself")
+				}
+			}
+			var perSession float64
+			for b.Loop() {
+				now := time.Now()
+				for _, k := range keys {
+					if _, err := h.loadSession(k, now); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if h.db.cache.Get(keys[0]) == nil || h.db.cache.Get(keys[n-1]) == nil {
+					b.Fatal("sessions were not cached")
+				}
+				var full, empty runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&full)
+				h.db.cache.Invalidate(nil, keys)
+				runtime.GC()
+				runtime.ReadMemStats(&empty)
+				perSession = float64(int64(full.HeapAlloc)-int64(empty.HeapAlloc)) / n
+			}
+			b.ReportMetric(perSession, "heap-B/session")
 		})
 	}
 }

@@ -5,11 +5,18 @@
 #
 #   bench/run.sh              # the comparison and the sign-in storm, ~4.5 min
 #   SCALE=1 bench/run.sh      # also 1,000 vs 1,000,000 stored sessions, ~7.5 min
+#   REDIS=0 bench/run.sh      # without the Redis store (on by default when
+#                             # redis-server is installed)
 #
 # Settings (environment): ROUNDS=5, DURATION=5s per wrk run, CONNS=32,
 # THREADS=1 (wrk threads), STORM=1 (0 skips the sign-in storm), FLOOD=1 (0
 # skips the flood of refused sign-ins on one locked account), SCALE=0,
-# PORT=18080 (the first of the ports used, all on 127.0.0.1).
+# REDIS=1 if redis-server is installed (1 installs it if missing: a
+# two_factor on `store redis` in the comparison, then sign-in latency and
+# revocation propagation), REDIS_AOF=everysec (its appendfsync: everysec,
+# always, or off for no AOF), SIGNINS=100 (sign-ins timed per store),
+# PORT=18080 (the first of the ports used, all on 127.0.0.1; redis-server
+# takes the first free one from PORT+20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,10 +28,17 @@ STORM=${STORM:-1}
 FLOOD=${FLOOD:-1}
 SCALE=${SCALE:-0}
 PORT=${PORT:-18080}
+REDIS=${REDIS:-$(command -v redis-server >/dev/null && echo 1 || echo 0)}
+SIGNINS=${SIGNINS:-100}
+REDIS_AOF=${REDIS_AOF:-everysec}
 
 if ! command -v wrk >/dev/null; then
 	echo "Installing wrk from Debian's packages." >&2
 	apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
+fi
+if [ "$REDIS" = 1 ] && ! command -v redis-server >/dev/null; then
+	echo "Installing redis-server from Debian's packages." >&2
+	apt-get update -qq >/dev/null && apt-get install -y -qq redis-server >/dev/null
 fi
 
 work=$(mktemp -d)
@@ -41,18 +55,20 @@ go build -o "$work/caddy" ./cmd/caddy
 go build -o "$work/signin" ./bench/signin
 go build -o "$work/storm" ./bench/storm
 go build -o "$work/seed" ./bench/seed
+go build -o "$work/propagate" ./bench/propagate
 
 password=bench-password
 hash=$("$work/caddy" hash-password --plaintext "$password")
 body="hello from behind the gate"
 
-# start NAME PORT DIRECTIVES: runs a Caddy with one site answering $body
-# behind DIRECTIVES, and waits until it answers.
+# start NAME PORT DIRECTIVES [ADMIN]: runs a Caddy with one site answering
+# $body behind DIRECTIVES, and its admin endpoint at ADMIN (default off),
+# and waits until it answers.
 start() {
-	local name=$1 port=$2 directives=$3
+	local name=$1 port=$2 directives=$3 admin=${4:-off}
 	cat >"$work/$name.Caddyfile" <<-EOF
 		{
-			admin off
+			admin $admin
 			persist_config off
 			auto_https off
 			log {
@@ -142,12 +158,50 @@ for check in "http://127.0.0.1:$noauth/" "-H|$basic_header|http://127.0.0.1:$bas
 done
 idle_rss=$(rss "$pid_tf")
 
+if [ "$REDIS" = 1 ]; then
+	# A redis-server of the run's own: loopback, a password, no snapshots,
+	# and the AOF that README.md asks for ("What the Redis server needs"),
+	# with appendfsync REDIS_AOF: everysec by default, as bbolt's fsync of
+	# every commit compares with "always".
+	redis_port=$((PORT + 20))
+	while (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null; do redis_port=$((redis_port + 1)); done
+	BENCH_REDIS_PASSWORD=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+	export BENCH_REDIS_PASSWORD
+	redis-server --bind 127.0.0.1 --port "$redis_port" --requirepass "$BENCH_REDIS_PASSWORD" --save '' \
+		$([ "$REDIS_AOF" = off ] && echo "--appendonly no" || echo "--appendonly yes --appendfsync $REDIS_AOF") \
+		--dir "$work" --logfile "$work/redis.log" &
+	pids+=($!)
+	for i in $(seq 200); do
+		if redis-cli -p "$redis_port" --no-auth-warning -a "$BENCH_REDIS_PASSWORD" ping 2>/dev/null | grep -q PONG; then break; fi
+		sleep 0.05
+	done
+	# redis_store PREFIX: the store directive for the run's redis-server.
+	redis_store() {
+		echo "store redis {
+			address 127.0.0.1:$redis_port
+			password {env.BENCH_REDIS_PASSWORD}
+			key_prefix $1
+		}"
+	}
+	tfredis=$((PORT + 10))
+	start tfredis "$tfredis" "two_factor {
+		$(redis_store bench-gate:)
+		user bench $hash
+	}"
+	cookie_redis=$("$work/signin" -base "http://127.0.0.1:$tfredis" -user bench -password "$password")
+	got=$(curl -s -H "Cookie: $cookie_redis" "http://127.0.0.1:$tfredis/")
+	[ "$got" = "$body" ] || { echo "sanity check failed for the Redis two_factor: $got" >&2; exit 1; }
+fi
+
 echo "Measuring: $ROUNDS rounds of $DURATION per configuration, wrk -t$THREADS -c$CONNS, alternating…" >&2
 for round in $(seq "$ROUNDS"); do
 	echo "  round $round" >&2
 	load noauth "http://127.0.0.1:$noauth/"
 	load basic "http://127.0.0.1:$basic/" -H "$basic_header"
 	load tf "http://127.0.0.1:$tf/" -H "Cookie: $cookie"
+	if [ "$REDIS" = 1 ]; then
+		load tfredis "http://127.0.0.1:$tfredis/" -H "Cookie: $cookie_redis"
+	fi
 	load tf401 "http://127.0.0.1:$tf/" -H "Accept: application/json"
 	load tfredirect "http://127.0.0.1:$tf/" -H "Accept: text/html"
 done
@@ -161,6 +215,12 @@ row basic "basic_auth (hash cache)" noauth
 row tf "two_factor, signed in" noauth
 row tf401 "two_factor, no session: 401" noauth
 row tfredirect "two_factor, no session: redirect" noauth
+if [ "$REDIS" = 1 ]; then
+	row tfredis "two_factor on Redis, signed in" noauth
+	echo
+	echo "two_factor on Redis / on bbolt, signed in: $(awk -v a="$(median 1 tfredis)" -v b="$(median 1 tf)" 'BEGIN {printf "%.3f", a / b}')× the req/s (median of the rounds); round by round: $(paste -d' ' "$work/tfredis.results" "$work/tf.results" | awk '{printf "%s%.3f", sep, $1 / $5; sep = ", "}')."
+	echo "Round by round, against no auth: bbolt $(paste -d' ' "$work/tf.results" "$work/noauth.results" | awk '{printf "%s%.3f", sep, $1 / $5; sep = ", "}'); Redis $(paste -d' ' "$work/tfredis.results" "$work/noauth.results" | awk '{printf "%s%.3f", sep, $1 / $5; sep = ", "}')."
+fi
 echo
 echo "two_factor RSS: $idle_rss idle after sign-in; $(rss "$pid_tf") after the load, $(hwm "$pid_tf") at most."
 
@@ -332,4 +392,50 @@ if [ "$SCALE" = 1 ]; then
 	echo
 	echo "1,000,000 vs 1,000 sessions, p50 latency: one session $(awk -v a="$(median 2 one1000000)" -v b="$(median 2 one1000)" 'BEGIN {printf "%.2f", a / b}')×, 1,000 sessions $(awk -v a="$(median 2 many1000000)" -v b="$(median 2 many1000)" 'BEGIN {printf "%.2f", a / b}')×."
 	echo "Start-up is from launching the process to its first answer (Caddy's own start included). The database is mmapped: pages of it that requests touch count in RSS (the kernel maps pages around each one read), but they are the page cache's, shared and reclaimable; the private part is the process's own memory."
+fi
+
+if [ "$REDIS" = 1 ]; then
+	# Sign-in latency, bbolt vs Redis: SIGNINS users signed in through the
+	# pages on each (the login page, the password, the setup page, the
+	# code), in alternating batches. The hashes are bcrypt at cost 4, the
+	# lowest, so that the store's share shows: at the default cost the
+	# hash alone takes about a second.
+	hash4=$("$work/caddy" hash-password --algorithm bcrypt --bcrypt-cost 4 --plaintext "$password")
+	users=$(for i in $(seq "$SIGNINS"); do printf '\n\t\tuser bench%d %s' "$i" "$hash4"; done)
+	sibolt=$((PORT + 11)) siredis=$((PORT + 12)) siredis_b=$((PORT + 13)) admin_a=$((PORT + 14))
+	start sibolt "$sibolt" "two_factor {
+		db $work/2fa-signin.db$users
+	}"
+	# Two instances on one prefix: A, where users sign in and are revoked
+	# (its admin endpoint on), and B, which must stop honouring them.
+	start siredis "$siredis" "two_factor {
+		$(redis_store bench-signin:)$users
+	}" "127.0.0.1:$admin_a"
+	start siredis_b "$siredis_b" "two_factor {
+		$(redis_store bench-signin:)$users
+	}"
+	echo "Sign-in latency: $SIGNINS sign-ins on bbolt and on Redis, alternating batches…" >&2
+	batch=$(( (SIGNINS + ROUNDS - 1) / ROUNDS ))
+	for first in $(seq 1 "$batch" "$SIGNINS"); do
+		n=$(( first + batch - 1 > SIGNINS ? SIGNINS - first + 1 : batch ))
+		"$work/signin" -base "http://127.0.0.1:$sibolt" -user bench -password "$password" -n "$n" -first "$first" -durations "$work/signin-bolt.us" >/dev/null 2>&1
+		"$work/signin" -base "http://127.0.0.1:$siredis" -user bench -password "$password" -n "$n" -first "$first" -durations "$work/signin-redis.us" >>"$work/signin-redis.cookies" 2>/dev/null
+	done
+	# pct FILE P: the Pth percentile of the numbers in FILE (nearest rank).
+	pct() { sort -g "$1" | awk -v p="$2" '{v[NR] = $1} END {i = int(NR * p / 100); if (i < NR * p / 100) i++; if (i < 1) i = 1; print v[i]}'; }
+	echo
+	echo "Sign-in latency, $SIGNINS sign-ins per store through the pages (login page, password, setup page, code), bcrypt cost 4; redis-server with appendfsync $REDIS_AOF:"
+	echo
+	echo "| store  | p50 | p99 |"
+	echo "|--------|-----|-----|"
+	for st in bolt redis; do
+		printf "| %-6s | %.1f ms | %.1f ms |\n" "$st" "$(pct "$work/signin-$st.us" 50 | awk '{print $1 / 1000}')" "$(pct "$work/signin-$st.us" 99 | awk '{print $1 / 1000}')"
+	done
+	echo
+	echo "Redis / bbolt: p50 $(awk -v a="$(pct "$work/signin-redis.us" 50)" -v b="$(pct "$work/signin-bolt.us" 50)" 'BEGIN {printf "%.2f", a / b}')×, p99 $(awk -v a="$(pct "$work/signin-redis.us" 99)" -v b="$(pct "$work/signin-bolt.us" 99)" 'BEGIN {printf "%.2f", a / b}')×."
+
+	echo "Revocation propagation: $SIGNINS revocations on A, polling B…" >&2
+	echo
+	echo "Revocation propagation, two Caddys on one redis-server: each session served by B from its memory, revoked through A's admin API, B polled with the cookie until it answers 401."
+	"$work/propagate" -admin "http://127.0.0.1:$admin_a" -b "http://127.0.0.1:$siredis_b" <"$work/signin-redis.cookies"
 fi

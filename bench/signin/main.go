@@ -6,6 +6,14 @@
 //	go run ./bench/signin -base http://127.0.0.1:8080 -user bench -password secret
 //
 // The user must not be enrolled yet (use a fresh database).
+//
+// With -n, it signs in n users one after the other, <user>1 to <user>n
+// (from -first), prints "name cookie" for each, and writes each sign-in's
+// time (from the login page to the confirmed session: the password, then
+// the code) in microseconds, one a line, to -durations; its median and p99
+// go to stderr:
+//
+//	go run ./bench/signin -base http://127.0.0.1:8080 -user bench -password secret -n 100 -durations times.txt
 package main
 
 import (
@@ -19,6 +27,8 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,13 +45,56 @@ func main() {
 	prefix := flag.String("prefix", "/_2fa", "the module's path_prefix")
 	user := flag.String("user", "bench", "user name")
 	password := flag.String("password", "", "password")
+	n := flag.Int("n", 0, "sign in n users, <user><first> to <user><first+n-1>, and time each")
+	first := flag.Int("first", 1, "the number of the first user with -n")
+	durations := flag.String("durations", "", "with -n, append each sign-in's time in µs to this file")
 	flag.Parse()
-	cookie, err := signIn(*base, *prefix, *user, *password)
-	if err != nil {
+	if *n == 0 {
+		cookie, err := signIn(*base, *prefix, *user, *password)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "signin:", err)
+			os.Exit(1)
+		}
+		fmt.Println(cookie)
+		return
+	}
+	if err := signInMany(*base, *prefix, *user, *password, *first, *n, *durations); err != nil {
 		fmt.Fprintln(os.Stderr, "signin:", err)
 		os.Exit(1)
 	}
-	fmt.Println(cookie)
+}
+
+// signInMany signs in n users in turn, timing each sign-in.
+func signInMany(base, prefix, user, password string, first, n int, durations string) error {
+	took := make([]time.Duration, 0, n)
+	var times strings.Builder
+	for i := first; i < first+n; i++ {
+		name := user + strconv.Itoa(i)
+		start := time.Now()
+		cookie, err := signIn(base, prefix, name, password)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		took = append(took, time.Since(start))
+		fmt.Printf("%s %s\n", name, cookie)
+		fmt.Fprintf(&times, "%d\n", took[len(took)-1].Microseconds())
+	}
+	if durations != "" {
+		f, err := os.OpenFile(durations, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		if _, err := f.WriteString(times.String()); err != nil {
+			_ = f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	slices.Sort(took)
+	fmt.Fprintf(os.Stderr, "%d sign-ins: p50 %v, p99 %v\n", n, took[n/2], took[(n*99+99)/100-1])
+	return nil
 }
 
 type client struct {

@@ -98,7 +98,11 @@ func Fill(st store.Store, o Options) ([]string, error) {
 	// if multiplied first).
 	step := o.Lifetime / time.Duration(max(o.Sessions-o.Expired, 1))
 	for lo := 0; lo < o.Sessions; lo += o.Batch {
+		// A store may run a transaction again (Redis, after a conflict):
+		// only the tokens of the run that committed are kept.
+		var batch []string
 		err := st.Update(func(tx store.Tx) error {
+			batch = batch[:0]
 			for i := lo; i < min(lo+o.Batch, o.Sessions); i++ {
 				token, key, err := store.NewSessionToken()
 				if err != nil {
@@ -131,7 +135,7 @@ func Fill(st store.Store, o Options) ([]string, error) {
 				// The last sessions expire last: their tokens stay
 				// good for about Lifetime.
 				if i >= max(o.Expired, o.Sessions-o.Tokens) {
-					tokens = append(tokens, token)
+					batch = append(batch, token)
 				}
 			}
 			return nil
@@ -139,6 +143,7 @@ func Fill(st store.Store, o Options) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("writing sessions: %w", err)
 		}
+		tokens = append(tokens, batch...)
 	}
 	return tokens, nil
 }

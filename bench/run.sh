@@ -298,7 +298,7 @@ if [ "$FLOOD" = 1 ]; then
 	# /proc/PID/io) are counted over each flood and divided by the refused
 	# requests. max_ip_attempts is lifted so every refusal reaches the
 	# account check instead of the client lock, the costlier path.
-	tfflood=$((PORT + 5))
+	tfflood=$((PORT + 6)) # past SCALE's PORT+4 and PORT+5
 	start tfflood "$tfflood" "two_factor {
 		db $work/2fa-flood.db
 		user bench $hash

@@ -128,7 +128,7 @@ func (h *TwoFactor) renderAccount(w http.ResponseWriter, status int, sess *store
 		return b.LastSeen.Compare(a.LastSeen)
 	})
 	for _, s := range sessions {
-		if !h.live(s, now) || (s.Stage == store.StageFull && s.UserSessionID != u.SessionID) {
+		if !h.live(s, now) || !s.HeldBy(u) {
 			continue
 		}
 		current := s.Key == sess.Key

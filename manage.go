@@ -554,8 +554,7 @@ func (v adminView) info(tx store.Tx, name string) (userInfo, error) {
 	}
 	sessions, err := tx.UserSessions(name)
 	for _, s := range sessions {
-		if s.Stage == store.StageFull && s.UserSessionID == u.SessionID && v.now.Before(s.Expires) &&
-			(v.idle == 0 || v.now.Sub(s.LastSeen) < v.idle) {
+		if s.Stage == store.StageFull && s.HeldBy(u) && s.Live(v.now, v.idle) {
 			info.Sessions++
 		}
 	}

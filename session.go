@@ -100,13 +100,7 @@ var errNoSession = errors.New("no session")
 
 // live reports whether s is within its absolute and idle limits at now.
 func (h *TwoFactor) live(s *store.Session, now time.Time) bool {
-	if !now.Before(s.Expires) {
-		return false
-	}
-	if s.Stage == store.StageFull && now.Sub(s.LastSeen) >= time.Duration(h.SessionIdle) {
-		return false
-	}
-	return true
+	return s.Live(now, time.Duration(h.SessionIdle))
 }
 
 // fullSession returns the request's signed-in session. It is served from
@@ -152,7 +146,7 @@ func (h *TwoFactor) fullSession(r *http.Request, now time.Time) (*sessioncache.S
 // enrolled and still has the session identifier it was confirmed with.
 func (h *TwoFactor) loadSession(key store.SessionKey, now time.Time) (*sessioncache.Session, error) {
 	e, err := h.db.cache.Load(h.db.raw, key, now, time.Duration(h.SessionIdle), func(s *store.Session, u *store.User) (bool, error) {
-		if s.Stage != store.StageFull || u.TOTP == nil || u.SessionID == "" || u.SessionID != s.UserSessionID {
+		if s.Stage != store.StageFull || !s.HeldBy(u) {
 			return false, errNoSession
 		}
 		return stillHasPassword(u, s), nil

@@ -183,6 +183,31 @@ type Session struct {
 	Credential Credential `json:"cr,omitzero"`
 }
 
+// Live reports whether s is within its absolute end at now and, once
+// signed in, within idle of its last use (idle <= 0: no idle limit). With
+// HeldBy, and the config's own check of the credential, it is the one rule
+// of whether a session still counts, wherever sessions are judged.
+func (s *Session) Live(now time.Time, idle time.Duration) bool {
+	if !now.Before(s.Expires) {
+		return false
+	}
+	return s.Stage != StageFull || idle <= 0 || now.Sub(s.LastSeen) < idle
+}
+
+// HeldBy reports whether u still holds s: a pending session of u's, or a
+// signed-in one confirmed with u's current session identifier while u is
+// enrolled. Rotating the identifier (a new sign-in, a reset, a revoke)
+// ends every signed-in session confirmed with another.
+func (s *Session) HeldBy(u *User) bool {
+	if s.User != u.Name {
+		return false
+	}
+	if s.Stage != StageFull {
+		return true
+	}
+	return u.TOTP != nil && u.SessionID != "" && s.UserSessionID == u.SessionID
+}
+
 // Credential names a password hash in the sessions opened with it.
 type Credential [16]byte
 

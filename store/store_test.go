@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
+	"time"
 )
 
 func newToken(t *testing.T) (string, SessionKey) {
@@ -145,4 +146,40 @@ func FuzzParseSessionToken(f *testing.F) {
 			t.Fatalf("ParseSessionToken(%q) = %x, not the SHA-256 of its bytes", token, key)
 		}
 	})
+}
+
+func TestSessionRules(t *testing.T) {
+	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	enrolled := &User{Name: "alice", SessionID: "id-2", TOTP: &Enrollment{}}
+	full := func(change func(*Session)) *Session {
+		s := &Session{User: "alice", Stage: StageFull, UserSessionID: "id-2", LastSeen: now.Add(-time.Minute), Expires: now.Add(time.Hour)}
+		if change != nil {
+			change(s)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name       string
+		s          *Session
+		u          *User
+		idle       time.Duration
+		live, held bool
+	}{
+		{"signed in", full(nil), enrolled, time.Hour, true, true},
+		{"past its end", full(func(s *Session) { s.Expires = now }), enrolled, time.Hour, false, true},
+		{"idle", full(nil), enrolled, time.Minute, false, true},
+		{"no idle limit", full(func(s *Session) { s.LastSeen = now.Add(-24 * time.Hour) }), enrolled, 0, true, true},
+		{"identifier rotated", full(func(s *Session) { s.UserSessionID = "id-1" }), enrolled, time.Hour, true, false},
+		{"user reset (not enrolled)", full(nil), &User{Name: "alice", SessionID: "id-2"}, time.Hour, true, false},
+		{"identifier cleared (revoked)", full(func(s *Session) { s.UserSessionID = "" }), &User{Name: "alice", TOTP: &Enrollment{}}, time.Hour, true, false},
+		{"another user's", full(nil), &User{Name: "bob", SessionID: "id-2", TOTP: &Enrollment{}}, time.Hour, true, false},
+		{"pending, idle does not apply", &Session{User: "alice", Stage: StagePending, LastSeen: now.Add(-time.Hour), Expires: now.Add(time.Minute)}, &User{Name: "alice"}, time.Minute, true, true},
+	} {
+		if got := tc.s.Live(now, tc.idle); got != tc.live {
+			t.Errorf("%s: Live = %v, want %v", tc.name, got, tc.live)
+		}
+		if got := tc.s.HeldBy(tc.u); got != tc.held {
+			t.Errorf("%s: HeldBy = %v, want %v", tc.name, got, tc.held)
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -249,23 +250,23 @@ func isRedisName(name string) bool {
 // watchRedis keeps cache told of every instance's writes to st until ctx
 // ends, and logs when that news stops and starts again.
 func watchRedis(ctx context.Context, st *redisstore.Store, cache *sessioncache.Cache, name string, logger *zap.Logger) {
-	up := false
+	// Lost may also be called from the subscription's reader (an
+	// undecodable message), beside Confirmed.
+	var up atomic.Bool
 	st.Watch(ctx, redisstore.WatchHooks{
 		Invalidate: cache.Invalidate,
 		Confirmed: func(at time.Time) {
 			cache.Confirm(at)
-			if !up {
-				up = true
+			if !up.Swap(true) {
 				logger.Info("2FA sessions of other instances are heard again: the session cache is in use", zap.String("store", name))
 			}
 		},
 		Lost: func(err error) {
 			cache.Distrust()
-			if up && ctx.Err() == nil {
+			if up.Swap(false) && ctx.Err() == nil {
 				logger.Warn("lost the invalidation channel of the 2FA store: every signed-in request is checked against the store until it is back",
 					zap.String("store", name), zap.Error(err))
 			}
-			up = false
 		},
 	})
 }

@@ -155,7 +155,11 @@ func (s *Store) watchOnce(ctx context.Context, h WatchHooks) (confirmed bool, er
 			}
 			users, keys, err := DecodeInvalidation([]byte(m.Message))
 			if err != nil {
-				return // not ours: nothing to drop
+				// Whatever it was, a write may have gone unheard: the
+				// cache distrusts itself, and forgets all it holds at
+				// the next confirmation.
+				h.Lost(fmt.Errorf("undecodable message on %s: %w", channel, err))
+				return
 			}
 			h.Invalidate(users, keys)
 		},

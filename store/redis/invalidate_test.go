@@ -143,4 +143,15 @@ func TestWriteIsAnnouncedToEveryWatcher(t *testing.T) {
 		t.Fatal("a killed subscription was not reported lost")
 	}
 	w.waitConfirmed(t, time.Now())
+
+	// A message on the channel that does not decode may be a lost
+	// invalidation: it is reported lost, so the cache distrusts itself.
+	if err := a.client.Do(context.Background(), a.client.B().Publish().Channel(a.InvalidationChannel()).Message("garbage").Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.lost:
+	case <-time.After(5 * time.Second):
+		t.Fatal("an undecodable invalidation was ignored")
+	}
 }

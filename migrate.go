@@ -1,7 +1,6 @@
 package twofactor
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,15 +32,19 @@ import (
 // credentials, TLS and key prefix included, and so that the keys that
 // must open the copied secrets are the config's.
 //
-// What it copies, and how a record already in the target is treated:
+// It runs once per target. Once a run has completed, it records that in
+// the target (migratedFrom), and a later run is refused: whatever was
+// signed out, removed, reset, revoked or used up in Redis since would
+// otherwise come back from the file. A run that failed half way may be
+// run again, and then:
 //
 //   - users (enrollments, database users' hashes, recovery digests, the
-//     last accepted TOTP step): one that differs from the source's is a
-//     conflict, refused before anything is written unless --overwrite;
+//     last accepted TOTP step): one the target already holds as it is in
+//     the file is left; one it holds with other data is a conflict,
+//     refused before anything is written;
 //   - sessions that have not expired (keys, expiries, credentials, pending
-//     setups): one already in the target is the same session (its key is a
-//     digest of a 256-bit token) with more recent activity, and is kept
-//     unless --overwrite;
+//     setups) are copied only for the users this run copied, never for a
+//     user the target held already (it may have signed out there);
 //   - meta: the key check value and the CSRF key and hash class when the
 //     target has none (a running instance holds the target's CSRF key in
 //     memory, so it is never replaced).
@@ -56,13 +59,19 @@ import (
 // migrateBatch bounds the records one write transaction on the target holds.
 const migrateBatch = 256
 
+// metaMigratedFrom names the meta value a completed run leaves in the
+// target: the file it copied, and when.
+const metaMigratedFrom = "migrated_from"
+
 // Codes of the migrate command's refusals.
 const (
 	// The target config's encryption_key does not open the source's
 	// secrets, or the target's.
 	codeKeyMismatch = "key_mismatch"
-	// The target holds other data for users, and --overwrite was not given.
+	// The target holds other data for users.
 	codeTargetDiffers = "target_differs"
+	// The target was filled by a migrate run already.
+	codeAlreadyMigrated = "already_migrated"
 	// The config names no Redis store.
 	codeNoRedisStore = "no_redis_store"
 )
@@ -76,9 +85,8 @@ type migrateCount struct {
 	// Kept were in the target with other data, which was kept (sessions
 	// only: users that differ are refused).
 	Kept int `json:"kept,omitempty"`
-	// Overwritten were in the target with other data, replaced as
-	// --overwrite asked.
-	Overwritten int `json:"overwritten"`
+	// Skipped were not copied: sessions of users the target held already.
+	Skipped int `json:"skipped,omitempty"`
 }
 
 // migrateResult is what migrate did; it is the output of --json.
@@ -95,12 +103,12 @@ type migrateResult struct {
 
 // changed reports whether the run wrote anything.
 func (r migrateResult) changed() bool {
-	return r.Users.Copied+r.Users.Overwritten+r.Sessions.Copied+r.Sessions.Overwritten+len(r.Meta) > 0
+	return r.Users.Copied+r.Sessions.Copied+len(r.Meta) > 0
 }
 
 func migrateCommand() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "migrate --from <bbolt file> --config <config> [--db <redis store>] [--overwrite]",
+		Use:   "migrate --from <bbolt file> --config <config> [--db <redis store>]",
 		Short: "Copies a bbolt database into the Redis store a config names",
 		Long: `
 Copies users (with their enrollments, recovery codes and, for database users,
@@ -110,10 +118,12 @@ so nobody enrolls again or is signed out. Run it with Caddy stopped: a running
 Caddy holds the file locked. It connects to Redis itself.
 
 The secrets are copied sealed, so the config's encryption_key must open them;
-that is checked before anything is written. Running it again copies only what
-is new. A user the target holds with other data is refused unless --overwrite;
-a session already in the target is kept (it is the same session, with more
-recent activity) unless --overwrite. Failure counters are not copied.
+that is checked before anything is written. It runs once per target: a
+completed run is recorded in the target, and a later run is refused, since it
+would bring back what was signed out, removed, reset or used up there since.
+A run that failed half way may be run again: it leaves users the target holds
+as they are in the file, refuses users it holds with other data, and copies
+sessions only for the users it copies. Failure counters are not copied.
 
 When the config names several Redis stores, choose one with --db
 redis://<address>/<db>#<key_prefix> (as "caddy two-factor users" names it).
@@ -121,18 +131,16 @@ redis://<address>/<db>#<key_prefix> (as "caddy two-factor users" names it).
 		Args: cobra.NoArgs,
 	}
 	cmd.Flags().String("from", "", "The bbolt database file to copy (required)")
-	cmd.Flags().Bool("overwrite", false, "Replace users and sessions the target holds with other data")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		return caddycmd.WrapCommandFuncForCobra(func(fl caddycmd.Flags) (int, error) {
 			m := &migration{
-				from:      fl.String("from"),
-				config:    fl.String("config"),
-				adapter:   fl.String("adapter"),
-				target:    fl.String("db"),
-				overwrite: fl.Bool("overwrite"),
-				now:       time.Now,
-				logger:    caddy.Log(),
-				stdout:    cmd.OutOrStdout(),
+				from:    fl.String("from"),
+				config:  fl.String("config"),
+				adapter: fl.String("adapter"),
+				target:  fl.String("db"),
+				now:     time.Now,
+				logger:  caddy.Log(),
+				stdout:  cmd.OutOrStdout(),
 			}
 			c := &cli{json: fl.Bool("json"), stdout: m.stdout}
 			res, err := m.run()
@@ -146,11 +154,10 @@ redis://<address>/<db>#<key_prefix> (as "caddy two-factor users" names it).
 type migration struct {
 	from, config, adapter string
 	// target names the Redis store to copy to, or "" for the only one.
-	target    string
-	overwrite bool
-	now       func() time.Time
-	logger    *zap.Logger
-	stdout    io.Writer
+	target string
+	now    func() time.Time
+	logger *zap.Logger
+	stdout io.Writer
 }
 
 // migrationTarget is the Redis store of a config and the keys of the
@@ -200,8 +207,7 @@ func (m *migration) run() (migrateResult, error) {
 	fields := []zap.Field{
 		zap.String("event", "admin_migrate"), zap.String("source", "command_line"),
 		zap.String("from", res.From), zap.String("db", res.To),
-		zap.Int("users_copied", res.Users.Copied), zap.Int("users_overwritten", res.Users.Overwritten),
-		zap.Int("sessions_copied", res.Sessions.Copied), zap.Int("sessions_overwritten", res.Sessions.Overwritten),
+		zap.Int("users_copied", res.Users.Copied), zap.Int("sessions_copied", res.Sessions.Copied),
 	}
 	if err != nil {
 		m.logger.Warn("two-factor admin action refused", append(fields, zap.String("error", err.Error()))...)
@@ -214,11 +220,26 @@ func (m *migration) run() (migrateResult, error) {
 // copy copies src into dst: keys checked first, then meta, users and
 // sessions.
 func (m *migration) copy(src, dst store.Store, target migrationTarget, res *migrateResult) error {
+	var done []byte
+	err := dst.View(func(tx store.Tx) error {
+		var err error
+		done, err = tx.Meta(metaMigratedFrom)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if done != nil {
+		return refuse(codeAlreadyMigrated, "%s was filled by migrate already (from %s); it runs once, since a second run would bring back what was signed out, removed, reset or used up there since; nothing was copied", res.To, done)
+	}
 	var (
 		srcCheck []byte
 		opened   seal.Key
 	)
-	err := src.View(func(tx store.Tx) error {
+	err = src.View(func(tx store.Tx) error {
 		for _, sealer := range target.sealers {
 			check, key, refused, err := opensSecrets(tx, sealer)
 			if err != nil {
@@ -237,10 +258,16 @@ func (m *migration) copy(src, dst store.Store, target migrationTarget, res *migr
 	if err := m.copyMeta(src, dst, target, srcCheck, opened, res); err != nil {
 		return err
 	}
-	if err := m.copyUsers(src, dst, res); err != nil {
+	copied, err := m.copyUsers(src, dst, res)
+	if err != nil {
 		return err
 	}
-	return m.copySessions(src, dst, res)
+	if err := m.copySessions(src, dst, copied, res); err != nil {
+		return err
+	}
+	return dst.Update(func(tx store.Tx) error {
+		return tx.PutMeta(metaMigratedFrom, []byte(res.From+" at "+m.now().UTC().Format(time.RFC3339)))
+	})
 }
 
 // keyRefusal says that the keys of config do not open the secrets in db.
@@ -339,8 +366,8 @@ func (m *migration) copyMeta(src, dst store.Store, target migrationTarget, srcCh
 }
 
 // copyUsers copies every user, refusing (before writing any) users the
-// target holds with other data, unless --overwrite.
-func (m *migration) copyUsers(src, dst store.Store, res *migrateResult) error {
+// target holds with other data, and returns the names it copied.
+func (m *migration) copyUsers(src, dst store.Store, res *migrateResult) (map[string]bool, error) {
 	var users []*store.User
 	err := src.View(func(tx store.Tx) error {
 		users = nil
@@ -350,7 +377,7 @@ func (m *migration) copyUsers(src, dst store.Store, res *migrateResult) error {
 		})
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var differ []string
 	err = dst.View(func(tx store.Tx) error {
@@ -365,16 +392,18 @@ func (m *migration) copyUsers(src, dst store.Store, res *migrateResult) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if len(differ) > 0 && !m.overwrite {
-		return refuse(codeTargetDiffers, "%s already holds other data for %s (they signed in there, or were changed there, since an earlier copy?); nothing was copied; run again with --overwrite to replace them with the data of %s",
+	if len(differ) > 0 {
+		return nil, refuse(codeTargetDiffers, "%s already holds other data for %s (they signed in there, or were changed there); nothing was copied: copying them from %s would undo that",
 			res.To, strings.Join(differ, ", "), res.From)
 	}
+	copied := make(map[string]bool, len(users))
 	for batch := range slices.Chunk(users, migrateBatch) {
 		var n migrateCount
+		var names []string
 		err := dst.Update(func(tx store.Tx) error {
-			n = migrateCount{}
+			n, names = migrateCount{}, names[:0]
 			for _, u := range batch {
 				same, exists, err := sameUser(tx, u)
 				switch {
@@ -383,40 +412,26 @@ func (m *migration) copyUsers(src, dst store.Store, res *migrateResult) error {
 				case same:
 					n.Unchanged++
 					continue
-				case exists && !m.overwrite:
-					return refuse(codeTargetDiffers, "%s changed user %q while it was being copied; run migrate again", res.To, u.Name)
 				case exists:
-					n.Overwritten++
-				default:
-					n.Copied++
+					return refuse(codeTargetDiffers, "%s changed user %q while it was being copied; nothing of it was copied", res.To, u.Name)
 				}
-				if err := tx.PutUser(keepUsedSteps(tx, u)); err != nil {
+				n.Copied++
+				names = append(names, u.Name)
+				if err := tx.PutUser(u); err != nil {
 					return err
 				}
 			}
 			return nil
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		res.Users.add(n)
+		for _, name := range names {
+			copied[name] = true
+		}
 	}
-	return nil
-}
-
-// keepUsedSteps returns u, but with the TOTP step the target last
-// accepted for the same secret if that is later: overwriting a user must
-// not make a code that was used on the target work once more.
-func keepUsedSteps(tx store.Tx, u *store.User) *store.User {
-	have, err := tx.User(u.Name)
-	if err != nil || have.TOTP == nil || u.TOTP == nil || !bytes.Equal(have.TOTP.Secret, u.TOTP.Secret) || have.TOTP.LastStep <= u.TOTP.LastStep {
-		return u
-	}
-	copied := *u
-	enrollment := *u.TOTP
-	enrollment.LastStep = have.TOTP.LastStep
-	copied.TOTP = &enrollment
-	return &copied
+	return copied, nil
 }
 
 // sameUser reports whether tx holds u as it is, and whether it holds a
@@ -443,12 +458,12 @@ func (n *migrateCount) add(o migrateCount) {
 	n.Copied += o.Copied
 	n.Unchanged += o.Unchanged
 	n.Kept += o.Kept
-	n.Overwritten += o.Overwritten
+	n.Skipped += o.Skipped
 }
 
-// copySessions copies the sessions that have not expired, in batches,
-// reading the source as it goes.
-func (m *migration) copySessions(src, dst store.Store, res *migrateResult) error {
+// copySessions copies the sessions that have not expired of the users in
+// copied, in batches, reading the source as it goes.
+func (m *migration) copySessions(src, dst store.Store, copied map[string]bool, res *migrateResult) error {
 	now := m.now()
 	batch := make([]*store.Session, 0, migrateBatch)
 	flush := func() error {
@@ -465,11 +480,9 @@ func (m *migration) copySessions(src, dst store.Store, res *migrateResult) error
 				case sameRecord(have, s) && have.Key == s.Key:
 					n.Unchanged++
 					continue
-				case !m.overwrite:
+				default:
 					n.Kept++
 					continue
-				default:
-					n.Overwritten++
 				}
 				if err := tx.PutSession(s); err != nil {
 					return err
@@ -485,6 +498,10 @@ func (m *migration) copySessions(src, dst store.Store, res *migrateResult) error
 		err := tx.ForEachSession(func(s *store.Session) error {
 			if !now.Before(s.Expires) {
 				res.ExpiredSessions++
+				return nil
+			}
+			if !copied[s.User] {
+				res.Sessions.Skipped++
 				return nil
 			}
 			batch = append(batch, s)
@@ -590,9 +607,12 @@ func printMigrated(w io.Writer, res migrateResult) error {
 	}
 	fmt.Fprintf(w, "From:     %s\nTo:       %s\n", res.From, res.To)
 	count := func(n migrateCount) string {
-		s := fmt.Sprintf("%d copied, %d already there, %d overwritten", n.Copied, n.Unchanged, n.Overwritten)
+		s := fmt.Sprintf("%d copied, %d already there", n.Copied, n.Unchanged)
 		if n.Kept > 0 {
 			s += fmt.Sprintf(", %d kept as the target had them", n.Kept)
+		}
+		if n.Skipped > 0 {
+			s += fmt.Sprintf(", %d of users the target held already, not copied", n.Skipped)
 		}
 		return s
 	}

@@ -146,7 +146,14 @@ func (RedisStore) CaddyModule() caddy.ModuleInfo {
 // Provision connects, or shares the connection of the configs that name
 // the same server, prefix and credentials. A server that cannot be
 // reached or refuses the credentials fails the config within timeout.
-func (s *RedisStore) Provision(ctx caddy.Context) error { return s.open(ctx.Logger()) }
+func (s *RedisStore) Provision(ctx caddy.Context) error {
+	for name, value := range map[string]string{"password": s.Password, "sentinel_password": s.SentinelPassword} {
+		if value != "" && !isPlaceholder(strings.TrimSpace(value)) {
+			ctx.Logger().Warn("the redis store's " + name + " is written in the config: Caddy logs its config at DEBUG level and serves it at GET /config/ on the admin endpoint; use {env.NAME} or {file.path} instead")
+		}
+	}
+	return s.open(ctx.Logger())
+}
 
 // options resolves placeholders into the store's options.
 func (s *RedisStore) options() (redisstore.Options, error) {

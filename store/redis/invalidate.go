@@ -2,9 +2,11 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -18,12 +20,16 @@ import (
 // subscribes (Watch) and drops what a message names from its cache.
 //
 // Pub/sub delivers a message only to subscribers connected when it is
-// published, so a subscriber must know when it may have missed one. Watch
-// sends a PING on the subscribed connection every heartbeat: Redis answers
-// commands and delivers messages on one connection in the order it
-// handles them, so the PONG to a PING sent at t proves that every message
-// published before t has been handed to OnMessage. The caller trusts its
-// cache for a bounded time past t (sessioncache.TrustWindow), and a lost
+// published, so a subscriber must know when it may have missed one. Every
+// heartbeat, Watch publishes a heartbeat of its own (a random nonce) on the
+// channel through the ordinary client, which talks to the current master,
+// and waits for it on its subscription. The master delivers a channel's
+// messages in the order it handles them, so the nonce published at t
+// arriving proves that every invalidation published before t has been
+// handed to OnMessage. Through the master, not just on the subscribed
+// connection: after a Sentinel failover a subscription left on the old
+// master hears no nonce, and trust lapses. The caller trusts its cache
+// for a bounded time past t (sessioncache.TrustWindow), and a lost
 // connection ends that trust at once.
 
 const (
@@ -37,6 +43,9 @@ const (
 const (
 	kindUser    = 'u'
 	kindSession = 's'
+	// kindHeartbeat starts a heartbeat message, followed by its nonce; it
+	// is never part of an invalidation.
+	kindHeartbeat = 'h'
 )
 
 // InvalidationChannel returns the channel writes are announced on.
@@ -148,9 +157,22 @@ func (s *Store) watchOnce(ctx context.Context, h WatchHooks) (confirmed bool, er
 	c, release := s.client.Dedicate()
 	defer release()
 	channel := s.InvalidationChannel()
+	// awaited is the nonce of the heartbeat in flight, and heard fires
+	// when the subscription hears it (others' heartbeats are ignored).
+	var awaited atomic.Pointer[string]
+	heard := make(chan struct{}, 1)
 	closed := c.SetPubSubHooks(rueidis.PubSubHooks{
 		OnMessage: func(m rueidis.PubSubMessage) {
 			if m.Channel != channel {
+				return
+			}
+			if len(m.Message) > 0 && m.Message[0] == kindHeartbeat {
+				if want := awaited.Load(); want != nil && *want == m.Message {
+					select {
+					case heard <- struct{}{}:
+					default:
+					}
+				}
 				return
 			}
 			users, keys, err := DecodeInvalidation([]byte(m.Message))
@@ -171,7 +193,7 @@ func (s *Store) watchOnce(ctx context.Context, h WatchHooks) (confirmed bool, er
 	defer tick.Stop()
 	for {
 		sent := time.Now()
-		if err := s.ping(ctx, c, c.B().Ping().Build()); err != nil {
+		if err := s.heartbeat(ctx, channel, &awaited, heard, closed); err != nil {
 			return confirmed, fmt.Errorf("heartbeat on %s: %w", channel, err)
 		}
 		confirmed = true
@@ -185,6 +207,35 @@ func (s *Store) watchOnce(ctx context.Context, h WatchHooks) (confirmed bool, er
 			}
 			return confirmed, err
 		case <-tick.C:
+		}
+	}
+}
+
+// heartbeat publishes a fresh nonce on channel through the master and
+// waits, at most the timeout, until the subscription hears it.
+func (s *Store) heartbeat(ctx context.Context, channel string, awaited *atomic.Pointer[string], heard chan struct{}, closed <-chan error) error {
+	nonce := string(kindHeartbeat) + rand.Text()
+	awaited.Store(&nonce)
+	select { // a late echo of the last heartbeat
+	case <-heard:
+	default:
+	}
+	ctx, cancel := context.WithTimeout(ctx, min(s.timeout, time.Second))
+	defer cancel()
+	if err := s.client.Do(ctx, s.client.B().Publish().Channel(channel).Message(nonce).Build()).Error(); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-heard:
+			return nil
+		case err := <-closed:
+			if err == nil {
+				err = errors.New("subscription closed")
+			}
+			return err
+		case <-ctx.Done():
+			return fmt.Errorf("the heartbeat did not come back: %w", ctx.Err())
 		}
 	}
 }

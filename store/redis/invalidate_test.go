@@ -154,4 +154,19 @@ func TestWriteIsAnnouncedToEveryWatcher(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("an undecodable invalidation was ignored")
 	}
+
+	// A heartbeat must come back through the master: when its PUBLISH
+	// cannot go through (here writes are paused; after a Sentinel
+	// failover, it goes to a master the subscription is not on), the
+	// subscription is not confirmed, however alive its connection is.
+	w.waitConfirmed(t, time.Now())
+	if err := a.client.Do(context.Background(), a.client.B().ClientPause().Timeout(2000).Write().Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.lost:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a subscription whose heartbeat could not be published was still confirmed")
+	}
+	w.waitConfirmed(t, time.Now()) // and back once writes flow again
 }

@@ -73,6 +73,20 @@ func at(b *browser, s *clockSite) *browser {
 	return &c
 }
 
+// enrolledOnAServedByB enrolls user on a, and returns that browser and the
+// same on b, once b serves the session from memory.
+func enrolledOnAServedByB(t *testing.T, a, b *clockSite, user string) (onA, onB *browser, secret []byte) {
+	t.Helper()
+	onA = a.browser(t)
+	onA.now = time.Now
+	secret, _ = onA.enroll(user)
+	onB = at(onA, b)
+	if r := onB.get("/app"); r.status != http.StatusOK || !cached(t, b, onB) {
+		t.Fatalf("B does not serve %s's session from memory: %d", user, r.status)
+	}
+	return onA, onB, secret
+}
+
 // cached reports whether s serves b's session from memory.
 func cached(t *testing.T, s *clockSite, b *browser) bool {
 	t.Helper()
@@ -125,13 +139,7 @@ func TestSignOutOnOneInstanceEndsTheSessionOnAll(t *testing.T) {
 // ends sessions, made on A, drops B's cached session.
 func TestRevocationsOnOneInstanceReachTheOther(t *testing.T) {
 	_, a, b := twoInstances(t, nil)
-	onA := a.browser(t)
-	onA.now = time.Now
-	secret, _ := onA.enroll("bob")
-	onB := at(onA, b)
-	if r := onB.get("/app"); r.status != http.StatusOK || !cached(t, b, onB) {
-		t.Fatalf("B does not serve the session from memory: %d", r.status)
-	}
+	_, onB, secret := enrolledOnAServedByB(t, a, b, "bob")
 	// A new sign-in on A rotates bob's session identifier: the first
 	// session ends everywhere.
 	again := a.browser(t)
@@ -240,13 +248,7 @@ func TestCodesAndBudgetsAreSharedByInstances(t *testing.T) {
 // both instances serve again once it answers, without a restart.
 func TestRedisPauseFailsClosedAndRecovers(t *testing.T) {
 	srv, a, b := twoInstances(t, nil)
-	revoked := a.browser(t)
-	revoked.now = time.Now
-	revoked.enroll("dave")
-	onB := at(revoked, b)
-	if r := onB.get("/app"); r.status != http.StatusOK || !cached(t, b, onB) {
-		t.Fatalf("B does not serve dave's session from memory: %d", r.status)
-	}
+	revoked, onB, _ := enrolledOnAServedByB(t, a, b, "dave")
 	token := revoked.sessionToken()
 	logout(t, revoked)
 	unseen := a.browser(t)
@@ -333,13 +335,7 @@ func TestRedisStoreRefusesToLoad(t *testing.T) {
 // came back.
 func TestCacheForgetsWhatItHeldWhenItsChannelComesBack(t *testing.T) {
 	srv, a, b := twoInstances(t, nil)
-	onA := a.browser(t)
-	onA.now = time.Now
-	onA.enroll("frank")
-	onB := at(onA, b)
-	if r := onB.get("/app"); r.status != http.StatusOK || !cached(t, b, onB) {
-		t.Fatalf("B does not serve the session from memory: %d", r.status)
-	}
+	onA, onB, _ := enrolledOnAServedByB(t, a, b, "frank")
 	key, _ := store.ParseSessionToken(onA.sessionToken())
 	if err := a.h.db.raw.Update(func(tx store.Tx) error { return tx.DeleteSession(key) }); err != nil {
 		t.Fatal(err)

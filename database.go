@@ -227,19 +227,38 @@ func (db *database) background() {
 	}
 }
 
-// sweep deletes sessions whose absolute expiry has passed, in small
-// transactions, and stale attempt counters.
+// sweep deletes sessions whose absolute expiry has passed and stale
+// attempt counters, in small transactions, until none is left: counters
+// of names sprayed from many networks must not pile up faster than they
+// go (in Redis, their index entries outlive the counters).
 func (db *database) sweep(now time.Time) (int, error) {
 	if db.cache != nil {
 		db.cache.DropExpired(now)
 	}
+	total, err := db.sweepInBatches(func(tx store.Tx, limit int) (int, error) {
+		return tx.DeleteExpiredSessions(now, limit)
+	})
+	if err != nil {
+		return total, err
+	}
+	_, err = db.sweepInBatches(func(tx store.Tx, limit int) (int, error) {
+		return tx.DeleteStaleAttempts(now, throttle.MaxWindow, limit)
+	})
+	return total, err
+}
+
+// sweepInBatches calls del in write transactions of at most a batch of
+// records each, sized so that one takes about sweepTxTarget, until del
+// deletes fewer than it may or the database closes; it returns how many
+// were deleted.
+func (db *database) sweepInBatches(del func(tx store.Tx, limit int) (int, error)) (int, error) {
 	total := 0
 	for batch := sweepBatch / 2; ; {
 		var n int
 		start := time.Now()
 		err := db.store.Update(func(tx store.Tx) error {
 			var err error
-			n, err = tx.DeleteExpiredSessions(now, batch)
+			n, err = del(tx, batch)
 			return err
 		})
 		if err != nil {
@@ -249,7 +268,7 @@ func (db *database) sweep(now time.Time) (int, error) {
 		db.longestSweepTx.Store(max(db.longestSweepTx.Load(), int64(took)))
 		total += n
 		if n < batch {
-			break
+			return total, nil
 		}
 		switch {
 		case took > sweepTxTarget:
@@ -263,9 +282,4 @@ func (db *database) sweep(now time.Time) (int, error) {
 		default:
 		}
 	}
-	err := db.store.Update(func(tx store.Tx) error {
-		_, err := tx.DeleteStaleAttempts(now, throttle.MaxWindow, sweepBatch)
-		return err
-	})
-	return total, err
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,6 +21,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
 
 // These tests run the handler without Caddy, behind an httptest server,
@@ -212,6 +214,37 @@ func TestSweepDeletesExpiredSessions(t *testing.T) {
 	}
 	if n := count(); n != 0 {
 		t.Fatalf("after every session expired: %d sessions, want 0", n)
+	}
+}
+
+func TestSweepDeletesEveryStaleCounter(t *testing.T) {
+	s := newClockSite(t, nil)
+	// Counters of names sprayed from many networks: many more than one
+	// transaction of the sweep deletes.
+	const sprayed = 5 * sweepBatch
+	now := s.clock.Now()
+	if err := s.h.db.store.Update(func(tx store.Tx) error {
+		for i := range sprayed {
+			if err := tx.PutAttempts(throttle.PairKey(fmt.Sprint("name", i), "198.51.100.1"), &store.Attempts{Failures: 1, WindowStart: now}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.clock.Advance(throttle.MaxWindow + time.Minute)
+	if _, err := s.h.db.sweep(s.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	left := 0
+	if err := s.h.db.store.View(func(tx store.Tx) error {
+		return tx.ForEachAttempts("", func(string, *store.Attempts) error { left++; return nil })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if left != 0 {
+		t.Fatalf("one sweep left %d of %d stale counters", left, sprayed)
 	}
 }
 

@@ -3,7 +3,6 @@ package redisstore
 import (
 	"encoding/hex"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/caddy-two-factor/caddy-two-factor/store"
@@ -62,7 +61,13 @@ func lexRange(prefix string) (lo, hi string) {
 	}
 	// The least string above every string with the prefix: drop trailing
 	// 0xff bytes and increment the last one left.
-	succ := strings.TrimRight(prefix, "\xff")
+	// Bytes, not runes: strings.TrimRight would take "\xff" for U+FFFD
+	// and also trim a name that really ends in that character.
+	end := len(prefix)
+	for end > 0 && prefix[end-1] == 0xff {
+		end--
+	}
+	succ := prefix[:end]
 	if succ == "" {
 		return "[" + prefix, "+"
 	}

@@ -352,3 +352,20 @@ func TestUpdateRetriesFailedReads(t *testing.T) {
 		t.Fatalf("Update = %v after %d calls, want success on the 2nd", err, calls)
 	}
 }
+
+func TestLexRangeCoversExactlyThePrefix(t *testing.T) {
+	for _, tc := range []struct {
+		prefix, lo, hi string
+	}{
+		{"", "-", "+"},
+		{"user:a", "[user:a", "(user:b"},
+		{"user:a\xff\xff", "[user:a\xff\xff", "(user:b"},
+		{"\xff", "[\xff", "+"},
+		// A name that ends in U+FFFD (EF BF BD) keeps its bytes.
+		{"user:a\uFFFD", "[user:a\uFFFD", "(user:a\xef\xbf\xbe"},
+	} {
+		if lo, hi := lexRange(tc.prefix); lo != tc.lo || hi != tc.hi {
+			t.Errorf("lexRange(%q) = %q, %q; want %q, %q", tc.prefix, lo, hi, tc.lo, tc.hi)
+		}
+	}
+}

@@ -211,7 +211,10 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 		h.attempts.Refused(ip, limits, now)
 		return h.renderBusy(w, r)
 	}
-	attempt, err := h.beginAttempt(w, r, "login", name, known, now)
+	// The budgets were read just above: take the places without reading
+	// them again.
+	a, until, err := h.attempts.Reserve(name, known, ip, limits, now)
+	attempt, err := h.attemptOrLocked(w, r, "login", name, known, now, a, until, err)
 	if attempt == nil {
 		hashed()
 		return err
@@ -355,6 +358,12 @@ func (h *TwoFactor) renderLocked(w http.ResponseWriter, until, now time.Time) er
 // Callers defer h.release of the attempt they get.
 func (h *TwoFactor) beginAttempt(w http.ResponseWriter, r *http.Request, event, user string, known bool, now time.Time) (*throttle.Attempt, error) {
 	a, until, err := h.attempts.Begin(user, known, clientIP(r), h.limits(), now)
+	return h.attemptOrLocked(w, r, event, user, known, now, a, until, err)
+}
+
+// attemptOrLocked answers a request whose attempt was refused (see
+// beginAttempt), or returns the attempt.
+func (h *TwoFactor) attemptOrLocked(w http.ResponseWriter, r *http.Request, event, user string, known bool, now time.Time, a *throttle.Attempt, until time.Time, err error) (*throttle.Attempt, error) {
 	if err != nil {
 		return nil, err
 	}

@@ -295,12 +295,22 @@ func (t *Tracker) Begin(user string, known bool, ip string, l Limits, now time.T
 	if err != nil {
 		return nil, time.Time{}, err
 	}
+	if !until.IsZero() {
+		t.Refused(ip, l, now)
+		return nil, until, nil
+	}
+	return t.Reserve(user, known, ip, l, now)
+}
+
+// Reserve is Begin for a caller that has just asked LockedUntil: it takes
+// the attempt's places without reading the budgets first again. Taking a
+// place checks its budget all the same, and a refusal found then writes
+// nothing.
+func (t *Tracker) Reserve(user string, known bool, ip string, l Limits, now time.Time) (*Attempt, time.Time, error) {
 	a := &Attempt{t: t, user: user, known: known, network: NetworkOf(ip), l: l, now: now}
-	if until.IsZero() {
-		until, err = a.reserveAccount()
-		if err != nil {
-			return nil, time.Time{}, err
-		}
+	until, err := a.reserveAccount()
+	if err != nil {
+		return nil, time.Time{}, err
 	}
 	if until.IsZero() && t.shared {
 		return a, time.Time{}, nil // the client's place is taken in the store

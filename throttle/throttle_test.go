@@ -330,3 +330,20 @@ func TestUnfinishedSignInsCountPastTheAllowance(t *testing.T) {
 		}
 	})
 }
+
+func TestReserveWithoutReadingFirstStillRefusesWithoutWriting(t *testing.T) {
+	eachMode(t, func(t *testing.T, newTrackerFixture func(*testing.T) *trackerFixture) {
+		f := newTrackerFixture(t)
+		for range f.l.Pair.Limit {
+			f.try(t, "alice", true, "198.51.100.1", false)
+		}
+		before := f.st.commits.Load()
+		a, until, err := f.Reserve("alice", true, "198.51.100.1", f.l, f.now)
+		if err != nil || a != nil || until.IsZero() {
+			t.Fatalf("Reserve on a locked account: %v, %v, %v", a, until, err)
+		}
+		if writes := f.st.commits.Load() - before; writes != 0 {
+			t.Errorf("the refused reservation committed %d writes", writes)
+		}
+	})
+}

@@ -249,3 +249,11 @@ func TestRedisName(t *testing.T) {
 		})
 	}
 }
+
+func TestRemoteRedisAddressesAreTold(t *testing.T) {
+	got := remoteAddresses([]string{"127.0.0.1:6379", "[::1]:6379", "localhost:6379", "localhost", "redis.internal:6379", "10.0.0.5:6379", "[2001:db8::1]:6379"})
+	want := []string{"redis.internal:6379", "10.0.0.5:6379", "[2001:db8::1]:6379"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("remote addresses %q, want %q", got, want)
+	}
+}

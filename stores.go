@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -152,7 +153,30 @@ func (s *RedisStore) Provision(ctx caddy.Context) error {
 			ctx.Logger().Warn("the redis store's " + name + " is written in the config: Caddy logs its config at DEBUG level and serves it at GET /config/ on the admin endpoint; use {env.NAME} or {file.path} instead")
 		}
 	}
+	if o, err := s.options(); err == nil && o.TLS == nil {
+		if remote := remoteAddresses(o.Addresses); len(remote) > 0 {
+			ctx.Logger().Warn("the redis store talks to "+strings.Join(remote, ", ")+" without tls: its password, the sessions and the sealed secrets cross the network in the clear; set tls (and tls_ca) unless that network is private to you",
+				zap.String("store", redisName(o)))
+		}
+	}
 	return s.open(ctx.Logger())
+}
+
+// remoteAddresses returns those of addresses whose host is not a loopback
+// address or localhost.
+func remoteAddresses(addresses []string) []string {
+	var remote []string
+	for _, a := range addresses {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			host = a
+		}
+		if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
+			continue
+		}
+		remote = append(remote, a)
+	}
+	return remote
 }
 
 // options resolves placeholders into the store's options.

@@ -40,13 +40,13 @@ const (
 	// RecoveryCodesLow: only a few recovery codes are left.
 	RecoveryCodesLow Event = "recovery_codes_low"
 
-	AuthenticatorAdded      Event = "authenticator_added"
-	AuthenticatorRemoved    Event = "authenticator_removed"
-	PasskeyAdded            Event = "passkey_added"
-	PasskeyRemoved          Event = "passkey_removed"
-	AppTokenAdded           Event = "app_token_added"
-	AppTokenRemoved         Event = "app_token_removed"
-	RememberedBrowserAdded  Event = "remembered_browser_added"
+	AuthenticatorAdded       Event = "authenticator_added"
+	AuthenticatorRemoved     Event = "authenticator_removed"
+	PasskeyAdded             Event = "passkey_added"
+	PasskeyRemoved           Event = "passkey_removed"
+	AppTokenAdded            Event = "app_token_added"
+	AppTokenRemoved          Event = "app_token_removed"
+	RememberedBrowserAdded   Event = "remembered_browser_added"
 	RememberedBrowserRemoved Event = "remembered_browser_removed"
 
 	// AccountLocked: failed attempts locked the account.

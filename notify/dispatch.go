@@ -90,6 +90,9 @@ type Dispatcher struct {
 type lane struct {
 	sender Sender
 	queue  chan Notice
+	// abandoned counts notices the worker held when Close came; only
+	// the worker writes it, Close reads it after the worker is done.
+	abandoned int
 }
 
 // ErrClosed is returned by Enqueue after Close.
@@ -181,7 +184,7 @@ func (d *Dispatcher) Close() error {
 	d.cancel()
 	d.wg.Wait()
 	for _, l := range d.lanes {
-		if n := len(l.queue); n > 0 {
+		if n := len(l.queue) + l.abandoned; n > 0 {
 			d.log.Warn("notification dispatcher closed with notices unsent",
 				zap.String("transport", l.sender.Name()), zap.Int("unsent", n))
 		}
@@ -196,13 +199,19 @@ func (d *Dispatcher) run(l *lane) {
 		case <-d.ctx.Done():
 			return
 		case n := <-l.queue:
-			d.deliver(l.sender, n)
+			// select picks at random among ready cases: a notice taken
+			// after Close is not sent.
+			if d.ctx.Err() != nil || !d.deliver(l.sender, n) {
+				l.abandoned++
+				return
+			}
 		}
 	}
 }
 
-// deliver sends n over s, retrying with exponential backoff.
-func (d *Dispatcher) deliver(s Sender, n Notice) {
+// deliver sends n over s, retrying with exponential backoff. It returns
+// false if Close interrupted it.
+func (d *Dispatcher) deliver(s Sender, n Notice) bool {
 	if d.cfg.Claim != nil {
 		mine, err := d.cfg.Claim(n.ID + "/" + s.Name())
 		switch {
@@ -210,7 +219,7 @@ func (d *Dispatcher) deliver(s Sender, n Notice) {
 			d.log.Warn("claiming notice failed; sending it anyway",
 				append(noticeFields(n, s), zap.Error(err))...)
 		case !mine:
-			return
+			return true
 		}
 	}
 	delay := d.cfg.Backoff
@@ -218,25 +227,25 @@ func (d *Dispatcher) deliver(s Sender, n Notice) {
 		if !n.Expires.IsZero() && !d.cfg.Clock.Now().Before(n.Expires) {
 			d.log.Warn("notice expired before it could be sent",
 				append(noticeFields(n, s), zap.Int("attempts", attempt-1))...)
-			return
+			return true
 		}
 		err := s.Send(d.ctx, n)
 		if err == nil {
-			return
+			return true
 		}
 		if d.ctx.Err() != nil {
-			return // closing; Close logs what was left
+			return false // closing; Close logs what was left
 		}
 		fields := append(noticeFields(n, s), zap.Int("attempt", attempt), zap.Error(err))
 		if IsPermanent(err) || attempt >= d.cfg.Attempts {
 			d.log.Error("sending notice failed; giving up", fields...)
-			return
+			return true
 		}
 		d.log.Warn("sending notice failed; will retry",
 			append(fields, zap.Duration("retry_in", delay))...)
 		select {
 		case <-d.ctx.Done():
-			return
+			return false
 		case <-d.cfg.Clock.After(delay):
 		}
 		delay = min(2*delay, d.cfg.MaxBackoff)

@@ -96,10 +96,9 @@ func TestDispatcherGivesUp(t *testing.T) {
 					clock.Advance(clock.nextWait(t))
 				}
 			}
-			// Close waits for the worker, so its last log line is written.
+			gaveUp := waitLog(t, logs, "sending notice failed; giving up")
 			d.Close()
 			s.none(t)
-			gaveUp := logs.FilterMessage("sending notice failed; giving up").All()
 			if len(gaveUp) != 1 {
 				t.Fatalf("logged %d give-ups, want 1", len(gaveUp))
 			}
@@ -213,9 +212,7 @@ func TestDispatcherClaimErrorSendsAnyway(t *testing.T) {
 	})
 	d.Enqueue(aliceNotice(notify.PasskeyRemoved))
 	s.next(t)
-	if logs.FilterMessage("claiming notice failed; sending it anyway").Len() != 1 {
-		t.Error("claim failure not logged")
-	}
+	waitLog(t, logs, "claiming notice failed; sending it anyway")
 }
 
 func TestDispatcherStopsRetryingExpiredNotice(t *testing.T) {
@@ -230,11 +227,9 @@ func TestDispatcherStopsRetryingExpiredNotice(t *testing.T) {
 	clock.Advance(clock.nextWait(t)) // 4 minutes: still valid
 	s.next(t)
 	clock.Advance(clock.nextWait(t)) // 12 minutes: expired
+	waitLog(t, logs, "notice expired before it could be sent")
 	d.Close()
 	s.none(t)
-	if logs.FilterMessage("notice expired before it could be sent").Len() != 1 {
-		t.Error("expiry not logged")
-	}
 }
 
 func TestParseEvents(t *testing.T) {

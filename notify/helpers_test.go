@@ -227,3 +227,47 @@ func aliceNotice(e notify.Event) notify.Notice {
 		To:         "alice@example.com",
 	}
 }
+
+// resultSender passes sends on to a Sender and reports each outcome.
+type resultSender struct {
+	notify.Sender
+	results chan error
+}
+
+func withResults(s notify.Sender) *resultSender {
+	return &resultSender{Sender: s, results: make(chan error, 100)}
+}
+
+func (s *resultSender) Send(ctx context.Context, n notify.Notice) error {
+	err := s.Sender.Send(ctx, n)
+	s.results <- err
+	return err
+}
+
+// next returns the outcome of the next attempt.
+func (s *resultSender) next(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-s.results:
+		return err
+	case <-time.After(waitLimit):
+		t.Fatal("no attempt to send")
+		return nil
+	}
+}
+
+// waitLog waits until msg has been logged and returns its entries. Log
+// lines follow the attempt they describe, on the worker's goroutine.
+func waitLog(t *testing.T, logs *observer.ObservedLogs, msg string) []observer.LoggedEntry {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		if got := logs.FilterMessage(msg).All(); len(got) > 0 {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing logged as %q", msg)
+		}
+		runtime.Gosched()
+	}
+}

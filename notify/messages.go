@@ -123,6 +123,10 @@ const CodeLifetime = 10 * time.Minute
 // not the user. Only the code e-mail carries
 // the code, and only when n.Code is set.
 func (m *Messages) Render(n Notice) (subject, body string, err error) {
+	// Free text from the client (a browser's description, a label) is one
+	// line: a line break in it must not start a paragraph that looks like
+	// ours.
+	n.Browser, n.Item, n.ClientIP = oneLine(n.Browser), oneLine(n.Item), oneLine(n.ClientIP)
 	v := messageView{
 		Notice:       n,
 		When:         n.Time.UTC().Format(time.RFC1123),
@@ -151,4 +155,14 @@ func (m *Messages) Render(n Notice) (subject, body string, err error) {
 		texts = append(texts, t)
 	}
 	return subject, strings.Join(texts, "\n\n") + "\n", nil
+}
+
+// oneLine replaces control characters with spaces.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if isControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
 }

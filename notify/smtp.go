@@ -165,6 +165,9 @@ func (s *SMTP) compose(n Notice, to string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if strings.ContainsAny(subject, "\r\n") {
+		return nil, errors.New("mail subject would contain a line break")
+	}
 	domain := s.from.Address[strings.LastIndexByte(s.from.Address, '@')+1:]
 	headers := [][2]string{
 		{"From", s.from.String()},
@@ -276,3 +279,6 @@ func (s *SMTP) smtpErr(step string, err error) error {
 
 // Interface guards
 var _ Sender = (*SMTP)(nil)
+
+// Security returns the connection security in effect, defaults applied.
+func (s *SMTP) Security() Security { return s.cfg.Security }

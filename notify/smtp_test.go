@@ -487,4 +487,3 @@ func TestNewSMTPChecksConfig(t *testing.T) {
 		}
 	}
 }
-

@@ -26,10 +26,10 @@ Then ask your administrator to run ` + "`caddy two-factor revoke {{.User}}`" + `
 
 	"recovery_code_used.subject": `A recovery code was used for {{.User}}`,
 	"recovery_code_used.body": `A recovery code was used to sign in to your account {{.User}}.
-{{- with .RecoveryCodesLeft}} You have {{.}} recovery code{{if ne . 1}}s{{end}} left.{{end}}`,
+{{- if .CountsRecoveryCodes}} You have {{.RecoveryCodesLeft}} recovery code{{if ne .RecoveryCodesLeft 1}}s{{end}} left.{{end}}`,
 
 	"recovery_codes_low.subject": `Few recovery codes left for {{.User}}`,
-	"recovery_codes_low.body": `Your account {{.User}} has {{with .RecoveryCodesLeft}}only {{.}}{{else}}few{{end}} recovery codes left.
+	"recovery_codes_low.body": `Your account {{.User}} has {{if .CountsRecoveryCodes}}only {{.RecoveryCodesLeft}}{{else}}few{{end}} recovery code{{if ne .RecoveryCodesLeft 1}}s{{end}} left.
 Make new ones on your account page before you run out.`,
 
 	"authenticator_added.subject":   `An authenticator was added to {{.User}}`,
@@ -71,10 +71,11 @@ It works once and expires in {{.CodeLifetime}}. Nobody will ever ask you for it.
 // messageView is what the templates see.
 type messageView struct {
 	Notice
-	When              string // Notice.Time in UTC, RFC 1123
-	MaskedTo          string // a***@example.com
-	RecoveryCodesLeft any    // nil or int, so {{with}} shows 0
-	CodeLifetime      string // "10 minutes"
+	When                string // Notice.Time in UTC, RFC 1123
+	MaskedTo            string // a***@example.com
+	CountsRecoveryCodes bool   // RecoveryCodesLeft was given (0 included)
+	RecoveryCodesLeft   int
+	CodeLifetime        string // "10 minutes"
 }
 
 // Messages renders notices from a catalog.
@@ -134,7 +135,7 @@ func (m *Messages) Render(n Notice) (subject, body string, err error) {
 		CodeLifetime: fmt.Sprintf("%d minutes", int(CodeLifetime/time.Minute)),
 	}
 	if n.RecoveryCodesLeft != nil {
-		v.RecoveryCodesLeft = *n.RecoveryCodesLeft
+		v.CountsRecoveryCodes, v.RecoveryCodesLeft = true, *n.RecoveryCodesLeft
 	}
 	exec := func(key string) (string, error) {
 		var b strings.Builder

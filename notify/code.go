@@ -90,11 +90,18 @@ func ParseAddress(s string) (string, error) {
 		return "", errors.New("e-mail address is too long")
 	case at <= 0 || at == len(addr)-1:
 		return "", errors.New("e-mail address needs a local part and a domain")
-	case strings.Count(addr, "@") != 1 || strings.ContainsAny(addr, " \"\\"):
-		// Such local parts need quoting in SMTP commands; no one uses them.
+	case strings.Count(addr, "@") != 1 || !bare(addr):
+		// A local part that needs quoting would need it in SMTP commands
+		// too; no one uses them.
 		return "", errors.New("e-mail address has a quoted local part")
 	}
 	return addr, nil
+}
+
+// bare reports whether addr parses, unquoted, to itself.
+func bare(addr string) bool {
+	a, err := mail.ParseAddress(addr)
+	return err == nil && a.Address == addr && a.Name == ""
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }

@@ -160,14 +160,7 @@ func TestDispatcherCloseStopsEveryWorker(t *testing.T) {
 	retrying.next(t)
 	clock.nextWait(t) // the retrying worker waits for its backoff
 
-	closed := make(chan struct{})
-	go func() { d.Close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(waitLimit):
-		t.Fatal("Close did not return with a hanging transport")
-	}
-	checkNoGoroutines(t)
+	closeWithin(t, d) // with a hanging transport and one in backoff
 	if err := d.Enqueue(aliceNotice(notify.OperatorRevoke)); !errors.Is(err, notify.ErrClosed) {
 		t.Errorf("Enqueue after Close: %v, want ErrClosed", err)
 	}

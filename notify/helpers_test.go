@@ -271,3 +271,44 @@ func waitLog(t *testing.T, logs *observer.ObservedLogs, msg string) []observer.L
 		runtime.Gosched()
 	}
 }
+
+// closeWithin closes d, failing if that hangs, and checks that no
+// goroutine of the package is left.
+func closeWithin(t *testing.T, d *notify.Dispatcher) {
+	t.Helper()
+	closed := make(chan struct{})
+	go func() { d.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(waitLimit):
+		t.Fatal("Close did not return")
+	}
+	checkNoGoroutines(t)
+}
+
+// containsAll checks that text has each of wants.
+func containsAll(t *testing.T, what, text string, wants ...string) {
+	t.Helper()
+	for _, w := range wants {
+		if !strings.Contains(text, w) {
+			t.Errorf("%s lacks %q:\n%s", what, w, text)
+		}
+	}
+}
+
+// checkConfigErr checks a constructor's error against the wanted part of
+// its message ("" for none); it reports whether the result is usable.
+func checkConfigErr(t *testing.T, call string, err error, wantErr string) bool {
+	t.Helper()
+	switch {
+	case wantErr != "":
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Errorf("%s = %v, want error with %q", call, err, wantErr)
+		}
+		return false
+	case err != nil:
+		t.Errorf("%s: %v", call, err)
+		return false
+	}
+	return true
+}

@@ -3,6 +3,7 @@ package notify_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -98,11 +99,7 @@ func TestWebhookJSON(t *testing.T) {
 		}
 	}
 	message, _ := got["message"].(string)
-	for _, s := range []string{"You have 0 recovery codes left.", "caddy two-factor revoke alice"} {
-		if !strings.Contains(message, s) {
-			t.Errorf("message lacks %q: %q", s, message)
-		}
-	}
+	containsAll(t, "message", message, "You have 0 recovery codes left.", "caddy two-factor revoke alice")
 	if len(got) != len(want)+1 {
 		t.Errorf("payload has fields %v, want exactly those of the schema", keys(got))
 	}
@@ -244,14 +241,7 @@ func TestNewWebhookChecksConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		w, err := notify.NewWebhook(notify.WebhookConfig{URL: tt.url})
-		if tt.wantErr != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Errorf("NewWebhook(%q) = %v, want error with %q", tt.url, err, tt.wantErr)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("NewWebhook(%q): %v", tt.url, err)
+		if !checkConfigErr(t, fmt.Sprintf("NewWebhook(%q)", tt.url), err, tt.wantErr) {
 			continue
 		}
 		if name := w.Name(); strings.Contains(name, "/") {

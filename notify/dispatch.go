@@ -3,6 +3,7 @@ package notify
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"time"
 
@@ -172,7 +173,9 @@ func (d *Dispatcher) Enqueue(n Notice) error {
 
 // Close stops the workers, abandoning notices still queued or being
 // retried (their number is logged), and waits for the workers to return.
-// A send in flight is cancelled. Close is safe to call more than once.
+// A send in flight is cancelled. Then it closes the senders that are an
+// io.Closer (a webhook's idle connections). Close is safe to call more
+// than once.
 func (d *Dispatcher) Close() error {
 	d.mu.Lock()
 	if d.closed {
@@ -184,6 +187,11 @@ func (d *Dispatcher) Close() error {
 	d.cancel()
 	d.wg.Wait()
 	for _, l := range d.lanes {
+		if c, ok := l.sender.(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				d.log.Warn("closing notification transport", zap.String("transport", l.sender.Name()), zap.Error(err))
+			}
+		}
 		if n := len(l.queue) + l.abandoned; n > 0 {
 			d.log.Warn("notification dispatcher closed with notices unsent",
 				zap.String("transport", l.sender.Name()), zap.Int("unsent", n))

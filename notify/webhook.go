@@ -70,7 +70,9 @@ func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	if cfg.Messages == nil {
 		cfg.Messages = DefaultMessages()
 	}
-	client := &http.Client{}
+	// A transport of its own, so Close can end its idle connections
+	// (and their goroutines) without touching anyone else's.
+	client := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	if cfg.Client != nil {
 		c := *cfg.Client
 		client = &c
@@ -125,6 +127,13 @@ func (w *Webhook) Send(ctx context.Context, n Notice) error {
 	}
 }
 
+// Close ends the webhook's idle connections; the dispatcher calls it when
+// it closes.
+func (w *Webhook) Close() error {
+	w.client.CloseIdleConnections()
+	return nil
+}
+
 // urlFree drops the URL that net/http puts in its errors: it may hold a
 // secret.
 func urlFree(err error) error {
@@ -136,4 +145,7 @@ func urlFree(err error) error {
 }
 
 // Interface guards
-var _ Sender = (*Webhook)(nil)
+var (
+	_ Sender    = (*Webhook)(nil)
+	_ io.Closer = (*Webhook)(nil)
+)

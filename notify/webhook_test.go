@@ -254,3 +254,30 @@ func TestNewWebhookChecksConfig(t *testing.T) {
 		t.Errorf("two webhooks on one host share the name %q: their claims would collide", a.Name())
 	}
 }
+
+// idleTracker is a transport that records CloseIdleConnections.
+type idleTracker struct {
+	http.RoundTripper
+	closed chan struct{}
+}
+
+func (t *idleTracker) CloseIdleConnections() { close(t.closed) }
+
+func TestDispatcherCloseEndsWebhookConnections(t *testing.T) {
+	h := startHookServer(t)
+	tracker := &idleTracker{RoundTripper: http.DefaultTransport.(*http.Transport).Clone(), closed: make(chan struct{})}
+	w, err := notify.NewWebhook(notify.WebhookConfig{URL: h.URL, Client: &http.Client{Transport: tracker}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Send(context.Background(), aliceNotice(notify.AccountLocked)); err != nil {
+		t.Fatal(err) // leaves an idle keep-alive connection
+	}
+	d := notify.New(notify.Config{Senders: []notify.Sender{w}})
+	closeWithin(t, d)
+	select {
+	case <-tracker.closed:
+	default:
+		t.Fatal("Close left the webhook's idle connections open")
+	}
+}

@@ -1,0 +1,77 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/tls"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-two-factor/caddy-two-factor/internal/redistest"
+	"github.com/caddy-two-factor/caddy-two-factor/store"
+)
+
+// These tests run the store against the ways Redis is deployed: over
+// TLS, behind Sentinel, and (refused) as a Cluster node.
+
+// roundTrip puts a user and a session of theirs in one transaction and
+// reads both back.
+func roundTrip(t *testing.T, s *Store) {
+	t.Helper()
+	sess := &store.Session{Key: store.SessionKey{1, 2, 3}, User: "alice", Stage: store.StageFull, Expires: base}
+	update(t, s, func(tx store.Tx) error {
+		if err := tx.PutUser(&store.User{Name: "alice", PasswordHash: "h", Created: base}); err != nil {
+			return err
+		}
+		return tx.PutSession(sess)
+	})
+	err := s.View(func(tx store.Tx) error {
+		if u, err := tx.User("alice"); err != nil || u.PasswordHash != "h" {
+			t.Errorf("User: %+v, %v", u, err)
+		}
+		got, err := tx.UserSessions("alice")
+		if err != nil || len(got) != 1 || got[0].Key != sess.Key {
+			t.Errorf("UserSessions: %v, %v", got, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOpenOverTLS: over TLS the store connects only to a server whose
+// certificate chains to the given authority and names the server name.
+func TestOpenOverTLS(t *testing.T) {
+	srv := redistest.StartTLS(t)
+	t.Run("trusted", func(t *testing.T) {
+		s, err := Open(context.Background(), Options{Addresses: []string{srv.Addr}, Password: srv.Password, TLS: srv.TLS.Clone()})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		defer s.Close()
+		roundTrip(t, s)
+	})
+	tests := []struct {
+		name string
+		tls  *tls.Config
+		want string // in the error
+	}{
+		{"authority not trusted", &tls.Config{ServerName: redistest.ServerName, MinVersion: tls.VersionTLS12}, "certificate signed by unknown authority"},
+		{"certificate for another name", &tls.Config{RootCAs: srv.TLS.RootCAs, ServerName: "redis.example", MinVersion: tls.VersionTLS12}, "redis.example"},
+		{"no server name: the address is checked", &tls.Config{RootCAs: srv.TLS.RootCAs, MinVersion: tls.VersionTLS12}, "127.0.0.1"},
+		{"plain TCP", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Open(context.Background(), Options{Addresses: []string{srv.Addr}, Password: srv.Password, TLS: tt.tls, Timeout: time.Second})
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), srv.Addr) {
+				t.Errorf("error %q does not name %s and say %q", err, srv.Addr, tt.want)
+			}
+		})
+	}
+}

@@ -102,3 +102,20 @@ func TestRedisStoresOverTLSAreKeptApart(t *testing.T) {
 		t.Fatalf("the stores under %q and %q share one handle, named %s", stores[0].KeyPrefix, stores[1].KeyPrefix, stores[0].opened().path)
 	}
 }
+
+// TestRedisStoreThroughSentinel: with sentinel and the Sentinels'
+// addresses, two instances find the master, share sign-ins, and hear each
+// other's sign-outs on the invalidation channel.
+func TestRedisStoreThroughSentinel(t *testing.T) {
+	master := redistest.Start(t)
+	sentinel := redistest.StartSentinel(t, master, "mymaster")
+	through := withRedis(func(s *RedisStore) {
+		s.Addresses, s.SentinelMaster = []string{sentinel.Addr}, sentinel.Master
+	})
+	a := newRedisSite(t, master, "a", through)
+	b := newRedisSite(t, master, "b", through)
+	if want := "redis+sentinel://" + sentinel.Addr + "/mymaster/0#shared:"; a.h.db.path != want {
+		t.Errorf("store named %q, want %q", a.h.db.path, want)
+	}
+	signInAndOutAcross(t, a, b, "alice")
+}

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"crypto/tls"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -74,4 +75,56 @@ func TestOpenOverTLS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOpenThroughSentinel: given the Sentinels' addresses and the master
+// set's name, the store finds the master, transactions commit there, and
+// the invalidation subscription hears another store's writes and its own
+// heartbeats through it.
+func TestOpenThroughSentinel(t *testing.T) {
+	master := redistest.Start(t)
+	sentinel := redistest.StartSentinel(t, master, "mymaster")
+	open := func() *Store {
+		t.Helper()
+		s, err := Open(context.Background(), Options{Addresses: []string{sentinel.Addr}, SentinelMaster: sentinel.Master, Password: master.Password})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	a, b := open(), open()
+	w := startWatch(t, b)
+	w.waitConfirmed(t, time.Now())
+	roundTrip(t, a)
+	// The write reached the master itself, not some other server.
+	direct := opener(master)(t)
+	direct.keys = a.keys
+	if err := direct.View(func(tx store.Tx) error { _, err := tx.User("alice"); return err }); err != nil {
+		t.Errorf("the master does not hold the user put through the sentinel: %v", err)
+	}
+	update(t, a, func(t store.Tx) error {
+		return t.(*tx).Announce([]string{"alice"}, []store.SessionKey{{9}})
+	})
+	select {
+	case got := <-w.invalidated:
+		if !slices.Equal(got, []string{"alice", "\x09"}) {
+			t.Errorf("invalidated %q", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no invalidation within 5s")
+	}
+
+	t.Run("unknown master set", func(t *testing.T) {
+		s, err := Open(context.Background(), Options{Addresses: []string{sentinel.Addr}, SentinelMaster: "nosuchmaster", Password: master.Password, Timeout: time.Second})
+		if err == nil {
+			s.Close()
+			t.Fatal("Open succeeded")
+		}
+		for _, want := range []string{`"nosuchmaster"`, sentinel.Addr} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %s", err, want)
+			}
+		}
+	})
 }

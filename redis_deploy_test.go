@@ -119,3 +119,21 @@ func TestRedisStoreThroughSentinel(t *testing.T) {
 	}
 	signInAndOutAcross(t, a, b, "alice")
 }
+
+// TestRedisStoreRefusesACluster: a store pointed at a Redis Cluster node
+// fails the config with an error that says Cluster is not supported, and
+// why.
+func TestRedisStoreRefusesACluster(t *testing.T) {
+	node := redistest.StartClusterNode(t)
+	h := &TwoFactor{store: &RedisStore{Addresses: []string{node.Addr}, Password: node.Password}}
+	err := h.provision(zap.NewNop())
+	if err == nil {
+		_ = h.Cleanup()
+		t.Fatal("provisioned on a cluster node")
+	}
+	for _, want := range []string{"redis store", node.Addr, "Redis Cluster node, which this store does not support", "hash slots", "Sentinel"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}

@@ -1,8 +1,9 @@
 // Package redistest starts real Redis processes for tests: a
 // redis-server on a free loopback port, with a password, saving nothing,
 // in a temporary directory, and stopped when the test ends; the same
-// listening with TLS only (StartTLS), as a Redis Cluster node
-// (StartClusterNode), and a Sentinel watching a server (StartSentinel).
+// listening with TLS only (StartTLS), or as a Redis Cluster node holding
+// every slot (StartClusterNode); and a Sentinel watching a server
+// (StartSentinel).
 //
 // Where redis-server is not installed the test is skipped, naming the
 // Debian package, unless the environment variable CI is "true": CI
@@ -90,8 +91,9 @@ func StartTLS(t testing.TB) *Server {
 	return s
 }
 
-// StartClusterNode starts a redis-server for t with cluster mode on (a
-// node of no cluster yet, holding no slots), and stops it when t ends.
+// StartClusterNode starts a redis-server for t with cluster mode on, as
+// a cluster of one node that holds every hash slot, and stops it when t
+// ends.
 func StartClusterNode(t testing.TB) *Server {
 	t.Helper()
 	bin := binary(t)
@@ -101,7 +103,23 @@ func StartClusterNode(t testing.TB) *Server {
 		"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
 	)
 	run(t, dir, s.probe, bin, args...)
-	return s
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	auth := "AUTH " + s.Password + "\r\n"
+	if err := exchange(ctx, s.Addr, nil, auth+"CLUSTER ADDSLOTSRANGE 0 16383\r\n", "+OK\r\n+OK\r\n"); err != nil {
+		t.Fatalf("giving the cluster node every slot: %v", err)
+	}
+	for {
+		got, err := reply(ctx, s.Addr, nil, auth+"CLUSTER INFO\r\n", 3)
+		if err == nil && strings.HasSuffix(got, "cluster_state:ok\r\n") {
+			return s
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the cluster node did not come up within %s: %q, %v", startTimeout, got, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // StartSentinel starts a Sentinel for t that watches master as the set
@@ -230,6 +248,19 @@ func (s *Server) probe(ctx context.Context) error {
 // exchange sends req to addr (over TLS with config, if not nil) and
 // fails unless the answer starts with want.
 func exchange(ctx context.Context, addr string, config *tls.Config, req, want string) error {
+	got, err := reply(ctx, addr, config, req, strings.Count(want, "\n"))
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("redis-server answered %q, want %q", got, want)
+	}
+	return nil
+}
+
+// reply sends req to addr (over TLS with config, if not nil) and returns
+// the first lines of the answer.
+func reply(ctx context.Context, addr string, config *tls.Config, req string, lines int) (string, error) {
 	var conn net.Conn
 	var err error
 	if config != nil {
@@ -240,28 +271,25 @@ func exchange(ctx context.Context, addr string, config *tls.Config, req, want st
 		conn, err = d.DialContext(ctx, "tcp", addr)
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer conn.Close()
 	if deadline, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(deadline)
 	}
 	if _, err := fmt.Fprint(conn, req); err != nil {
-		return err
+		return "", err
 	}
 	r := bufio.NewReader(conn)
-	got := make([]byte, 0, len(want))
-	for len(got) < len(want) {
+	var got strings.Builder
+	for range lines {
 		line, err := r.ReadString('\n')
+		got.WriteString(line)
 		if err != nil {
-			return err
-		}
-		got = append(got, line...)
-		if !strings.HasPrefix(want, string(got)) {
-			return fmt.Errorf("redis-server answered %q, want %q", got, want)
+			return got.String(), err
 		}
 	}
-	return nil
+	return got.String(), nil
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.

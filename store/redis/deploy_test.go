@@ -3,10 +3,13 @@ package redisstore
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/rueidis"
 
 	"github.com/caddy-two-factor/caddy-two-factor/internal/redistest"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
@@ -127,4 +130,34 @@ func TestOpenThroughSentinel(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestOpenRefusesACluster: a Redis Cluster node is refused at Open, with
+// an error that says why; and the reason holds on a real cluster: the
+// transaction that puts a session, over the session, its user's set and
+// the expiry index, spans hash slots and is refused with CROSSSLOT.
+func TestOpenRefusesACluster(t *testing.T) {
+	node := redistest.StartClusterNode(t)
+	s, err := Open(context.Background(), Options{Addresses: []string{node.Addr}, Password: node.Password})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open succeeded on a cluster node")
+	}
+	if !errors.Is(err, ErrCluster) || !strings.Contains(err.Error(), node.Addr) || !strings.Contains(err.Error(), "Sentinel") {
+		t.Errorf("error %q is not ErrCluster naming %s and what to use instead", err, node.Addr)
+	}
+
+	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{node.Addr}, Password: node.Password, ForceSingleClient: true, DisableCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// The store as Open would have made it, had it not refused.
+	s = &Store{client: c, keys: keys{DefaultKeyPrefix}, timeout: DefaultTimeout, retention: DefaultAttemptRetention, now: time.Now}
+	err = s.Update(func(tx store.Tx) error {
+		return tx.PutSession(&store.Session{Key: store.SessionKey{1}, User: "alice", Stage: store.StageFull, Expires: base})
+	})
+	if err == nil || !strings.Contains(err.Error(), "CROSSSLOT") {
+		t.Errorf("putting a session on a cluster: %v, want CROSSSLOT", err)
+	}
 }

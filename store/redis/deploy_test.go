@@ -161,3 +161,37 @@ func TestOpenRefusesACluster(t *testing.T) {
 		t.Errorf("putting a session on a cluster: %v, want CROSSSLOT", err)
 	}
 }
+
+// TestOpenAsTheDocumentedACLUser: the ACL user the README suggests, kept
+// to the prefix and the commands the store uses, can do everything the
+// store does, the cluster check at Open included.
+func TestOpenAsTheDocumentedACLUser(t *testing.T) {
+	srv := redistest.Start(t)
+	admin := opener(srv)(t)
+	defer admin.Close()
+	acl := strings.Fields("ACL SETUSER caddy on >caddy-password ~two_factor:* &two_factor:invalidate +@read +@write +@transaction +@connection +@pubsub")
+	if err := admin.client.Do(context.Background(), admin.client.B().Arbitrary(acl[:2]...).Args(acl[2:]...).Build()).Error(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(context.Background(), Options{Addresses: []string{srv.Addr}, Username: "caddy", Password: "caddy-password"})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	w := startWatch(t, s)
+	w.waitConfirmed(t, time.Now())
+	roundTrip(t, s)
+	update(t, s, func(tx store.Tx) error {
+		return tx.PutAttempts("user:alice", &store.Attempts{Failures: 1, WindowStart: base})
+	})
+	err = s.Update(func(tx store.Tx) error {
+		if _, err := tx.DeleteExpiredSessions(base.Add(time.Hour), 10); err != nil {
+			return err
+		}
+		_, err := tx.DeleteStaleAttempts(base.Add(48*time.Hour), time.Hour, 10)
+		return err
+	})
+	if err != nil {
+		t.Errorf("the cleanups: %v", err)
+	}
+}

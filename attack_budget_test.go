@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	boltstore "github.com/caddy-two-factor/caddy-two-factor/store/bolt"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
 
@@ -31,7 +32,7 @@ func commitsOf(t *testing.T, site *testSite) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return db.raw.(*store.Bolt).Commits()
+	return db.raw.(*boltstore.Store).Commits()
 }
 
 func TestAttackRefusedSignInsWriteNothingAndLockTheClient(t *testing.T) {

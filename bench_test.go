@@ -20,6 +20,7 @@ import (
 	"github.com/caddy-two-factor/caddy-two-factor/internal/redistest"
 	"github.com/caddy-two-factor/caddy-two-factor/internal/seed"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	boltstore "github.com/caddy-two-factor/caddy-two-factor/store/bolt"
 )
 
 // The gate's benchmarks run the handler alone, without Caddy, on a
@@ -47,7 +48,7 @@ func benchHandler(b *testing.B, n int) (*TwoFactor, []string) {
 func benchDatabase(b *testing.B, n int) (string, []string) {
 	b.Helper()
 	path := filepath.Join(b.TempDir(), "2fa.db")
-	st, err := store.OpenBolt(path)
+	st, err := boltstore.Open(path)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -287,7 +288,7 @@ func BenchmarkRefusedSignIn(b *testing.B) {
 			}
 			pre := encodeKey(make([]byte, store.TokenBytes))
 			body := "username=bench&password=wrong&csrf=" + h.csrfToken("login", []byte(pre))
-			bolt := h.db.raw.(*store.Bolt)
+			bolt := h.db.raw.(*boltstore.Store)
 			before := bolt.Commits()
 			b.ResetTimer()
 			for range b.N {

@@ -25,7 +25,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
-	"github.com/caddy-two-factor/caddy-two-factor/store"
+	boltstore "github.com/caddy-two-factor/caddy-two-factor/store/bolt"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
 
@@ -413,8 +413,8 @@ func (c *cli) offline(req adminRequest) (adminResult, error) {
 	if _, err := os.Stat(c.db); err != nil {
 		return adminResult{}, refuse(codeNotOpen, "no 2FA database at %s: %v", c.db, err)
 	}
-	st, err := store.OpenBolt(c.db)
-	if errors.Is(err, store.ErrLocked) {
+	st, err := boltstore.Open(c.db)
+	if errors.Is(err, boltstore.ErrLocked) {
 		return adminResult{}, refuse(codeLocked, "2FA database %s is held by another process (a Caddy whose admin endpoint is not %s? reach it with --address)", c.db, c.address)
 	}
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/caddy-two-factor/caddy-two-factor/sessioncache"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	boltstore "github.com/caddy-two-factor/caddy-two-factor/store/bolt"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
 
@@ -85,7 +86,7 @@ var storeWrappers sync.Map // name → func(store.Store) store.Store
 // openDatabase returns the shared bolt database at path, opening it and
 // starting its sweeper if no config has it open yet.
 func openDatabase(path string, logger *zap.Logger) (*database, error) {
-	return openShared(path, path, logger, func() (store.Store, error) { return store.OpenBolt(path) }, nil)
+	return openShared(path, path, logger, func() (store.Store, error) { return boltstore.Open(path) }, nil)
 }
 
 // watcher keeps a distrusting cache told of other processes' writes

@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddy-two-factor/caddy-two-factor/seal"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	boltstore "github.com/caddy-two-factor/caddy-two-factor/store/bolt"
 )
 
 // The keys that seal TOTP secrets (see package seal). A database keeps a
@@ -184,12 +185,12 @@ type resealResult struct {
 	Users    int `json:"users"`
 	Sessions int `json:"sessions"`
 	// Compacted is the file's size before and after its compaction.
-	Compacted *store.CompactStats `json:"compacted,omitempty"`
+	Compacted *boltstore.CompactStats `json:"compacted,omitempty"`
 }
 
-// compacter is a store that can rewrite its file (store.Bolt).
+// compacter is a store that can rewrite its file (boltstore.Store).
 type compacter interface {
-	Compact() (store.CompactStats, error)
+	Compact() (boltstore.CompactStats, error)
 }
 
 // resealLocked seals every secret in db with the current key of the

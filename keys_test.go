@@ -20,6 +20,7 @@ import (
 
 	"github.com/caddy-two-factor/caddy-two-factor/seal"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	boltstore "github.com/caddy-two-factor/caddy-two-factor/store/bolt"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
 
@@ -60,7 +61,7 @@ func loadsWith(t *testing.T, db string, keys keyConfig) error {
 // value: a database from before the check existed.
 func writeUsers(t *testing.T, path string, keyOf map[string][]byte) {
 	t.Helper()
-	st, err := store.OpenBolt(path)
+	st, err := boltstore.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +296,7 @@ func TestResealRefusals(t *testing.T) {
 				db = h.db
 			}
 			if db == nil {
-				st, err := store.OpenBolt(path)
+				st, err := boltstore.Open(path)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -344,7 +345,7 @@ func TestResealSealsEverySecretWithTheCurrentKey(t *testing.T) {
 	// A pending setup with a secret in the clear, and one no key opens.
 	var pending, lost store.SessionKey
 	func() {
-		st, err := store.OpenBolt(path)
+		st, err := boltstore.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -445,7 +446,7 @@ func TestResealSealsEverySecretWithTheCurrentKey(t *testing.T) {
 // it, and returns the error Caddy answered.
 func loadFails(t *testing.T, caddyfile string) string {
 	t.Helper()
-	client := &http.Client{Timeout: 3 * store.LockTimeout}
+	client := &http.Client{Timeout: 3 * boltstore.LockTimeout}
 	resp, err := client.Post(fmt.Sprintf("http://localhost:%d/load", testPorts().admin), "text/caddyfile", strings.NewReader(caddyfile))
 	if err != nil {
 		t.Fatal(err)
@@ -622,8 +623,8 @@ func TestCommandResealNeedsTheRunningCaddy(t *testing.T) {
 // failingCompacter is a store whose compaction fails, as on a full disk.
 type failingCompacter struct{ store.Store }
 
-func (failingCompacter) Compact() (store.CompactStats, error) {
-	return store.CompactStats{}, errors.New("write 2fa.db.compact: no space left on device")
+func (failingCompacter) Compact() (boltstore.CompactStats, error) {
+	return boltstore.CompactStats{}, errors.New("write 2fa.db.compact: no space left on device")
 }
 
 func TestResealWhoseCompactionFailsIsAnOutage(t *testing.T) {

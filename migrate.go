@@ -22,6 +22,7 @@ import (
 	"github.com/caddy-two-factor/caddy-two-factor/seal"
 	"github.com/caddy-two-factor/caddy-two-factor/sessioncache"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	boltstore "github.com/caddy-two-factor/caddy-two-factor/store/bolt"
 	redisstore "github.com/caddy-two-factor/caddy-two-factor/store/redis"
 )
 
@@ -186,8 +187,8 @@ func (m *migration) run() (migrateResult, error) {
 	if _, err := os.Stat(from); err != nil {
 		return res, refuse(codeNotOpen, "no 2FA database at %s: %v", from, err)
 	}
-	src, err := store.OpenBolt(from)
-	if errors.Is(err, store.ErrLocked) {
+	src, err := boltstore.Open(from)
+	if errors.Is(err, boltstore.ErrLocked) {
 		return res, refuse(codeLocked, "2FA database %s is held by another process: a running Caddy keeps its database locked; stop it, so that nothing changes in the file after the copy, and run migrate again", from)
 	}
 	if err != nil {

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-two-factor/caddy-two-factor/store"
+	boltstore "github.com/caddy-two-factor/caddy-two-factor/store/bolt"
 )
 
 func TestFirstSignInEnrollsAndOpensTheRoute(t *testing.T) {
@@ -285,7 +285,7 @@ func TestDatabaseIsClosedWhenNoConfigUsesIt(t *testing.T) {
 	site := startSite(t, siteConfig{matcher: "/admin/*"})
 	stopSites(t)
 	// Another process (here: another handle) can open the file at once.
-	st, err := store.OpenBolt(site.db)
+	st, err := boltstore.Open(site.db)
 	if err != nil {
 		t.Fatalf("database still held after the config was unloaded: %v", err)
 	}
@@ -295,12 +295,12 @@ func TestDatabaseIsClosedWhenNoConfigUsesIt(t *testing.T) {
 func TestDatabaseHeldElsewhereIsAClearError(t *testing.T) {
 	startSite(t, siteConfig{matcher: "/admin/*"}) // make sure Caddy runs
 	path := filepath.Join(t.TempDir(), "held.db")
-	st, err := store.OpenBolt(path)
+	st, err := boltstore.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	client := &http.Client{Timeout: 3 * store.LockTimeout}
+	client := &http.Client{Timeout: 3 * boltstore.LockTimeout}
 	resp, err := client.Post(fmt.Sprintf("http://localhost:%d/load", testPorts().admin), "text/caddyfile",
 		strings.NewReader(caddyfileFor(siteConfig{matcher: "/admin/*", db: path})))
 	if err != nil {

@@ -2,12 +2,9 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"strings"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // Users and sessions are the bulk of the database (a million sessions is a
@@ -21,8 +18,8 @@ import (
 // JSON. The User-Agent, the largest field of a session, is packed with a
 // fixed dictionary of the fragments every browser sends (see packAgent).
 //
-// Records written as JSON by earlier versions start with '{' and are still
-// read; they are rewritten in the binary form the next time they are put.
+// Records written as JSON by earlier versions of the bbolt store are read
+// by that store alone (package boltstore); the forms here are binary only.
 //
 // Session format 0x02 adds the credential at the end; 0x01 sessions are
 // read with none, so they no longer let anyone in (see Session.Credential).
@@ -69,9 +66,6 @@ func encodeUser(u *User) []byte {
 
 // decodeUser decodes a stored user, copying everything it keeps.
 func decodeUser(raw []byte, u *User) error {
-	if len(raw) > 0 && raw[0] == '{' {
-		return json.Unmarshal(raw, u)
-	}
 	if len(raw) == 0 || raw[0] != userFormat {
 		return errCorruptUser
 	}
@@ -140,21 +134,9 @@ func appendTime(b []byte, t time.Time) []byte {
 	return binary.AppendUvarint(binary.AppendVarint(b, t.Unix()), uint64(t.Nanosecond()))
 }
 
-// getSession reads the session stored under key into s.
-func getSession(b *bolt.Bucket, key []byte, s *Session) error {
-	raw := b.Get(key)
-	if raw == nil {
-		return ErrNotFound
-	}
-	return decodeSession(raw, s)
-}
-
 // decodeSession decodes a stored session. Everything it keeps is copied
 // out of raw, so nothing refers to a transaction's memory after it ends.
 func decodeSession(raw []byte, s *Session) error {
-	if len(raw) > 0 && raw[0] == '{' {
-		return json.Unmarshal(raw, s)
-	}
 	if len(raw) == 0 || (raw[0] != sessionFormat && raw[0] != sessionFormatV1) {
 		return errCorruptSession
 	}
@@ -346,16 +328,16 @@ func (d *decoder) agent(packed []byte) string {
 	return b.String()
 }
 
-// The binary forms of users, sessions and attempt counters, for stores that
-// keep them elsewhere than in bbolt (the Redis store). They are the forms
-// bbolt keeps users and sessions in; bbolt keeps counters as JSON, and reads
-// only that.
+// The binary forms of users, sessions and attempt counters, shared by the
+// stores: bbolt (package boltstore) and Redis (package redisstore) keep
+// users and sessions in them, Redis counters too (bbolt keeps counters as
+// JSON).
 
 // EncodeUser returns the binary form of u.
 func EncodeUser(u *User) []byte { return encodeUser(u) }
 
-// DecodeUser decodes what EncodeUser returned (or a user in the JSON of
-// earlier versions). The result shares no memory with raw.
+// DecodeUser decodes what EncodeUser returned. The result shares no memory
+// with raw.
 func DecodeUser(raw []byte) (*User, error) {
 	var u User
 	if err := decodeUser(raw, &u); err != nil {
@@ -367,9 +349,8 @@ func DecodeUser(raw []byte) (*User, error) {
 // EncodeSession returns the binary form of s, without its Key.
 func EncodeSession(s *Session) []byte { return encodeSession(s) }
 
-// DecodeSession decodes what EncodeSession returned (or a session in the
-// JSON of earlier versions), giving it key. The result shares no memory
-// with raw.
+// DecodeSession decodes what EncodeSession returned, giving it key. The
+// result shares no memory with raw.
 func DecodeSession(key SessionKey, raw []byte) (*Session, error) {
 	var s Session
 	if err := decodeSession(raw, &s); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	boltstore "github.com/caddy-two-factor/caddy-two-factor/store/bolt"
 )
 
 func TestNetworkOfGroupsIPv6By64(t *testing.T) {
@@ -113,7 +114,7 @@ func eachMode(t *testing.T, test func(t *testing.T, newTrackerFixture func(*test
 
 func newTrackerFixture(t *testing.T, shared bool) *trackerFixture {
 	t.Helper()
-	bolt, err := store.OpenBolt(filepath.Join(t.TempDir(), "2fa.db"))
+	bolt, err := boltstore.Open(filepath.Join(t.TempDir(), "2fa.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/caddy-two-factor/caddy-two-factor/internal/seed"
-	"github.com/caddy-two-factor/caddy-two-factor/store"
+	boltstore "github.com/caddy-two-factor/caddy-two-factor/store/bolt"
 )
 
 func main() {
@@ -53,7 +53,7 @@ func main() {
 }
 
 func run(path, out string, o seed.Options) error {
-	st, err := store.OpenBolt(path)
+	st, err := boltstore.Open(path)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	boltstore "github.com/caddy-two-factor/caddy-two-factor/store/bolt"
 )
 
 // retrying runs every write transaction twice, as the Redis store does
@@ -31,7 +32,7 @@ func (r retrying) Update(fn func(store.Tx) error) error {
 // TestFillReturnsOnlyCommittedTokens: a transaction run again must not
 // leave the tokens of its rolled-back run among those Fill returns.
 func TestFillReturnsOnlyCommittedTokens(t *testing.T) {
-	st, err := store.OpenBolt(filepath.Join(t.TempDir(), "2fa.db"))
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "2fa.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

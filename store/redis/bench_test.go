@@ -8,6 +8,7 @@ import (
 
 	"github.com/caddy-two-factor/caddy-two-factor/internal/redistest"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	boltstore "github.com/caddy-two-factor/caddy-two-factor/store/bolt"
 )
 
 // BenchmarkRoundTrip compares the Redis store (a local redis-server over
@@ -24,7 +25,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 		open func(b *testing.B) store.Store
 	}{
 		{"bolt", func(b *testing.B) store.Store {
-			s, err := store.OpenBolt(filepath.Join(b.TempDir(), "2fa.db"))
+			s, err := boltstore.Open(filepath.Join(b.TempDir(), "2fa.db"))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -48,14 +48,17 @@
 //
 // # Cluster
 //
-// Open talks to one server, or to the master a Sentinel names; it does not
-// run on Redis Cluster. The layout keeps every key of one user (record and
-// session set) in one slot with the hash tag {u:<user>}, but a session is
-// found by its token's digest alone, so its record lives in another slot,
-// and the indexes (users, expiry, attempts) are one key each: a
-// transaction that puts a session touches three slots, which Cluster
-// refuses in one MULTI. A Cluster deployment would need a prefix that is
-// itself a hash tag ("{two_factor}:"), putting every key on one shard.
+// Open talks to one server, or to the master a Sentinel names, and
+// refuses a Redis Cluster node (ErrCluster). Cluster runs WATCH and MULTI
+// only on keys of one hash slot, and no hash tags put every key of a
+// transaction in one slot short of putting the whole store there: a
+// session is found by its token's digest alone, so its record cannot share
+// the slot of its user ({u:<user>}), which a sign-in writes in the same
+// transaction, with the user's counters (a:user:<name>, a:client:<net>);
+// and the indexes (users, expiry, attempts) are one key each, read in
+// order by the sweep and by prefix queries. A prefix that is itself a hash
+// tag ("{two_factor}:") would put every key on one shard, which a single
+// server with replicas behind Sentinel does as well.
 package redisstore
 
 import (
@@ -117,6 +120,27 @@ const maxTries = 50
 // ErrConflict means an Update kept losing to concurrent writers of the
 // keys it read.
 var ErrConflict = errors.New("redis transaction kept conflicting with concurrent writes")
+
+// ErrCluster means the server is a Redis Cluster node (see the package
+// doc, "Cluster").
+var ErrCluster = errors.New("the server is a Redis Cluster node, which this store does not support: " +
+	"putting a session is one WATCH/MULTI transaction over the session (found by its token alone), " +
+	"its user's session set and the expiry index, keys in different hash slots, and Cluster runs a " +
+	"transaction within one slot only; use one server, or a master with replicas behind Sentinel")
+
+// refuseCluster returns ErrCluster if c's server is a Cluster node.
+// CLUSTER INFO answers only with cluster mode on (any error means off, or
+// that the user may not ask, as INFO too may be refused by an ACL).
+func refuseCluster(ctx context.Context, c rueidis.Client) error {
+	err := c.Do(ctx, c.B().ClusterInfo().Build()).Error()
+	if err == nil {
+		return ErrCluster
+	}
+	if _, isRedis := rueidis.IsRedisErr(err); isRedis {
+		return nil
+	}
+	return err
+}
 
 // errReadOnly is returned by writes in a View.
 var errReadOnly = errors.New("write in a read-only transaction")
@@ -185,7 +209,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	go func() {
 		c, err := rueidis.NewClient(co)
 		if err == nil {
-			if err = c.Do(ctx, c.B().Ping().Build()).Error(); err != nil {
+			if err = c.Do(ctx, c.B().Ping().Build()).Error(); err == nil {
+				err = refuseCluster(ctx, c)
+			}
+			if err != nil {
 				c.Close()
 			}
 		}

@@ -1,4 +1,4 @@
-package store_test
+package boltstore_test
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/caddy-two-factor/caddy-two-factor/internal/seed"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	boltstore "github.com/caddy-two-factor/caddy-two-factor/store/bolt"
 )
 
 // BenchmarkStore measures the bbolt store at 1,000 sessions, and at
@@ -18,7 +19,7 @@ func BenchmarkStore(b *testing.B) {
 	for _, n := range seed.BenchSizes() {
 		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
 			o := seed.BenchOptions(n)
-			st, err := store.OpenBolt(filepath.Join(b.TempDir(), "2fa.db"))
+			st, err := boltstore.Open(filepath.Join(b.TempDir(), "2fa.db"))
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -99,7 +100,7 @@ func BenchmarkStore(b *testing.B) {
 			// The compaction that ends reseal: every transaction waits
 			// this long.
 			b.Run("Compact", func(b *testing.B) {
-				var stats store.CompactStats
+				var stats boltstore.CompactStats
 				for b.Loop() {
 					var err error
 					if stats, err = st.Compact(); err != nil {

@@ -1,4 +1,7 @@
-package store
+// Package boltstore is the embedded 2FA store: one bbolt file, opened once
+// per process. It keeps users and sessions in the binary forms of package
+// store and still reads the JSON records of earlier versions.
+package boltstore
 
 import (
 	"bytes"
@@ -14,6 +17,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
 // The bbolt schema. Everything lives under a version bucket so a future
@@ -21,11 +26,11 @@ import (
 //
 //	v1/
 //	├── meta/        name → value
-//	├── users/       user name → User in the binary form of encodeUser
-//	├── sessions/    SessionKey → Session in the binary form of encodeSession
-//	├── by_user/     user name, 0x00, SessionKey → (empty)
-//	├── by_expiry/   expiry (Unix ns, big-endian), SessionKey → (empty)
-//	└── attempts/    counter key → JSON Attempts
+//	├── users/       user name → store.User in the binary form of store.EncodeUser
+//	├── sessions/    store.SessionKey → store.Session in the binary form of store.EncodeSession
+//	├── by_user/     user name, 0x00, store.SessionKey → (empty)
+//	├── by_expiry/   expiry (Unix ns, big-endian), store.SessionKey → (empty)
+//	└── attempts/    counter key → JSON store.Attempts
 var (
 	bucketVersion  = []byte("v1")
 	bucketMeta     = []byte("meta")
@@ -43,8 +48,8 @@ const LockTimeout = 3 * time.Second
 // ErrLocked means another process holds the database file.
 var ErrLocked = errors.New("the file is locked by another process (is another Caddy running with the same db?)")
 
-// Bolt is the embedded store: one bbolt file.
-type Bolt struct {
+// Store is the embedded store: one bbolt file.
+type Store struct {
 	// mu is held for reading by every transaction and for writing by
 	// Compact, which replaces db.
 	mu   sync.RWMutex
@@ -55,8 +60,8 @@ type Bolt struct {
 	commits atomic.Uint64
 }
 
-// OpenBolt opens (creating if needed) the bbolt database at path.
-func OpenBolt(path string) (*Bolt, error) {
+// Open opens (creating if needed) the bbolt database at path.
+func Open(path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating directory for 2FA database %s: %w", path, err)
 	}
@@ -80,7 +85,7 @@ func OpenBolt(path string) (*Bolt, error) {
 		db.Close()
 		return nil, fmt.Errorf("initialising 2FA database %s: %w", path, err)
 	}
-	return &Bolt{db: db, path: path}, nil
+	return &Store{db: db, path: path}, nil
 }
 
 func openBoltFile(path string) (*bolt.DB, error) {
@@ -97,8 +102,8 @@ func openBoltFile(path string) (*bolt.DB, error) {
 	return db, nil
 }
 
-// View implements Store.
-func (b *Bolt) View(fn func(Tx) error) error {
+// View implements store.Store.
+func (b *Store) View(fn func(store.Tx) error) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	var fnFailed bool
@@ -110,8 +115,8 @@ func (b *Bolt) View(fn func(Tx) error) error {
 	return b.failure(err, fnFailed)
 }
 
-// Update implements Store.
-func (b *Bolt) Update(fn func(Tx) error) error {
+// Update implements store.Store.
+func (b *Store) Update(fn func(store.Tx) error) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	var fnFailed bool
@@ -128,27 +133,27 @@ func (b *Bolt) Update(fn func(Tx) error) error {
 
 // failure returns the error of a transaction: fn's own as it is, and
 // bbolt's (the database is closed, as after a failed Compact, or a commit
-// could not write the file) wrapped in ErrUnavailable.
-func (b *Bolt) failure(err error, fnFailed bool) error {
+// could not write the file) wrapped in store.ErrUnavailable.
+func (b *Store) failure(err error, fnFailed bool) error {
 	if err == nil || fnFailed {
 		return err
 	}
-	return fmt.Errorf("%w: %s: %w", ErrUnavailable, b.path, err)
+	return fmt.Errorf("%w: %s: %w", store.ErrUnavailable, b.path, err)
 }
 
 // Commits returns how many write transactions were committed since the
 // store was opened.
-func (b *Bolt) Commits() uint64 { return b.commits.Load() }
+func (b *Store) Commits() uint64 { return b.commits.Load() }
 
-// Close implements Store.
-func (b *Bolt) Close() error {
+// Close implements store.Store.
+func (b *Store) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.db.Close()
 }
 
 // Path returns the database file's path.
-func (b *Bolt) Path() string { return b.path }
+func (b *Store) Path() string { return b.path }
 
 // CompactStats are the file's sizes before and after Compact.
 type CompactStats struct {
@@ -162,7 +167,7 @@ type CompactStats struct {
 // one, syncs it and renames it over the old one, then reopens. Every
 // transaction waits while it runs; none may be open in the calling
 // goroutine.
-func (b *Bolt) Compact() (CompactStats, error) {
+func (b *Store) Compact() (CompactStats, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var stats CompactStats
@@ -217,7 +222,7 @@ func compactInto(path string, src *bolt.DB) error {
 
 // reopen opens b's file again after Compact closed it, and returns cause
 // (nil if all went well) or the error of opening.
-func (b *Bolt) reopen(cause error) error {
+func (b *Store) reopen(cause error) error {
 	db, err := openBoltFile(b.path)
 	if err != nil {
 		// Transactions now fail with bbolt's "database not open" until
@@ -254,7 +259,7 @@ func (t boltTx) bucket(name []byte) *bolt.Bucket {
 func getJSON(b *bolt.Bucket, key []byte, v any) error {
 	raw := b.Get(key)
 	if raw == nil {
-		return ErrNotFound
+		return store.ErrNotFound
 	}
 	// json.Unmarshal copies what it keeps, so nothing refers to the
 	// transaction's memory after it ends.
@@ -272,7 +277,7 @@ func putJSON(b *bolt.Bucket, key []byte, v any) error {
 func (t boltTx) Meta(name string) ([]byte, error) {
 	v := t.bucket(bucketMeta).Get([]byte(name))
 	if v == nil {
-		return nil, ErrNotFound
+		return nil, store.ErrNotFound
 	}
 	return bytes.Clone(v), nil
 }
@@ -281,76 +286,66 @@ func (t boltTx) PutMeta(name string, value []byte) error {
 	return t.bucket(bucketMeta).Put([]byte(name), value)
 }
 
-func (t boltTx) User(name string) (*User, error) {
+func (t boltTx) User(name string) (*store.User, error) {
 	raw := t.bucket(bucketUsers).Get([]byte(name))
 	if raw == nil {
-		return nil, ErrNotFound
+		return nil, store.ErrNotFound
 	}
-	var u User
-	if err := decodeUser(raw, &u); err != nil {
-		return nil, err
-	}
-	return &u, nil
+	return decodeUser(raw)
 }
 
-func (t boltTx) PutUser(u *User) error {
+func (t boltTx) PutUser(u *store.User) error {
 	if u.Name == "" {
 		return errors.New("user has no name")
 	}
-	return t.bucket(bucketUsers).Put([]byte(u.Name), encodeUser(u))
+	return t.bucket(bucketUsers).Put([]byte(u.Name), store.EncodeUser(u))
 }
 
 func (t boltTx) DeleteUser(name string) error {
 	return t.bucket(bucketUsers).Delete([]byte(name))
 }
 
-func (t boltTx) ForEachUser(fn func(*User) error) error {
+func (t boltTx) ForEachUser(fn func(*store.User) error) error {
 	return t.bucket(bucketUsers).ForEach(func(_, raw []byte) error {
-		var u User
-		if err := decodeUser(raw, &u); err != nil {
+		u, err := decodeUser(raw)
+		if err != nil {
 			return err
 		}
-		return fn(&u)
+		return fn(u)
 	})
 }
 
-func (t boltTx) ForEachSession(fn func(*Session) error) error {
+func (t boltTx) ForEachSession(fn func(*store.Session) error) error {
 	return t.bucket(bucketSessions).ForEach(func(k, raw []byte) error {
-		var s Session
-		if len(k) != len(s.Key) {
-			return errCorruptSession
+		if len(k) != len(store.SessionKey{}) {
+			return errBadSessionKey
 		}
-		if err := decodeSession(raw, &s); err != nil {
+		s, err := decodeSession(store.SessionKey(k), raw)
+		if err != nil {
 			return err
 		}
-		s.Key = SessionKey(k)
-		return fn(&s)
+		return fn(s)
 	})
 }
 
-func byUserKey(user string, key SessionKey) []byte {
+func byUserKey(user string, key store.SessionKey) []byte {
 	k := make([]byte, 0, len(user)+1+len(key))
 	k = append(k, user...)
 	k = append(k, 0)
 	return append(k, key[:]...)
 }
 
-func byExpiryKey(expires time.Time, key SessionKey) []byte {
+func byExpiryKey(expires time.Time, key store.SessionKey) []byte {
 	k := make([]byte, 8, 8+len(key))
 	binary.BigEndian.PutUint64(k, uint64(max(expires.UnixNano(), 0)))
 	return append(k, key[:]...)
 }
 
-func (t boltTx) Session(key SessionKey) (*Session, error) {
-	var s Session
-	if err := getSession(t.bucket(bucketSessions), key[:], &s); err != nil {
-		return nil, err
-	}
-	s.Key = key
-	return &s, nil
+func (t boltTx) Session(key store.SessionKey) (*store.Session, error) {
+	return getSession(t.bucket(bucketSessions), key)
 }
 
-func (t boltTx) PutSession(s *Session) error {
+func (t boltTx) PutSession(s *store.Session) error {
 	if s.User == "" {
 		return errors.New("session has no user")
 	}
@@ -359,7 +354,7 @@ func (t boltTx) PutSession(s *Session) error {
 	newUser, newExpiry := true, true
 	old, err := t.Session(s.Key)
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
 		return err
 	default:
@@ -374,7 +369,7 @@ func (t boltTx) PutSession(s *Session) error {
 			}
 		}
 	}
-	if err := t.bucket(bucketSessions).Put(s.Key[:], encodeSession(s)); err != nil {
+	if err := t.bucket(bucketSessions).Put(s.Key[:], store.EncodeSession(s)); err != nil {
 		return err
 	}
 	if newUser {
@@ -388,9 +383,9 @@ func (t boltTx) PutSession(s *Session) error {
 	return nil
 }
 
-func (t boltTx) DeleteSession(key SessionKey) error {
+func (t boltTx) DeleteSession(key store.SessionKey) error {
 	s, err := t.Session(key)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -405,22 +400,22 @@ func (t boltTx) DeleteSession(key SessionKey) error {
 	return t.bucket(bucketSessions).Delete(key[:])
 }
 
-func (t boltTx) UserSessions(user string) ([]*Session, error) {
+func (t boltTx) UserSessions(user string) ([]*store.Session, error) {
 	prefix := append([]byte(user), 0)
-	var keys []SessionKey
+	var keys []store.SessionKey
 	c := t.bucket(bucketByUser).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		// Only an entry of exactly prefix+key is this user's: the entry of
 		// a name that starts with user+NUL also has the prefix.
-		if len(k) != len(prefix)+len(SessionKey{}) {
+		if len(k) != len(prefix)+len(store.SessionKey{}) {
 			continue
 		}
-		keys = append(keys, SessionKey(k[len(prefix):]))
+		keys = append(keys, store.SessionKey(k[len(prefix):]))
 	}
-	sessions := make([]*Session, 0, len(keys))
+	sessions := make([]*store.Session, 0, len(keys))
 	for _, key := range keys {
 		s, err := t.Session(key)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) {
 			continue
 		}
 		if err != nil {
@@ -432,13 +427,13 @@ func (t boltTx) UserSessions(user string) ([]*Session, error) {
 }
 
 func (t boltTx) DeleteExpiredSessions(now time.Time, limit int) (int, error) {
-	var expired []SessionKey
+	var expired []store.SessionKey
 	c := t.bucket(bucketByExpiry).Cursor()
 	for k, _ := c.First(); k != nil && len(expired) < limit; k, _ = c.Next() {
-		if len(k) != 8+len(SessionKey{}) || int64(binary.BigEndian.Uint64(k)) > now.UnixNano() {
+		if len(k) != 8+len(store.SessionKey{}) || int64(binary.BigEndian.Uint64(k)) > now.UnixNano() {
 			break
 		}
-		var key SessionKey
+		var key store.SessionKey
 		copy(key[:], k[8:])
 		expired = append(expired, key)
 	}
@@ -465,8 +460,8 @@ func (t boltTx) CountSessions() (int, error) {
 	return n, nil
 }
 
-func (t boltTx) Attempts(key string) (*Attempts, error) {
-	var a Attempts
+func (t boltTx) Attempts(key string) (*store.Attempts, error) {
+	var a store.Attempts
 	if err := getJSON(t.bucket(bucketAttempts), []byte(key), &a); err != nil {
 		return nil, err
 	}
@@ -476,11 +471,11 @@ func (t boltTx) Attempts(key string) (*Attempts, error) {
 
 // inUTC puts a's times in UTC, as the binary records come back: JSON keeps
 // the zone a time was written in.
-func inUTC(a *Attempts) {
+func inUTC(a *store.Attempts) {
 	a.WindowStart, a.LockedUntil = a.WindowStart.UTC(), a.LockedUntil.UTC()
 }
 
-func (t boltTx) PutAttempts(key string, a *Attempts) error {
+func (t boltTx) PutAttempts(key string, a *store.Attempts) error {
 	return putJSON(t.bucket(bucketAttempts), []byte(key), a)
 }
 
@@ -488,10 +483,10 @@ func (t boltTx) DeleteAttempts(key string) error {
 	return t.bucket(bucketAttempts).Delete([]byte(key))
 }
 
-func (t boltTx) ForEachAttempts(prefix string, fn func(key string, a *Attempts) error) error {
+func (t boltTx) ForEachAttempts(prefix string, fn func(key string, a *store.Attempts) error) error {
 	c := t.bucket(bucketAttempts).Cursor()
 	for k, raw := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, raw = c.Next() {
-		var a Attempts
+		var a store.Attempts
 		if err := json.Unmarshal(raw, &a); err != nil {
 			return fmt.Errorf("attempts %q: %w", k, err)
 		}
@@ -521,7 +516,7 @@ func (t boltTx) DeleteStaleAttempts(now time.Time, window time.Duration, limit i
 	var stale [][]byte
 	c := t.bucket(bucketAttempts).Cursor()
 	for k, raw := c.First(); k != nil && len(stale) < limit; k, raw = c.Next() {
-		var a Attempts
+		var a store.Attempts
 		if json.Unmarshal(raw, &a) != nil || (now.After(a.LockedUntil) && now.Sub(a.WindowStart) > window) {
 			stale = append(stale, bytes.Clone(k))
 		}
@@ -535,4 +530,4 @@ func (t boltTx) DeleteStaleAttempts(now time.Time, window time.Duration, limit i
 }
 
 // Interface guards
-var _ Store = (*Bolt)(nil)
+var _ store.Store = (*Store)(nil)

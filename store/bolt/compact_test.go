@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
 // fileHolds reports whether the database file at path contains value.
@@ -23,21 +25,21 @@ func fileHolds(t *testing.T, path string, value []byte) bool {
 
 func TestCompactLeavesNoOverwrittenValueInTheFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "2fa.db")
-	b, err := OpenBolt(path)
+	b, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = b.Close() }()
 	old := []byte("PLAINTEXT-SECRET-0123456789")
-	user := &User{Name: "alice", TOTP: &Enrollment{Secret: old, EnrolledAt: base}}
-	update(t, b, func(tx Tx) error { return tx.PutUser(user) })
+	user := &store.User{Name: "alice", TOTP: &store.Enrollment{Secret: old, EnrolledAt: base}}
+	update(t, b, func(tx store.Tx) error { return tx.PutUser(user) })
 	sess := session("s", "alice", base)
 	sess.PendingSecret = []byte("PENDING-SECRET-0123456789")
 	putSessions(t, b, sess)
 	// Overwrite the user and delete the session: bbolt writes new pages
 	// and frees the old ones, without clearing them.
 	user.TOTP.Secret = []byte("sealed")
-	update(t, b, func(tx Tx) error {
+	update(t, b, func(tx store.Tx) error {
 		if err := tx.PutUser(user); err != nil {
 			return err
 		}
@@ -63,9 +65,9 @@ func TestCompactLeavesNoOverwrittenValueInTheFile(t *testing.T) {
 		t.Errorf("the temporary file is left behind: %v", err)
 	}
 	// The live data is all there, in the store and in the file once reopened.
-	check := func(b *Bolt) {
+	check := func(b *Store) {
 		t.Helper()
-		view(t, b, func(tx Tx) error {
+		view(t, b, func(tx store.Tx) error {
 			if got, err := tx.User("alice"); err != nil || !reflect.DeepEqual(got, user) {
 				t.Errorf("User after compaction = %+v, %v", got, err)
 			}
@@ -74,15 +76,15 @@ func TestCompactLeavesNoOverwrittenValueInTheFile(t *testing.T) {
 		checkIndexes(t, b)
 	}
 	check(b)
-	update(t, b, func(tx Tx) error { return tx.PutMeta("after", []byte("compaction")) })
+	update(t, b, func(tx store.Tx) error { return tx.PutMeta("after", []byte("compaction")) })
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if b, err = OpenBolt(path); err != nil {
+	if b, err = Open(path); err != nil {
 		t.Fatalf("reopening the compacted file: %v", err)
 	}
 	check(b)
-	view(t, b, func(tx Tx) error {
+	view(t, b, func(tx store.Tx) error {
 		if got, err := tx.Meta("after"); err != nil || string(got) != "compaction" {
 			t.Errorf("a write after compaction was lost: %q, %v", got, err)
 		}
@@ -95,11 +97,11 @@ func TestCompactReplacesALeftoverTemporaryFile(t *testing.T) {
 	if err := os.WriteFile(b.Path()+".compact", []byte("left by a crash"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	update(t, b, func(tx Tx) error { return tx.PutMeta("m", []byte("v")) })
+	update(t, b, func(tx store.Tx) error { return tx.PutMeta("m", []byte("v")) })
 	if _, err := b.Compact(); err != nil {
 		t.Fatalf("Compact with a leftover file: %v", err)
 	}
-	view(t, b, func(tx Tx) error {
+	view(t, b, func(tx store.Tx) error {
 		if got, err := tx.Meta("m"); err != nil || string(got) != "v" {
 			t.Errorf("Meta after compaction = %q, %v", got, err)
 		}
@@ -121,15 +123,15 @@ func TestCompactWhileInUse(t *testing.T) {
 		wg.Go(func() {
 			name := string(rune('a' + w))
 			for i := int64(1); !stop.Load(); i++ {
-				err := b.Update(func(tx Tx) error {
-					return tx.PutAttempts(name, &Attempts{Failures: int(i), WindowStart: base})
+				err := b.Update(func(tx store.Tx) error {
+					return tx.PutAttempts(name, &store.Attempts{Failures: int(i), WindowStart: base})
 				})
 				if err != nil {
 					t.Errorf("Update during compaction: %v", err)
 					return
 				}
 				written[w].Store(i)
-				if err := b.View(func(tx Tx) error {
+				if err := b.View(func(tx store.Tx) error {
 					a, err := tx.Attempts(name)
 					if err == nil && int64(a.Failures) != i {
 						t.Errorf("read %d after writing %d", a.Failures, i)
@@ -149,7 +151,7 @@ func TestCompactWhileInUse(t *testing.T) {
 	}
 	stop.Store(true)
 	wg.Wait()
-	view(t, b, func(tx Tx) error {
+	view(t, b, func(tx store.Tx) error {
 		for w := range written {
 			a, err := tx.Attempts(string(rune('a' + w)))
 			if err != nil || int64(a.Failures) != written[w].Load() {

@@ -1,4 +1,4 @@
-package store
+package boltstore
 
 import (
 	"bytes"
@@ -12,16 +12,18 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
 // base is an arbitrary instant in the tests' past and future.
 var base = time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)
 
-func openTestBolt(t *testing.T) *Bolt {
+func openTestBolt(t *testing.T) *Store {
 	t.Helper()
-	b, err := OpenBolt(filepath.Join(t.TempDir(), "2fa.db"))
+	b, err := Open(filepath.Join(t.TempDir(), "2fa.db"))
 	if err != nil {
-		t.Fatalf("OpenBolt: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() {
 		if err := b.Close(); err != nil {
@@ -31,14 +33,14 @@ func openTestBolt(t *testing.T) *Bolt {
 	return b
 }
 
-func update(t *testing.T, s Store, fn func(Tx) error) {
+func update(t *testing.T, s store.Store, fn func(store.Tx) error) {
 	t.Helper()
 	if err := s.Update(fn); err != nil {
 		t.Fatalf("Update: %v", err)
 	}
 }
 
-func view(t *testing.T, s Store, fn func(Tx) error) {
+func view(t *testing.T, s store.Store, fn func(store.Tx) error) {
 	t.Helper()
 	if err := s.View(fn); err != nil {
 		t.Fatalf("View: %v", err)
@@ -46,22 +48,22 @@ func view(t *testing.T, s Store, fn func(Tx) error) {
 }
 
 // key returns a session key derived from name.
-func key(name string) SessionKey { return sha256.Sum256([]byte(name)) }
+func key(name string) store.SessionKey { return sha256.Sum256([]byte(name)) }
 
-func session(name, user string, expires time.Time) *Session {
-	return &Session{
+func session(name, user string, expires time.Time) *store.Session {
+	return &store.Session{
 		Key:      key(name),
 		User:     user,
-		Stage:    StageFull,
+		Stage:    store.StageFull,
 		Created:  expires.Add(-time.Hour),
 		LastSeen: expires.Add(-time.Minute),
 		Expires:  expires,
 	}
 }
 
-func putSessions(t *testing.T, s Store, sessions ...*Session) {
+func putSessions(t *testing.T, s store.Store, sessions ...*store.Session) {
 	t.Helper()
-	update(t, s, func(tx Tx) error {
+	update(t, s, func(tx store.Tx) error {
 		for _, sess := range sessions {
 			if err := tx.PutSession(sess); err != nil {
 				return err
@@ -73,20 +75,20 @@ func putSessions(t *testing.T, s Store, sessions ...*Session) {
 
 // checkIndexes fails the test unless by_user and by_expiry hold exactly one
 // entry for every stored session, and nothing else.
-func checkIndexes(t *testing.T, b *Bolt) {
+func checkIndexes(t *testing.T, b *Store) {
 	t.Helper()
 	err := b.db.View(func(btx *bolt.Tx) error {
 		root := btx.Bucket(bucketVersion)
 		wantByUser := map[string]bool{}
 		wantByExpiry := map[string]bool{}
 		err := root.Bucket(bucketSessions).ForEach(func(k, raw []byte) error {
-			var s Session
-			if err := getSession(root.Bucket(bucketSessions), k, &s); err != nil {
-				return err
-			}
-			var sk SessionKey
+			var sk store.SessionKey
 			if copy(sk[:], k) != len(sk) || len(k) != len(sk) {
 				t.Errorf("session stored under a %d-byte key", len(k))
+			}
+			s, err := decodeSession(sk, raw)
+			if err != nil {
+				return err
 			}
 			wantByUser[string(byUserKey(s.User, sk))] = true
 			wantByExpiry[string(byExpiryKey(s.Expires, sk))] = true
@@ -112,10 +114,10 @@ func checkIndexes(t *testing.T, b *Bolt) {
 	}
 }
 
-func TestOpenBolt(t *testing.T) {
+func TestOpen(t *testing.T) {
 	t.Run("creates missing directories", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "a", "b", "2fa.db")
-		b, err := OpenBolt(path)
+		b, err := Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,9 +134,9 @@ func TestOpenBolt(t *testing.T) {
 		if err := os.WriteFile(dir, nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if b, err := OpenBolt(filepath.Join(dir, "2fa.db")); err == nil {
+		if b, err := Open(filepath.Join(dir, "2fa.db")); err == nil {
 			b.Close()
-			t.Fatal("OpenBolt under a regular file succeeded")
+			t.Fatal("Open under a regular file succeeded")
 		}
 	})
 	t.Run("not a database", func(t *testing.T) {
@@ -142,22 +144,22 @@ func TestOpenBolt(t *testing.T) {
 		if err := os.WriteFile(path, bytes.Repeat([]byte("not a bbolt file\n"), 1024), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if b, err := OpenBolt(path); err == nil {
+		if b, err := Open(path); err == nil {
 			b.Close()
-			t.Fatal("OpenBolt of a text file succeeded")
+			t.Fatal("Open of a text file succeeded")
 		}
 	})
 }
 
-func TestOpenBoltLocked(t *testing.T) {
+func TestOpenLocked(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "2fa.db")
-	first, err := OpenBolt(path)
+	first, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer first.Close()
 
-	second, err := OpenBolt(path) // waits LockTimeout
+	second, err := Open(path) // waits LockTimeout
 	if err == nil {
 		second.Close()
 		t.Fatal("opened a database that is already open")
@@ -166,11 +168,11 @@ func TestOpenBoltLocked(t *testing.T) {
 		t.Fatalf("error %v does not wrap ErrLocked", err)
 	}
 	// The first handle is unaffected, and the file opens once it is closed.
-	update(t, first, func(tx Tx) error { return tx.PutMeta("k", []byte("v")) })
+	update(t, first, func(tx store.Tx) error { return tx.PutMeta("k", []byte("v")) })
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
-	third, err := OpenBolt(path)
+	third, err := Open(path)
 	if err != nil {
 		t.Fatalf("reopening after Close: %v", err)
 	}
@@ -179,14 +181,14 @@ func TestOpenBoltLocked(t *testing.T) {
 
 func TestReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "2fa.db")
-	b, err := OpenBolt(path)
+	b, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	user := &User{Name: "alice", TOTP: &Enrollment{Secret: []byte("s"), LastStep: 7, EnrolledAt: base}}
+	user := &store.User{Name: "alice", TOTP: &store.Enrollment{Secret: []byte("s"), LastStep: 7, EnrolledAt: base}}
 	sess := session("s", "alice", base)
-	att := &Attempts{Failures: 1, WindowStart: base}
-	update(t, b, func(tx Tx) error {
+	att := &store.Attempts{Failures: 1, WindowStart: base}
+	update(t, b, func(tx store.Tx) error {
 		if err := tx.PutUser(user); err != nil {
 			return err
 		}
@@ -202,12 +204,12 @@ func TestReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b, err = OpenBolt(path)
+	b, err = Open(path)
 	if err != nil {
 		t.Fatalf("reopening: %v", err)
 	}
 	defer b.Close()
-	view(t, b, func(tx Tx) error {
+	view(t, b, func(tx store.Tx) error {
 		if got, err := tx.User("alice"); err != nil || !reflect.DeepEqual(got, user) {
 			t.Errorf("User after reopen = %+v, %v", got, err)
 		}
@@ -222,7 +224,7 @@ func TestReopen(t *testing.T) {
 		}
 		return nil
 	})
-	view(t, b, func(tx Tx) error {
+	view(t, b, func(tx store.Tx) error {
 		got, err := tx.UserSessions("alice")
 		if err != nil || len(got) != 1 || got[0].Key != sess.Key {
 			t.Errorf("UserSessions after reopen = %d sessions, %v", len(got), err)
@@ -239,10 +241,10 @@ func TestBoltIndexes(t *testing.T) {
 	b := openTestBolt(t)
 	steps := []struct {
 		name string
-		do   func(Tx) error
+		do   func(store.Tx) error
 	}{
-		{"put", func(tx Tx) error {
-			for _, s := range []*Session{
+		{"put", func(tx store.Tx) error {
+			for _, s := range []*store.Session{
 				session("a", "alice", base),
 				session("b", "al\x00\x07", base.Add(time.Hour)),
 				session("pre-1970", "bob", time.Unix(-1000, 0)),
@@ -254,22 +256,22 @@ func TestBoltIndexes(t *testing.T) {
 			}
 			return nil
 		}},
-		{"activity only", func(tx Tx) error {
+		{"activity only", func(tx store.Tx) error {
 			s := session("a", "alice", base)
 			s.LastSeen = base
 			return tx.PutSession(s)
 		}},
-		{"expiry moved", func(tx Tx) error { return tx.PutSession(session("a", "alice", base.Add(time.Nanosecond))) }},
-		{"user moved", func(tx Tx) error { return tx.PutSession(session("b", "alice", base.Add(time.Hour))) }},
-		{"deleted", func(tx Tx) error { return tx.DeleteSession(key("c")) }},
-		{"expired", func(tx Tx) error {
+		{"expiry moved", func(tx store.Tx) error { return tx.PutSession(session("a", "alice", base.Add(time.Nanosecond))) }},
+		{"user moved", func(tx store.Tx) error { return tx.PutSession(session("b", "alice", base.Add(time.Hour))) }},
+		{"deleted", func(tx store.Tx) error { return tx.DeleteSession(key("c")) }},
+		{"expired", func(tx store.Tx) error {
 			n, err := tx.DeleteExpiredSessions(time.Unix(0, 0), 10)
 			if err == nil && n != 1 {
 				t.Errorf("DeleteExpiredSessions before 1970 = %d, want 1", n)
 			}
 			return err
 		}},
-		{"all expired", func(tx Tx) error {
+		{"all expired", func(tx store.Tx) error {
 			_, err := tx.DeleteExpiredSessions(base.Add(2*time.Hour), 10)
 			return err
 		}},
@@ -287,20 +289,20 @@ func TestTransactionErrors(t *testing.T) {
 	// The function's own errors come back as they are; bbolt's mean the
 	// store could not answer, whatever the function would have done.
 	path := filepath.Join(t.TempDir(), "2fa.db")
-	b, err := OpenBolt(path)
+	b, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
 	fail := errors.New("fail")
-	run := map[string]func(func(Tx) error) error{"View": b.View, "Update": b.Update}
+	run := map[string]func(func(store.Tx) error) error{"View": b.View, "Update": b.Update}
 	for name, txn := range run {
-		if err := txn(func(Tx) error { return fail }); err != fail {
+		if err := txn(func(store.Tx) error { return fail }); err != fail {
 			t.Errorf("%s returned %v, want the function's error itself", name, err)
 		}
-		err := txn(func(tx Tx) error { _, err := tx.User("nobody"); return err })
-		if !errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnavailable) {
-			t.Errorf("%s returned %v, want ErrNotFound only", name, err)
+		err := txn(func(tx store.Tx) error { _, err := tx.User("nobody"); return err })
+		if !errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s returned %v, want store.ErrNotFound only", name, err)
 		}
 	}
 	if err := b.db.Close(); err != nil {
@@ -308,9 +310,9 @@ func TestTransactionErrors(t *testing.T) {
 	}
 	for name, txn := range run {
 		called := false
-		err := txn(func(Tx) error { called = true; return nil })
-		if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), path) {
-			t.Errorf("%s on a closed database returned %v, want ErrUnavailable naming %s", name, err, path)
+		err := txn(func(store.Tx) error { called = true; return nil })
+		if !errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s on a closed database returned %v, want store.ErrUnavailable naming %s", name, err, path)
 		}
 		if called {
 			t.Errorf("%s ran the function on a closed database", name)

@@ -186,6 +186,9 @@ func (s *Service) FinishRegistration(u *store.User, c *Ceremony, response []byte
 	if handle == nil {
 		handle = c.data.UserID
 	}
+	if len(handle) == 0 {
+		return nil, fmt.Errorf("%w: the registration has no user handle", ErrNoCeremony)
+	}
 	// go-webauthn refuses a ceremony begun for another handle.
 	cred, err := s.wa.CreateCredential(&user{u: u, handle: handle}, c.data, parsed)
 	if err != nil {

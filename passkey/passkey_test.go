@@ -490,3 +490,20 @@ func TestCeremonyEncoding(t *testing.T) {
 		}
 	}
 }
+
+func TestRegistrationWithoutHandle(t *testing.T) {
+	// A stored ceremony that lost its user handle adds no passkey that no
+	// login could find.
+	f := newFixture(t, nil)
+	u := &store.User{Name: "alice"}
+	a := newAuthenticator(t, -7)
+	answer := a.create(t, f.keep(f.svc.BeginRegistration(u)))
+	c, err := f.svc.Take(f.sess, Registration)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.data.UserID = nil
+	if _, err := f.svc.FinishRegistration(u, c, answer, ""); !errors.Is(err, ErrNoCeremony) || u.Passkeys != nil {
+		t.Fatalf("registration without a handle: %v, %+v", err, u.Passkeys)
+	}
+}

@@ -57,6 +57,9 @@ var (
 	ErrAlreadyRegistered = errors.New("webauthn credential already registered")
 	// ErrNoPasskeys: a login was begun for a user without passkeys.
 	ErrNoPasskeys = errors.New("user has no passkeys")
+	// ErrPasskeyLoginOff: a discoverable login was begun without
+	// Config.PasskeyLogin.
+	ErrPasskeyLoginOff = errors.New("passkey login is not enabled")
 )
 
 // HandleBytes is the length of a user handle: 64 random bytes, as WebAuthn
@@ -253,7 +256,7 @@ func (s *Service) FinishLogin(u *store.User, c *Ceremony, response []byte) (*sto
 // in alone must be two factors in itself.
 func (s *Service) BeginDiscoverableLogin() (*Begun, error) {
 	if !s.cfg.PasskeyLogin {
-		return nil, errors.New("passkey login is not enabled")
+		return nil, ErrPasskeyLoginOff
 	}
 	options, data, err := s.wa.BeginDiscoverableLogin(webauthn.WithUserVerification(protocol.VerificationRequired))
 	if err != nil {

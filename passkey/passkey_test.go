@@ -369,8 +369,8 @@ func TestBeginLoginWithoutPasskeys(t *testing.T) {
 	if _, err := f.svc.BeginLogin(&store.User{Name: "alice", TOTP: &store.Enrollment{}}); !errors.Is(err, ErrNoPasskeys) {
 		t.Fatalf("BeginLogin: %v, want ErrNoPasskeys", err)
 	}
-	if _, err := f.svc.BeginDiscoverableLogin(); err == nil {
-		t.Fatal("BeginDiscoverableLogin without passkey_login")
+	if _, err := f.svc.BeginDiscoverableLogin(); !errors.Is(err, ErrPasskeyLoginOff) {
+		t.Fatalf("BeginDiscoverableLogin without passkey_login: %v", err)
 	}
 }
 

@@ -23,10 +23,16 @@ import (
 //
 // Session format 0x02 adds the credential at the end; 0x01 sessions are
 // read with none, so they no longer let anyone in (see Session.Credential).
+// Session format 0x03 adds the pending WebAuthn ceremony after it, and user
+// format 0x02 adds the WebAuthn user handle, the passkeys and the recovery
+// digests of a user without TOTP after Created; records of the earlier
+// formats are read with none of these.
 const (
 	sessionFormatV1 byte = 0x01
-	sessionFormat   byte = 0x02
-	userFormat      byte = 0x01
+	sessionFormatV2 byte = 0x02
+	sessionFormat   byte = 0x03
+	userFormatV1    byte = 0x01
+	userFormat      byte = 0x02
 )
 
 // Records that cannot be decoded.
@@ -44,6 +50,13 @@ func encodeUser(u *User) []byte {
 			n += binary.MaxVarintLen64 + len(d)
 		}
 	}
+	n += 2*binary.MaxVarintLen64 + len(u.WebAuthnID)
+	for i := range u.Passkeys {
+		n += passkeySize(&u.Passkeys[i])
+	}
+	for _, d := range u.RecoveryDigests {
+		n += binary.MaxVarintLen64 + len(d)
+	}
 	b := make([]byte, 0, n)
 	b = append(b, userFormat)
 	b = appendString(b, u.Name)
@@ -55,18 +68,101 @@ func encodeUser(u *User) []byte {
 		b = append(b, 1)
 		b = appendBytes(b, e.Secret)
 		b = binary.AppendUvarint(b, e.LastStep)
-		b = binary.AppendUvarint(b, uint64(len(e.RecoveryDigests)))
-		for _, d := range e.RecoveryDigests {
-			b = appendBytes(b, d)
-		}
+		b = appendDigests(b, e.RecoveryDigests)
 		b = appendTime(b, e.EnrolledAt)
 	}
-	return appendTime(b, u.Created)
+	b = appendTime(b, u.Created)
+	b = appendBytes(b, u.WebAuthnID)
+	b = binary.AppendUvarint(b, uint64(len(u.Passkeys)))
+	for i := range u.Passkeys {
+		b = appendPasskey(b, &u.Passkeys[i])
+	}
+	return appendDigests(b, u.RecoveryDigests)
+}
+
+// A passkey is its fields in the order of the type: byte slices and
+// strings length-prefixed, the sign count a uvarint, the flags one byte,
+// the transports a count and each string, and the two times.
+func appendPasskey(b []byte, p *Passkey) []byte {
+	b = appendBytes(b, p.ID)
+	b = appendBytes(b, p.PublicKey)
+	b = appendString(b, p.AttestationType)
+	b = appendString(b, p.AttestationFormat)
+	b = appendBytes(b, p.AAGUID)
+	b = binary.AppendUvarint(b, uint64(p.SignCount))
+	b = append(b, p.Flags)
+	b = binary.AppendUvarint(b, uint64(len(p.Transports)))
+	for _, t := range p.Transports {
+		b = appendString(b, t)
+	}
+	b = appendString(b, p.Attachment)
+	b = appendString(b, p.Name)
+	b = appendTime(b, p.Created)
+	return appendTime(b, p.LastUsed)
+}
+
+// passkeySize bounds the length of p's encoding.
+func passkeySize(p *Passkey) int {
+	n := 9*binary.MaxVarintLen64 + 1 + 2*(2*binary.MaxVarintLen64)
+	n += len(p.ID) + len(p.PublicKey) + len(p.AttestationType) + len(p.AttestationFormat) + len(p.AAGUID) + len(p.Attachment) + len(p.Name)
+	for _, t := range p.Transports {
+		n += binary.MaxVarintLen64 + len(t)
+	}
+	return n
+}
+
+func (d *decoder) passkey() Passkey {
+	p := Passkey{
+		ID:                d.bytes(),
+		PublicKey:         d.bytes(),
+		AttestationType:   d.string(),
+		AttestationFormat: d.string(),
+		AAGUID:            d.bytes(),
+	}
+	if c := d.uvarint(); c > 1<<32-1 {
+		d.bad = true
+	} else {
+		p.SignCount = uint32(c)
+	}
+	p.Flags = d.byte()
+	p.Transports = list(d, (*decoder).string)
+	p.Attachment = d.string()
+	p.Name = d.string()
+	p.Created = d.time()
+	p.LastUsed = d.time()
+	return p
+}
+
+func appendDigests(b []byte, digests [][]byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(digests)))
+	for _, d := range digests {
+		b = appendBytes(b, d)
+	}
+	return b
+}
+
+// list reads a count and that many elements with read; an empty list is
+// nil. Every element takes at least one byte, which bounds the count by
+// what is left before anything is allocated.
+func list[T any](d *decoder, read func(*decoder) T) []T {
+	n := d.uvarint()
+	if n > uint64(len(d.raw)) {
+		d.bad, d.raw = true, nil
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]T, n)
+	for i := range out {
+		out[i] = read(d)
+	}
+	return out
 }
 
 // decodeUser decodes a stored user, copying everything it keeps.
 func decodeUser(raw []byte, u *User) error {
-	if len(raw) == 0 || raw[0] != userFormat {
+	if len(raw) == 0 || (raw[0] != userFormat && raw[0] != userFormatV1) {
 		return errCorruptUser
 	}
 	d := decoder{raw: raw[1:]}
@@ -75,20 +171,16 @@ func decodeUser(raw []byte, u *User) error {
 	u.SessionID = d.string()
 	if d.byte() != 0 {
 		e := &Enrollment{Secret: d.bytes(), LastStep: d.uvarint()}
-		// Each digest takes at least its length byte, which bounds n by
-		// what is left before anything is allocated.
-		if n := d.uvarint(); n > uint64(len(d.raw)) {
-			d.bad = true
-		} else if n > 0 {
-			e.RecoveryDigests = make([][]byte, n)
-			for i := range e.RecoveryDigests {
-				e.RecoveryDigests[i] = d.bytes()
-			}
-		}
+		e.RecoveryDigests = list(&d, (*decoder).bytes)
 		e.EnrolledAt = d.time()
 		u.TOTP = e
 	}
 	u.Created = d.time()
+	if raw[0] == userFormat {
+		u.WebAuthnID = d.bytes()
+		u.Passkeys = list(&d, (*decoder).passkey)
+		u.RecoveryDigests = list(&d, (*decoder).bytes)
+	}
 	if d.bad || len(d.raw) != 0 {
 		return errCorruptUser
 	}
@@ -99,7 +191,7 @@ func decodeUser(raw []byte, u *User) error {
 // and is not part of it).
 func encodeSession(s *Session) []byte {
 	n := 1 + 1 + 4*(2*binary.MaxVarintLen64)
-	for _, f := range []int{len(s.User), len(s.UserSessionID), len(s.Method), len(s.Next), len(s.PendingSecret), len(s.ClientIP), len(s.UserAgent), len(s.Credential)} {
+	for _, f := range []int{len(s.User), len(s.UserSessionID), len(s.Method), len(s.Next), len(s.PendingSecret), len(s.ClientIP), len(s.UserAgent), len(s.Credential), len(s.Ceremony)} {
 		n += binary.MaxVarintLen64 + f
 	}
 	b := make([]byte, 0, n)
@@ -117,9 +209,11 @@ func encodeSession(s *Session) []byte {
 	b = appendString(b, s.ClientIP)
 	b = appendBytes(b, packAgent(s.UserAgent))
 	if s.Credential == (Credential{}) {
-		return appendBytes(b, nil)
+		b = appendBytes(b, nil)
+	} else {
+		b = appendBytes(b, s.Credential[:])
 	}
-	return appendBytes(b, s.Credential[:])
+	return appendBytes(b, s.Ceremony)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -137,7 +231,7 @@ func appendTime(b []byte, t time.Time) []byte {
 // decodeSession decodes a stored session. Everything it keeps is copied
 // out of raw, so nothing refers to a transaction's memory after it ends.
 func decodeSession(raw []byte, s *Session) error {
-	if len(raw) == 0 || (raw[0] != sessionFormat && raw[0] != sessionFormatV1) {
+	if len(raw) == 0 || raw[0] < sessionFormatV1 || raw[0] > sessionFormat {
 		return errCorruptSession
 	}
 	d := decoder{raw: raw[1:]}
@@ -153,7 +247,7 @@ func decodeSession(raw []byte, s *Session) error {
 	s.PendingSecret = d.bytes()
 	s.ClientIP = d.string()
 	s.UserAgent = d.agent(d.next())
-	if raw[0] == sessionFormat {
+	if raw[0] >= sessionFormatV2 {
 		switch c := d.next(); len(c) {
 		case 0:
 		case len(s.Credential):
@@ -161,6 +255,9 @@ func decodeSession(raw []byte, s *Session) error {
 		default:
 			d.bad = true
 		}
+	}
+	if raw[0] >= sessionFormat {
+		s.Ceremony = d.bytes()
 	}
 	if d.bad || len(d.raw) != 0 {
 		return errCorruptSession

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"encoding/hex"
 	"errors"
 	"reflect"
 	"strings"
@@ -28,6 +30,7 @@ func TestSessionCodecRoundTrip(t *testing.T) {
 		},
 		"agent that is only fragments": {User: "e", UserAgent: strings.Join(agentFragments[:], "")},
 		"non-ASCII":                    {User: "ｆｒａｎｋ", UserAgent: "Agent/1 ☃"},
+		"pending ceremony":             {User: "g", Stage: StagePending, Credential: CredentialOf("h"), Ceremony: []byte{1, 2, 0xff}},
 	}
 	for name, s := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -57,6 +60,16 @@ func TestUserCodecRoundTrip(t *testing.T) {
 		},
 		"enrolled, no codes left":   {Name: "bob", TOTP: &Enrollment{Secret: []byte{1}}},
 		"config user, not enrolled": {Name: "carol"},
+		"passkeys beside TOTP": {
+			Name: "dave", SessionID: "sid", Created: base,
+			TOTP:       &Enrollment{Secret: []byte{1}, RecoveryDigests: [][]byte{{2}}, EnrolledAt: base},
+			WebAuthnID: bytes.Repeat([]byte{0xaa}, 64),
+			Passkeys:   []Passkey{fullPasskey(), {ID: []byte{9}, PublicKey: []byte{8}, SignCount: 1<<32 - 1}},
+		},
+		"passkey only, with its recovery codes": {
+			Name: "erin", WebAuthnID: []byte{1}, Passkeys: []Passkey{fullPasskey()},
+			RecoveryDigests: [][]byte{{3, 4}, {5}},
+		},
 	}
 	for name, u := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -74,7 +87,8 @@ func TestUserCodecRoundTrip(t *testing.T) {
 func TestCodecRejectsCorruptRecords(t *testing.T) {
 	s := Session{User: "alice", Stage: StageFull, UserSessionID: "sid", Expires: base, Method: "totp", UserAgent: "Mozilla/5.0 (X11; Linux x86_64"}
 	rawS := encodeSession(&s)
-	u := User{Name: "alice", TOTP: &Enrollment{Secret: []byte{1}, RecoveryDigests: [][]byte{{2}, {3}}}}
+	u := User{Name: "alice", TOTP: &Enrollment{Secret: []byte{1}, RecoveryDigests: [][]byte{{2}, {3}}},
+		WebAuthnID: []byte{7}, Passkeys: []Passkey{fullPasskey()}, RecoveryDigests: [][]byte{{1}}}
 	rawU := encodeUser(&u)
 	for n := range len(rawS) {
 		if err := decodeSession(rawS[:n], new(Session)); err == nil {
@@ -100,15 +114,18 @@ func TestCodecRejectsCorruptRecords(t *testing.T) {
 }
 
 // withAgent replaces the empty packed User-Agent of raw, a session with no
-// credential, by the one byte b.
+// credential and no ceremony, by the one byte b.
 func withAgent(raw []byte, b byte) []byte {
-	// raw ends with the agent's length (0) and the credential's (0).
-	return append(raw[:len(raw)-2:len(raw)-2], 1, b, 0)
+	// raw ends with the agent's length (0), the credential's (0) and the
+	// ceremony's (0).
+	return append(raw[:len(raw)-3:len(raw)-3], 1, b, 0, 0)
 }
 
 func TestCodecReadsFirstFormatSessionsWithoutCredential(t *testing.T) {
 	s := Session{User: "alice", Stage: StageFull, Credential: CredentialOf("$2a$04$hash")}
 	raw := encodeSession(&s)
+	// raw ends with the credential and the ceremony's length (0).
+	raw = append([]byte{sessionFormatV2}, raw[1:len(raw)-1]...)
 	v1 := append([]byte{sessionFormatV1}, raw[1:len(raw)-1-len(s.Credential)]...)
 	var got Session
 	if err := decodeSession(v1, &got); err != nil {
@@ -169,4 +186,89 @@ func TestAttemptsCodecRoundTrip(t *testing.T) {
 			t.Errorf("%s: trailing byte: %v, want errCorruptAttempts", name, err)
 		}
 	}
+}
+
+// fullPasskey is a passkey with every field set.
+func fullPasskey() Passkey {
+	return Passkey{
+		ID: []byte{1, 2, 3, 4}, PublicKey: []byte{0xa5, 1, 2}, AttestationType: "none", AttestationFormat: "none",
+		AAGUID: make([]byte, 16), SignCount: 42, Flags: FlagUserPresent | FlagUserVerified | FlagBackupEligible,
+		Transports: []string{"internal", "hybrid"}, Attachment: "platform", Name: "Laptop ☃",
+		Created: base.Add(-time.Hour), LastUsed: base,
+	}
+}
+
+// TestCodecReadsEarlierFormats decodes records as the version before
+// passkeys wrote them (user format 0x01, session format 0x02; the bytes
+// were produced by that version's encoder): they decode with no passkeys
+// and no ceremony, and encode again in the current format.
+func TestCodecReadsEarlierFormats(t *testing.T) {
+	at := time.Date(2026, 11, 29, 12, 0, 0, 5, time.UTC)
+	rawU, _ := hex.DecodeString("0105616c6963650b2432612430342468617368037369640103010203070102040580cfe0b00d0580cfe0b00d05")
+	wantU := User{Name: "alice", PasswordHash: "$2a$04$hash", SessionID: "sid", Created: at,
+		TOTP: &Enrollment{Secret: []byte{1, 2, 3}, LastStep: 7, RecoveryDigests: [][]byte{{4, 5}}, EnrolledAt: at}}
+	var gotU User
+	if err := decodeUser(rawU, &gotU); err != nil || !reflect.DeepEqual(gotU, wantU) {
+		t.Errorf("user format 1:\n got %+v, %v\nwant %+v", gotU, err, wantU)
+	}
+	rawS, _ := hex.DecodeString("0205616c696365020373696480cfe0b00d0580cfe0b00d05a087e1b00d0580cfe0b00d0504746f7470062f61646d696e00093139322e302e322e31020c0d10327fbdd5e38c318e8a9cc3f9c810440a")
+	wantS := Session{User: "alice", Stage: StageFull, UserSessionID: "sid", Created: at, LastSeen: at, Expires: at.Add(time.Hour), ConfirmedAt: at,
+		Method: "totp", Next: "/admin", ClientIP: "192.0.2.1", UserAgent: "Mozilla/5.0 (X11; Linux x86_64", Credential: CredentialOf("$2a$04$hash")}
+	var gotS Session
+	if err := decodeSession(rawS, &gotS); err != nil || !reflect.DeepEqual(gotS, wantS) {
+		t.Errorf("session format 2:\n got %+v, %v\nwant %+v", gotS, err, wantS)
+	}
+	if raw := encodeUser(&gotU); raw[0] != userFormat || !bytes.Equal(raw[1:len(raw)-3], rawU[1:]) {
+		t.Errorf("user format 1 re-encoded as %x", raw)
+	}
+	if raw := encodeSession(&gotS); raw[0] != sessionFormat || !bytes.Equal(raw[1:len(raw)-1], rawS[1:]) {
+		t.Errorf("session format 2 re-encoded as %x", raw)
+	}
+	// A first-format user with the fields of the second is corrupt, not
+	// read in part.
+	if err := decodeUser(append(rawU, 0, 0, 0), new(User)); !errors.Is(err, errCorruptUser) {
+		t.Errorf("format 1 user with trailing fields: %v, want errCorruptUser", err)
+	}
+}
+
+func TestCodecRejectsCorruptPasskeys(t *testing.T) {
+	u := User{Name: "a", Passkeys: []Passkey{{ID: []byte{1}}}}
+	raw := encodeUser(&u)
+	// The sign count follows the ID (1, 1) and four empty fields.
+	withCount := func(varint ...byte) []byte {
+		at := bytes.Index(raw, []byte{1, 1, 0, 0, 0, 0, 0})
+		if at < 0 {
+			t.Fatal("test record not found")
+		}
+		return append(append(raw[:at+6:at+6], varint...), raw[at+7:]...)
+	}
+	var got User
+	if err := decodeUser(withCount(0xff, 0xff, 0xff, 0xff, 0x0f), &got); err != nil || got.Passkeys[0].SignCount != 1<<32-1 {
+		t.Errorf("sign count of 2^32-1: %+v, %v", got.Passkeys, err)
+	}
+	if err := decodeUser(withCount(0x80, 0x80, 0x80, 0x80, 0x10), new(User)); !errors.Is(err, errCorruptUser) {
+		t.Errorf("sign count of 2^32: %v, want errCorruptUser", err)
+	}
+	// A count of passkeys larger than what is left.
+	huge := encodeUser(&User{Name: "a"}) // ends with the handle, 0 passkeys, 0 digests
+	huge[len(huge)-2] = 0x7f
+	if err := decodeUser(huge, new(User)); !errors.Is(err, errCorruptUser) {
+		t.Errorf("passkey count past the end: %v, want errCorruptUser", err)
+	}
+}
+
+func FuzzDecodeUser(f *testing.F) {
+	f.Add(encodeUser(&User{Name: "alice", WebAuthnID: []byte{1}, Passkeys: []Passkey{fullPasskey()}, RecoveryDigests: [][]byte{{1}}}))
+	f.Add([]byte{userFormat})
+	f.Add([]byte{userFormatV1, 1, 'a', 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var u User
+		if err := decodeUser(raw, &u); err != nil || (len(raw) > 0 && raw[0] == '{') {
+			return
+		}
+		var again User
+		if err := decodeUser(encodeUser(&u), &again); err != nil || !reflect.DeepEqual(again, u) {
+			t.Fatalf("re-encoding %+v gave %+v, %v", u, again, err)
+		}
+	})
 }

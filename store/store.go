@@ -129,7 +129,61 @@ type User struct {
 	// TOTP is the active enrollment, nil until setup is complete.
 	TOTP    *Enrollment `json:"totp,omitempty"`
 	Created time.Time   `json:"created,omitzero"`
+	// WebAuthnID is the user's WebAuthn user handle: random bytes given
+	// at the first passkey registration and kept from then on, so every
+	// authenticator knows the user by the same handle and none by name.
+	// Nil until then.
+	WebAuthnID []byte `json:"webauthn_id,omitempty"`
+	// Passkeys are the user's WebAuthn credentials (passkeys and security
+	// keys), in the order they were added.
+	Passkeys []Passkey `json:"passkeys,omitempty"`
+	// RecoveryDigests are the digests of the unused recovery codes of a
+	// user who enrolled with a passkey and has no TOTP; an enrolled TOTP
+	// keeps its codes in TOTP.RecoveryDigests.
+	RecoveryDigests [][]byte `json:"recovery_digests,omitempty"`
 }
+
+// Enrolled reports whether u has a second factor: TOTP or a passkey.
+func (u *User) Enrolled() bool {
+	return u.TOTP != nil || len(u.Passkeys) > 0
+}
+
+// Passkey is a registered WebAuthn credential. Nothing in it is secret:
+// the public key only checks signatures.
+type Passkey struct {
+	// ID is the credential ID the authenticator chose.
+	ID []byte `json:"id"`
+	// PublicKey is the credential's public key, a COSE_Key.
+	PublicKey         []byte `json:"public_key"`
+	AttestationType   string `json:"attestation_type,omitempty"`
+	AttestationFormat string `json:"attestation_format,omitempty"`
+	// AAGUID names the authenticator's model (all zero when not told).
+	AAGUID []byte `json:"aaguid,omitempty"`
+	// SignCount is the highest signature counter seen; a use that does
+	// not raise it (unless both are 0) betrays a cloned authenticator.
+	SignCount uint32 `json:"sign_count,omitempty"`
+	// Flags are the authenticator data flags of the last ceremony, with
+	// user verification latched as at registration (see the Flag
+	// constants).
+	Flags uint8 `json:"flags,omitempty"`
+	// Transports are the transports the browser reported ("usb",
+	// "internal", "hybrid", ...), passed back to it as hints.
+	Transports []string `json:"transports,omitempty"`
+	// Attachment is "platform", "cross-platform" or empty.
+	Attachment string `json:"attachment,omitempty"`
+	// Name is the user's name for it.
+	Name     string    `json:"name,omitempty"`
+	Created  time.Time `json:"created,omitzero"`
+	LastUsed time.Time `json:"last_used,omitzero"`
+}
+
+// Authenticator data flags kept in Passkey.Flags (WebAuthn §6.1).
+const (
+	FlagUserPresent    uint8 = 1 << 0
+	FlagUserVerified   uint8 = 1 << 2
+	FlagBackupEligible uint8 = 1 << 3
+	FlagBackedUp       uint8 = 1 << 4
+)
 
 // Enrollment is an activated TOTP authenticator.
 type Enrollment struct {
@@ -166,8 +220,8 @@ type Session struct {
 	// Expires is the absolute end of the session; activity never moves it.
 	Expires     time.Time `json:"exp"`
 	ConfirmedAt time.Time `json:"ca,omitzero"`
-	// Method is how the second factor was given: "totp", "recovery" or
-	// "setup".
+	// Method is how the second factor was given: "totp", "recovery",
+	// "setup" or "webauthn".
 	Method string `json:"m,omitempty"`
 	// Next is where a pending session goes once signed in.
 	Next string `json:"n,omitempty"`
@@ -181,6 +235,11 @@ type Session struct {
 	// another password, or a changed password, does not honour it. The
 	// zero Credential (a session of an older format) matches no hash.
 	Credential Credential `json:"cr,omitzero"`
+	// Ceremony is the WebAuthn ceremony the session has begun and not yet
+	// finished, as package passkey encodes it (its kind, challenge and
+	// expiry). It is single use: finishing takes it out, in the same
+	// transaction that acts on the result.
+	Ceremony []byte `json:"wc,omitempty"`
 }
 
 // Live reports whether s is within its absolute end at now and, once
@@ -196,8 +255,9 @@ func (s *Session) Live(now time.Time, idle time.Duration) bool {
 
 // HeldBy reports whether u still holds s: a pending session of u's, or a
 // signed-in one confirmed with u's current session identifier while u is
-// enrolled. Rotating the identifier (a new sign-in, a reset, a revoke)
-// ends every signed-in session confirmed with another.
+// enrolled (with TOTP or a passkey). Rotating the identifier (a new
+// sign-in, a reset, a revoke) ends every signed-in session confirmed with
+// another.
 func (s *Session) HeldBy(u *User) bool {
 	if s.User != u.Name {
 		return false
@@ -205,7 +265,7 @@ func (s *Session) HeldBy(u *User) bool {
 	if s.Stage != StageFull {
 		return true
 	}
-	return u.TOTP != nil && u.SessionID != "" && s.UserSessionID == u.SessionID
+	return u.Enrolled() && u.SessionID != "" && s.UserSessionID == u.SessionID
 }
 
 // Credential names a password hash in the sessions opened with it.

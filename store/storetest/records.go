@@ -70,7 +70,34 @@ func alice() *store.User {
 			RecoveryDigests: [][]byte{{4, 5}, {6}},
 			EnrolledAt:      base,
 		},
-		Created: base.Add(-time.Hour),
+		Created:    base.Add(-time.Hour),
+		WebAuthnID: bytes.Repeat([]byte{0x5a}, 64),
+		Passkeys: []store.Passkey{passkey(1), {
+			ID:         []byte{2},
+			PublicKey:  []byte{0xa5},
+			SignCount:  1<<32 - 1,
+			Flags:      0xff,
+			Transports: []string{""},
+		}},
+		RecoveryDigests: [][]byte{{7, 8}},
+	}
+}
+
+// passkey returns a passkey with every field set, told apart by n.
+func passkey(n byte) store.Passkey {
+	return store.Passkey{
+		ID:                []byte{n, 0, 0xff, '{'},
+		PublicKey:         []byte{0xa5, 1, 2, 3, n},
+		AttestationType:   "none",
+		AttestationFormat: "packed",
+		AAGUID:            bytes.Repeat([]byte{n}, 16),
+		SignCount:         42,
+		Flags:             store.FlagUserPresent | store.FlagUserVerified | store.FlagBackupEligible | store.FlagBackedUp,
+		Transports:        []string{"internal", "hybrid"},
+		Attachment:        "platform",
+		Name:              "Laptop ☃ " + string('0'+n),
+		Created:           base.Add(-time.Hour),
+		LastUsed:          base.Add(-time.Minute),
 	}
 }
 
@@ -164,6 +191,17 @@ func testUserRoundTrip(t *testing.T, open func(*testing.T) store.Store) {
 			&store.User{Name: "a\x00{b}:c ☃", SessionID: "x"},
 		},
 		{"name that is one brace", &store.User{Name: "}"}, &store.User{Name: "}"}},
+		{
+			"passkeys only, times in another zone",
+			&store.User{Name: "hana", WebAuthnID: []byte{1}, Passkeys: []store.Passkey{{ID: []byte{1}, PublicKey: []byte{2}, Created: base.In(elsewhere), LastUsed: base.In(elsewhere)}}},
+			&store.User{Name: "hana", WebAuthnID: []byte{1}, Passkeys: []store.Passkey{{ID: []byte{1}, PublicKey: []byte{2}, Created: base, LastUsed: base}}},
+		},
+		{
+			"empty passkey fields come back nil",
+			&store.User{Name: "ivan", WebAuthnID: []byte{}, Passkeys: []store.Passkey{{ID: []byte{}, PublicKey: []byte{}, AAGUID: []byte{}, Transports: []string{}}}, RecoveryDigests: [][]byte{}},
+			&store.User{Name: "ivan", Passkeys: []store.Passkey{{}}},
+		},
+		{"no passkeys left", &store.User{Name: "jo", WebAuthnID: []byte{3}, Passkeys: []store.Passkey{}}, &store.User{Name: "jo", WebAuthnID: []byte{3}}},
 	}
 	dave := tests[2].put
 	tests[2].want = &store.User{
@@ -271,6 +309,7 @@ func fullSession() *store.Session {
 		ClientIP:      "2001:db8::1",
 		UserAgent:     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
 		Credential:    store.CredentialOf("$2a$04$hash"),
+		Ceremony:      []byte{1, 2, 0, 0xff},
 	}
 }
 
@@ -294,8 +333,13 @@ func testSessionRoundTrip(t *testing.T, open func(*testing.T) store.Store) {
 		},
 		{
 			"empty slices come back nil",
-			&store.Session{Key: key("empty"), User: "dave", Expires: base, PendingSecret: []byte{}},
+			&store.Session{Key: key("empty"), User: "dave", Expires: base, PendingSecret: []byte{}, Ceremony: []byte{}},
 			&store.Session{Key: key("empty"), User: "dave", Expires: base},
+		},
+		{
+			"a ceremony without a credential",
+			&store.Session{Key: key("ceremony"), User: "fay", Stage: store.StagePending, Expires: base, Ceremony: []byte{9}},
+			&store.Session{Key: key("ceremony"), User: "fay", Stage: store.StagePending, Expires: base, Ceremony: []byte{9}},
 		},
 		{
 			"odd user and agent",

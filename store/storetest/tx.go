@@ -14,6 +14,15 @@ import (
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
+// mutatePasskeys changes the WebAuthn fields of u (as alice gives them) in
+// place.
+func mutatePasskeys(u *store.User) {
+	u.WebAuthnID[0], u.RecoveryDigests[0][0] = 0xff, 0xff
+	p := &u.Passkeys[0]
+	p.ID[0], p.PublicKey[0], p.AAGUID[0], p.SignCount, p.Transports[0] = 0xff, 0xff, 0xff, 7, "usb"
+	u.Passkeys[1].Name = "changed"
+}
+
 // testCopies changes every value a transaction returned or was given, and
 // checks that the store did not change.
 func testCopies(t *testing.T, open func(*testing.T) store.Store) {
@@ -35,7 +44,8 @@ func testCopies(t *testing.T, open func(*testing.T) store.Store) {
 	})
 	// Values given to Put methods, after the commit.
 	u.TOTP.Secret[0], u.TOTP.RecoveryDigests[0][0], u.TOTP.LastStep = 0xff, 0xff, 99
-	sess.PendingSecret[0], sess.Credential[0] = 0xff, 0xff
+	mutatePasskeys(u)
+	sess.PendingSecret[0], sess.Credential[0], sess.Ceremony[0] = 0xff, 0xff, 0xff
 	a.Failures = 99
 	meta[0] = 0xff
 	check := func(when string) {
@@ -66,11 +76,12 @@ func testCopies(t *testing.T, open func(*testing.T) store.Store) {
 			return err
 		}
 		u.TOTP.Secret[0], u.TOTP.RecoveryDigests[1][0], u.TOTP.LastStep, u.SessionID = 0xff, 0xff, 99, "changed"
+		mutatePasskeys(u)
 		sess, err := tx.Session(key("full"))
 		if err != nil {
 			return err
 		}
-		sess.PendingSecret[0], sess.Credential[0], sess.Stage = 0xff, 0xff, store.StagePending
+		sess.PendingSecret[0], sess.Credential[0], sess.Stage, sess.Ceremony[1] = 0xff, 0xff, store.StagePending, 0xff
 		sessions, err := tx.UserSessions("alice")
 		if err != nil {
 			return err
@@ -86,6 +97,7 @@ func testCopies(t *testing.T, open func(*testing.T) store.Store) {
 		}
 		if err := tx.ForEachUser(func(u *store.User) error {
 			u.TOTP.Secret[1] = 0xff
+			mutatePasskeys(u)
 			return nil
 		}); err != nil {
 			return err

@@ -1,0 +1,175 @@
+// Passkey and security key ceremonies (WebAuthn). Served as a file of the
+// module's own, as the pages' Content-Security-Policy allows no inline
+// script; it needs "connect-src 'self'" for the options request.
+//
+// A page offers a ceremony with a button of one of the ids below inside a
+// form like this one:
+//
+//   <form method="post" action="…/setup/passkey" data-passkey-options="…/setup/passkey/options">
+//     <input type="hidden" name="csrf" value="…">
+//     <input type="hidden" name="credential">
+//     <input name="name">                          (optional: the passkey's name)
+//     <p data-passkey-nojs>Passkeys need JavaScript.</p>
+//     <p class="alert" role="alert" data-passkey-error hidden></p>
+//     <button type="button" id="passkey-register" disabled>…</button>
+//   </form>
+//
+// The button asks the server for the options (a POST of the form's csrf
+// field to data-passkey-options, answered with JSON), hands them to the
+// browser, and sends the browser's answer in the credential field with an
+// ordinary submission of the form, so the server answers with a page as
+// it does for every other form. Without JavaScript the button stays
+// disabled and the data-passkey-nojs text says why.
+(function () {
+  "use strict";
+
+  // Which browser call each button makes.
+  var ceremonies = {
+    "passkey-register": "create",
+    "passkey-add": "create",
+    "passkey-signin": "get",
+    "passkey-login": "get"
+  };
+
+  // base64url (no padding) <-> ArrayBuffer, as WebAuthn's JSON spells
+  // binary values.
+  function toBuffer(s) {
+    var b64 = s.replace(/-/g, "+").replace(/_/g, "/");
+    while (b64.length % 4) b64 += "=";
+    var bin = atob(b64);
+    var bytes = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    return bytes.buffer;
+  }
+
+  function toBase64url(buf) {
+    var bytes = new Uint8Array(buf);
+    var bin = "";
+    for (var i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+    return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  function descriptors(list) {
+    return (list || []).map(function (d) {
+      var copy = Object.assign({}, d);
+      copy.id = toBuffer(d.id);
+      return copy;
+    });
+  }
+
+  // publicKeyOptions turns the server's JSON into what the browser takes.
+  function publicKeyOptions(kind, json) {
+    var o = Object.assign({}, json.publicKey);
+    o.challenge = toBuffer(o.challenge);
+    if (kind === "create") {
+      o.user = Object.assign({}, o.user, { id: toBuffer(o.user.id) });
+      o.excludeCredentials = descriptors(o.excludeCredentials);
+    } else {
+      o.allowCredentials = descriptors(o.allowCredentials);
+    }
+    return o;
+  }
+
+  // answer is the browser's credential as the JSON the server parses.
+  function answer(kind, cred) {
+    var r = cred.response;
+    var out = {
+      id: cred.id,
+      rawId: toBase64url(cred.rawId),
+      type: cred.type,
+      authenticatorAttachment: cred.authenticatorAttachment || undefined,
+      clientExtensionResults: cred.getClientExtensionResults ? cred.getClientExtensionResults() : {},
+      response: { clientDataJSON: toBase64url(r.clientDataJSON) }
+    };
+    if (kind === "create") {
+      out.response.attestationObject = toBase64url(r.attestationObject);
+      out.response.transports = r.getTransports ? r.getTransports() : [];
+    } else {
+      out.response.authenticatorData = toBase64url(r.authenticatorData);
+      out.response.signature = toBase64url(r.signature);
+      out.response.userHandle = r.userHandle ? toBase64url(r.userHandle) : null;
+    }
+    return out;
+  }
+
+  // message says in words what went wrong, without the browser's jargon.
+  function message(err) {
+    switch (err && err.name) {
+      case "NotAllowedError":
+        return "The request was cancelled or timed out. Try again when you are ready.";
+      case "InvalidStateError":
+        return "This security key or passkey is already registered for your account.";
+      case "SecurityError":
+        return "This address is not one the site's passkeys are set up for.";
+      case "NotSupportedError":
+        return "This browser or authenticator does not support the kind of passkey the site asks for.";
+      case "AbortError":
+        return "The request was cancelled.";
+    }
+    return (err && err.serverMessage) || "Something went wrong with the passkey. Reload the page and try again.";
+  }
+
+  function fetchOptions(form) {
+    var body = new URLSearchParams();
+    body.set("csrf", form.elements.csrf ? form.elements.csrf.value : "");
+    return fetch(form.dataset.passkeyOptions, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Accept": "application/json" },
+      body: body
+    }).then(function (resp) {
+      return resp.json().catch(function () { return {}; }).then(function (json) {
+        if (!resp.ok || !json.publicKey) {
+          var err = new Error("options request failed: " + resp.status);
+          err.serverMessage = json.error;
+          throw err;
+        }
+        return json;
+      });
+    });
+  }
+
+  function setUp(id) {
+    var button = document.getElementById(id);
+    if (!button || !button.form || !button.form.dataset.passkeyOptions) return;
+    var kind = ceremonies[id];
+    var form = button.form;
+    var errorBox = form.querySelector("[data-passkey-error]");
+    var showError = function (text) {
+      if (!errorBox) return;
+      errorBox.textContent = text;
+      errorBox.hidden = !text;
+    };
+    form.querySelectorAll("[data-passkey-nojs]").forEach(function (el) { el.hidden = true; });
+    if (!window.PublicKeyCredential || !navigator.credentials) {
+      showError("This browser cannot use passkeys or security keys.");
+      return;
+    }
+    button.disabled = false;
+    var busy = false;
+    button.addEventListener("click", function () {
+      if (busy) return;
+      busy = true;
+      button.disabled = true;
+      showError("");
+      fetchOptions(form).then(function (json) {
+        var publicKey = publicKeyOptions(kind, json);
+        return kind === "create"
+          ? navigator.credentials.create({ publicKey: publicKey })
+          : navigator.credentials.get({ publicKey: publicKey });
+      }).then(function (cred) {
+        if (!cred) throw new Error("no credential");
+        form.elements.credential.value = JSON.stringify(answer(kind, cred));
+        form.submit();
+      }).catch(function (err) {
+        showError(message(err));
+        busy = false;
+        button.disabled = false;
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    Object.keys(ceremonies).forEach(setUp);
+  });
+})();

@@ -88,6 +88,9 @@ http://localhost:%d {
 	if res.Resealed == nil || res.Resealed.Compacted != nil {
 		t.Errorf("reseal: %+v", res.Resealed)
 	}
+	if out := run("", "reseal").mustSucceed(t); !strings.Contains(out.stdout, "run BGREWRITEAOF") {
+		t.Errorf("reseal on Redis does not tell to rewrite the AOF:\n%s", out.stdout)
+	}
 	run("", "reset", "alice").mustSucceed(t)
 	if got := usersOf(t, run)["alice"]; got.Enrolled || got.Sessions != 0 {
 		t.Errorf("alice after reset: %+v", got)

@@ -473,6 +473,12 @@ func (c *cli) printResealed(res adminResult) error {
 	if r.Compacted != nil {
 		fmt.Fprintf(c.stdout, "Compacted the file from %d to %d bytes: no secret remains in it unsealed or under a previous key.\n", r.Compacted.Before, r.Compacted.After)
 	}
+	if isRedisName(res.DB) {
+		// Caddy's ACL user may not rewrite the server's files, and every
+		// replica keeps files of its own: that is the operator's step
+		// (TestResealOnRedisLeavesOldCiphertextsUntilTheAOFIsRewritten).
+		fmt.Fprintln(c.stdout, "The Redis server may still hold the old ciphertexts in its append-only file and snapshots: on every server that persists, replicas included, run BGREWRITEAOF (with AOF) and BGSAVE (with RDB snapshots), and destroy older copies (see docs/operations.md).")
+	}
 	_, err := fmt.Fprintln(c.stdout, "Any previous_encryption_key can now be removed from the config.")
 	return err
 }

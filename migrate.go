@@ -24,6 +24,7 @@ import (
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 	boltstore "github.com/caddy-two-factor/caddy-two-factor/store/bolt"
 	redisstore "github.com/caddy-two-factor/caddy-two-factor/store/redis"
+	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
 
 // `caddy two-factor migrate` copies a bbolt database into the Redis store
@@ -50,8 +51,16 @@ import (
 //     target has none (a running instance holds the target's CSRF key in
 //     memory, so it is never replaced).
 //
-// Failure counters and lockouts are not copied: they lapse within their
-// window anyway. Sealed secrets are copied as they are, so the config's
+//   - failure counters of accounts (user:<name>, and user:<name> with a
+//     client network) that still count or lock, so that an account locked
+//     on the file stays locked on the target until the same instant and a
+//     budget half used stays half used; stale ones (neither locked nor
+//     within throttle.MaxWindow of their window's start, as the sweep
+//     deletes them) are not copied. A counter the target holds already is
+//     kept, with the later lockout of the two. (The file holds no client
+//     counters: on bbolt they live in memory.)
+//
+// Sealed secrets are copied as they are, so the config's
 // encryption_key must open them: that is checked before anything is
 // written. Writes go through a session cache's announcing wrapper, so
 // instances already running on the target drop what they held of a user
@@ -84,7 +93,7 @@ type migrateCount struct {
 	// Unchanged were in the target already, the same.
 	Unchanged int `json:"unchanged"`
 	// Kept were in the target with other data, which was kept (sessions
-	// only: users that differ are refused).
+	// and counters only: users that differ are refused).
 	Kept int `json:"kept,omitempty"`
 	// Skipped were not copied: sessions of users the target held already.
 	Skipped int `json:"skipped,omitempty"`
@@ -98,13 +107,20 @@ type migrateResult struct {
 	Sessions migrateCount `json:"sessions"`
 	// ExpiredSessions were in the source but have expired: not copied.
 	ExpiredSessions int `json:"expired_sessions"`
+	// Counters are the failure counters of accounts that still count or
+	// lock. One the target holds already is kept (Kept), or, when the
+	// source's lockout ends later, kept with that lockout (Copied).
+	Counters migrateCount `json:"counters"`
+	// StaleCounters were in the source but neither count nor lock any
+	// more: not copied.
+	StaleCounters int `json:"stale_counters"`
 	// Meta names the meta values written to the target.
 	Meta []string `json:"meta"`
 }
 
 // changed reports whether the run wrote anything.
 func (r migrateResult) changed() bool {
-	return r.Users.Copied+r.Sessions.Copied+len(r.Meta) > 0
+	return r.Users.Copied+r.Sessions.Copied+r.Counters.Copied+len(r.Meta) > 0
 }
 
 func migrateCommand() *cobra.Command {
@@ -124,7 +140,9 @@ completed run is recorded in the target, and a later run is refused, since it
 would bring back what was signed out, removed, reset or used up there since.
 A run that failed half way may be run again: it leaves users the target holds
 as they are in the file, refuses users it holds with other data, and copies
-sessions only for the users it copies. Failure counters are not copied.
+sessions only for the users it copies. Failure counters of accounts that
+still count or lock are copied, so a lockout holds on Redis until the same
+instant; stale ones are not.
 
 When the config names several Redis stores, choose one with --db
 redis://<address>/<db>#<key_prefix> (as "caddy two-factor users" names it).
@@ -209,6 +227,7 @@ func (m *migration) run() (migrateResult, error) {
 		zap.String("event", "admin_migrate"), zap.String("source", "command_line"),
 		zap.String("from", res.From), zap.String("db", res.To),
 		zap.Int("users_copied", res.Users.Copied), zap.Int("sessions_copied", res.Sessions.Copied),
+		zap.Int("counters_copied", res.Counters.Copied),
 	}
 	if err != nil {
 		m.logger.Warn("two-factor admin action refused", append(fields, zap.String("error", err.Error()))...)
@@ -261,6 +280,9 @@ func (m *migration) copy(src, dst store.Store, target migrationTarget, res *migr
 	}
 	copied, err := m.copyUsers(src, dst, res)
 	if err != nil {
+		return err
+	}
+	if err := m.copyCounters(src, dst, res); err != nil {
 		return err
 	}
 	if err := m.copySessions(src, dst, copied, res); err != nil {
@@ -462,6 +484,70 @@ func (n *migrateCount) add(o migrateCount) {
 	n.Skipped += o.Skipped
 }
 
+// copyCounters copies the failure counters of accounts that still count
+// or lock, in batches; stale ones are counted, not copied, by the rule of
+// the sweep (DeleteStaleAttempts with throttle.MaxWindow). A counter the
+// target holds already is kept, with the source's lockout when that ends
+// later.
+func (m *migration) copyCounters(src, dst store.Store, res *migrateResult) error {
+	now := m.now()
+	type counter struct {
+		key string
+		a   *store.Attempts
+	}
+	var live []counter
+	err := src.View(func(tx store.Tx) error {
+		live, res.StaleCounters = nil, 0
+		return tx.ForEachAttempts(throttle.AccountKey(""), func(key string, a *store.Attempts) error {
+			if now.After(a.LockedUntil) && now.Sub(a.WindowStart) > throttle.MaxWindow {
+				res.StaleCounters++
+				return nil
+			}
+			live = append(live, counter{key, a})
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for batch := range slices.Chunk(live, migrateBatch) {
+		var n migrateCount
+		err := dst.Update(func(tx store.Tx) error {
+			n = migrateCount{}
+			for _, c := range batch {
+				have, err := tx.Attempts(c.key)
+				switch {
+				case errors.Is(err, store.ErrNotFound):
+					n.Copied++
+					have = c.a
+				case err != nil:
+					return err
+				case sameRecord(have, c.a):
+					n.Unchanged++
+					continue
+				case c.a.LockedUntil.After(have.LockedUntil) && c.a.LockedUntil.After(now):
+					// The target's counter stays, locked until the source's
+					// lockout ends: that much was copied.
+					n.Copied++
+					have.LockedUntil = c.a.LockedUntil
+				default:
+					n.Kept++
+					continue
+				}
+				if err := tx.PutAttempts(c.key, have); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		res.Counters.add(n)
+	}
+	return nil
+}
+
 // copySessions copies the sessions that have not expired of the users in
 // copied, in batches, reading the source as it goes.
 func (m *migration) copySessions(src, dst store.Store, copied map[string]bool, res *migrateResult) error {
@@ -619,6 +705,7 @@ func printMigrated(w io.Writer, res migrateResult) error {
 	}
 	fmt.Fprintf(w, "Users:    %s\n", count(res.Users))
 	fmt.Fprintf(w, "Sessions: %s; %d expired, not copied\n", count(res.Sessions), res.ExpiredSessions)
+	fmt.Fprintf(w, "Counters: %s; %d stale, not copied\n", count(res.Counters), res.StaleCounters)
 	meta := "none"
 	if len(res.Meta) > 0 {
 		meta = strings.Join(res.Meta, ", ")

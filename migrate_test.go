@@ -17,7 +17,9 @@ import (
 
 	"github.com/caddy-two-factor/caddy-two-factor/internal/redistest"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	boltstore "github.com/caddy-two-factor/caddy-two-factor/store/bolt"
 	redisstore "github.com/caddy-two-factor/caddy-two-factor/store/redis"
+	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
 
 // redisStoreBlock is the Caddyfile store block for srv under prefix.
@@ -85,6 +87,9 @@ http://localhost:%d {
 	run("", "reseal", "--json").mustSucceed(t).decode(t, &res)
 	if res.Resealed == nil || res.Resealed.Compacted != nil {
 		t.Errorf("reseal: %+v", res.Resealed)
+	}
+	if out := run("", "reseal").mustSucceed(t); !strings.Contains(out.stdout, "run BGREWRITEAOF") {
+		t.Errorf("reseal on Redis does not tell to rewrite the AOF:\n%s", out.stdout)
 	}
 	run("", "reset", "alice").mustSucceed(t)
 	if got := usersOf(t, run)["alice"]; got.Enrolled || got.Sessions != 0 {
@@ -255,5 +260,103 @@ func TestRemoteRedisAddressesAreTold(t *testing.T) {
 	want := []string{"redis.internal:6379", "10.0.0.5:6379", "[2001:db8::1]:6379"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("remote addresses %q, want %q", got, want)
+	}
+}
+
+// TestMigrateCopiesLockouts: an account locked on bbolt by wrong attempts
+// stays locked on Redis after migrate, until the same instant, also where
+// Redis held a counter of its own for it already; a budget half used stays
+// half used; a stale counter is not copied.
+func TestMigrateCopiesLockouts(t *testing.T) {
+	from := filepath.Join(t.TempDir(), "two_factor.db")
+	src, err := boltstore.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limits := throttle.Limits{
+		Pair:    throttle.Budget{Limit: 3, Window: 5 * time.Minute, Lockout: 15 * time.Minute},
+		Account: throttle.Budget{Limit: 100, Window: throttle.MaxWindow, Lockout: 15 * time.Minute, Consecutive: true},
+		Client:  throttle.Budget{Limit: 50, Window: 5 * time.Minute, Lockout: 15 * time.Minute},
+	}
+	const ip = "192.0.2.7"
+	// Redis expires counters by its own clock, so the times are real ones.
+	now := time.Now()
+	onBolt := throttle.New(src)
+	locked := map[string]time.Time{}
+	for _, user := range []string{"alice", "erin"} {
+		for range limits.Pair.Limit {
+			a, until, err := onBolt.Begin(user, true, ip, limits, now)
+			if err != nil || a == nil {
+				t.Fatalf("an attempt on bbolt: %v, locked until %v", err, until)
+			}
+			if err := a.Failed(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		until, err := onBolt.LockedUntil(user, true, ip, limits, now)
+		if err != nil || until.IsZero() {
+			t.Fatalf("%s is not locked on bbolt: %v", user, err)
+		}
+		locked[user] = until
+	}
+	counting := &store.Attempts{Failures: 2, WindowStart: now.Add(-2 * time.Hour).UTC()}
+	err = src.Update(func(tx store.Tx) error {
+		stale := &store.Attempts{Failures: 9, WindowStart: now.Add(-throttle.MaxWindow - time.Hour), LockedUntil: now.Add(-time.Hour)}
+		if err := tx.PutAttempts(throttle.AccountKey("bob"), stale); err != nil {
+			return err
+		}
+		return tx.PutAttempts(throttle.AccountKey("carol"), counting)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	srv := redistest.Start(t)
+	dst, err := redisstore.Open(context.Background(), redisstore.Options{Addresses: []string{srv.Addr}, Password: srv.Password, KeyPrefix: "locks:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	// Erin failed once on Redis already (a run that failed half way, or
+	// an instance on Redis): that counter stays, with bbolt's lockout.
+	erinPair := throttle.PairKey("erin", throttle.NetworkOf(ip))
+	err = dst.Update(func(tx store.Tx) error {
+		return tx.PutAttempts(erinPair, &store.Attempts{Failures: 1, WindowStart: now})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var res migrateResult
+	migrate(t, "--from", from, "--config", migrateConfig(t, srv, "locks:", keyB64(1)), "--json").mustSucceed(t).decode(t, &res)
+	// alice's and erin's account and pair counters, and carol's.
+	if res.Counters != (migrateCount{Copied: 5}) || res.StaleCounters != 1 {
+		t.Errorf("counters: %+v, %d stale", res.Counters, res.StaleCounters)
+	}
+	onRedis := throttle.NewShared(dst)
+	for user, want := range locked {
+		got, err := onRedis.LockedUntil(user, true, ip, limits, time.Now())
+		if err != nil || !got.Equal(want) {
+			t.Errorf("%s on Redis: locked until %v (%v), want %v as on bbolt", user, got, err, want)
+		}
+	}
+	err = dst.View(func(tx store.Tx) error {
+		if a, err := tx.Attempts(erinPair); err != nil || a.Failures != 1 {
+			t.Errorf("erin's counter on Redis was replaced: %+v, %v", a, err)
+		}
+		if a, err := tx.Attempts(throttle.AccountKey("bob")); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("the stale counter was copied: %+v, %v", a, err)
+		}
+		a, err := tx.Attempts(throttle.AccountKey("carol"))
+		if err != nil || !sameRecord(a, counting) {
+			t.Errorf("carol's counter on Redis: %+v, %v; want %+v", a, err, counting)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

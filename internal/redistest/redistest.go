@@ -1,6 +1,7 @@
 // Package redistest starts real Redis processes for tests: a
 // redis-server on a free loopback port, with a password, saving nothing,
-// in a temporary directory, and stopped when the test ends; the same
+// in a temporary directory, and stopped when the test ends (StartWith
+// for other options, such as an append-only file); the same
 // listening with TLS only (StartTLS), or as a Redis Cluster node holding
 // every slot (StartClusterNode); and a Sentinel watching a server
 // (StartSentinel).
@@ -40,6 +41,9 @@ type Server struct {
 	// CAFile, for a server started by StartTLS, is the PEM file of the
 	// certificate authority that signed the server's certificate.
 	CAFile string
+	// Dir is the server's working directory, where it writes its log and
+	// whatever it persists (dump.rdb, appendonlydir/).
+	Dir string
 }
 
 // ServerName is the only name in a StartTLS server's certificate: the
@@ -61,9 +65,16 @@ const startTimeout = 10 * time.Second
 // Start starts a redis-server for t and stops it when t ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t)
+}
+
+// StartWith is Start with more options for redis-server, given as on its
+// command line ("--appendonly", "yes"); they override the defaults above.
+func StartWith(t testing.TB, options ...string) *Server {
+	t.Helper()
 	bin := binary(t)
 	s, dir, port := newServer(t)
-	run(t, dir, s.probe, bin, s.args(dir, port)...)
+	run(t, dir, s.probe, bin, append(s.args(dir, port), options...)...)
 	return s
 }
 
@@ -182,8 +193,9 @@ func newServer(t testing.TB) (s *Server, dir string, port int) {
 	}
 	raw := make([]byte, 16)
 	_, _ = rand.Read(raw)
-	s = &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Password: hex.EncodeToString(raw)}
-	return s, t.TempDir(), port
+	dir = t.TempDir()
+	s = &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Password: hex.EncodeToString(raw), Dir: dir}
+	return s, dir, port
 }
 
 // args are the options every server runs with, on plain port (0: none).

@@ -1,4 +1,4 @@
-package twofactor
+package signin
 
 import (
 	"crypto/rand"
@@ -26,15 +26,15 @@ const (
 
 // The hash algorithms, as `caddy hash-password --algorithm` names them.
 const (
-	algorithmArgon2id = "argon2id"
-	algorithmBcrypt   = "bcrypt"
+	Argon2id = "argon2id"
+	Bcrypt   = "bcrypt"
 )
 
-// hashClass is what checking a password hash costs: its algorithm and cost
+// HashClass is what checking a password hash costs: its algorithm and cost
 // parameters. Checking any two hashes of one class takes the same time,
 // whatever the password; hashes of different classes can be told apart by
 // how long a sign-in takes.
-type hashClass struct {
+type HashClass struct {
 	// Algorithm is argon2id or bcrypt.
 	Algorithm string `json:"algorithm"`
 	// Cost is bcrypt's cost.
@@ -47,42 +47,42 @@ type hashClass struct {
 	KeyLength uint32 `json:"key_length,omitempty"`
 }
 
-func (c hashClass) String() string {
-	if c.Algorithm == algorithmBcrypt {
+func (c HashClass) String() string {
+	if c.Algorithm == Bcrypt {
 		return fmt.Sprintf("bcrypt cost %d", c.Cost)
 	}
 	return fmt.Sprintf("argon2id m=%d,t=%d,p=%d with a %d-byte key", c.Memory, c.Time, c.Threads, c.KeyLength)
 }
 
-// defaultHashClass is the class of `caddy hash-password --algorithm
+// DefaultHashClass is the class of `caddy hash-password --algorithm
 // <algorithm>` with its default parameters: those of Caddy's own fake hashes.
-func defaultHashClass(algorithm string) (hashClass, error) {
+func DefaultHashClass(algorithm string) (HashClass, error) {
 	switch algorithm {
-	case algorithmArgon2id:
-		return classOf(string(caddyauth.Argon2idHash{}.FakeHash()))
-	case algorithmBcrypt:
-		return classOf(string(caddyauth.BcryptHash{}.FakeHash()))
+	case Argon2id:
+		return ClassOf(string(caddyauth.Argon2idHash{}.FakeHash()))
+	case Bcrypt:
+		return ClassOf(string(caddyauth.BcryptHash{}.FakeHash()))
 	}
-	return hashClass{}, fmt.Errorf("unknown hash algorithm %q: use argon2id or bcrypt", algorithm)
+	return HashClass{}, fmt.Errorf("unknown hash algorithm %q: use argon2id or bcrypt", algorithm)
 }
 
-// classOf recognises the algorithm of a hash made by `caddy hash-password`,
+// ClassOf recognises the algorithm of a hash made by `caddy hash-password`,
 // from its Modular Crypt Format prefix, and reads its cost parameters.
-func classOf(hash string) (hashClass, error) {
+func ClassOf(hash string) (HashClass, error) {
 	switch {
 	case strings.HasPrefix(hash, "$2a$"), strings.HasPrefix(hash, "$2b$"), strings.HasPrefix(hash, "$2y$"):
 		cost, err := bcrypt.Cost([]byte(hash))
 		if err != nil {
-			return hashClass{}, fmt.Errorf("invalid bcrypt hash: %w", err)
+			return HashClass{}, fmt.Errorf("invalid bcrypt hash: %w", err)
 		}
-		return hashClass{Algorithm: algorithmBcrypt, Cost: cost}, nil
+		return HashClass{Algorithm: Bcrypt, Cost: cost}, nil
 	case strings.HasPrefix(hash, "$argon2id$"):
 		_, key, err := caddyauth.DecodeHash([]byte(hash))
 		if err != nil {
-			return hashClass{}, fmt.Errorf("invalid argon2id hash: %w", err)
+			return HashClass{}, fmt.Errorf("invalid argon2id hash: %w", err)
 		}
 		// DecodeHash checked the shape: "$argon2id$v=19$m=M,t=T,p=P$salt$key".
-		c := hashClass{Algorithm: algorithmArgon2id, KeyLength: uint32(len(key))}
+		c := HashClass{Algorithm: Argon2id, KeyLength: uint32(len(key))}
 		for _, param := range strings.Split(strings.Split(hash, "$")[3], ",") {
 			name, value, _ := strings.Cut(param, "=")
 			n, _ := strconv.ParseUint(value, 10, 32)
@@ -97,27 +97,27 @@ func classOf(hash string) (hashClass, error) {
 		}
 		// argon2 panics on these rather than refuse them.
 		if c.Time == 0 || c.Threads == 0 || c.Memory == 0 {
-			return hashClass{}, errors.New("invalid argon2id hash: m, t and p must be named and at least 1")
+			return HashClass{}, errors.New("invalid argon2id hash: m, t and p must be named and at least 1")
 		}
 		return c, nil
 	case hash == "":
-		return hashClass{}, errors.New("password hash is empty")
+		return HashClass{}, errors.New("password hash is empty")
 	}
-	return hashClass{}, errors.New("password must be a bcrypt or argon2id hash from `caddy hash-password`, not a plain password")
+	return HashClass{}, errors.New("password must be a bcrypt or argon2id hash from `caddy hash-password`, not a plain password")
 }
 
-// hashPassword hashes password with a fresh salt into a hash of class c,
+// HashPassword hashes password with a fresh salt into a hash of class c,
 // in the format of Caddy's hash modules (`caddy hash-password`).
-func hashPassword(c hashClass, password []byte) (string, error) {
+func HashPassword(c HashClass, password []byte) (string, error) {
 	switch c.Algorithm {
-	case algorithmArgon2id:
+	case Argon2id:
 		salt := make([]byte, 16)
 		if _, err := rand.Read(salt); err != nil {
 			return "", err
 		}
 		key := argon2.IDKey(password, salt, c.Time, c.Memory, c.Threads, c.KeyLength)
 		return argon2idHash(c, salt, key), nil
-	case algorithmBcrypt:
+	case Bcrypt:
 		hash, err := bcrypt.GenerateFromPassword(password, c.Cost)
 		return string(hash), err
 	}
@@ -125,63 +125,64 @@ func hashPassword(c hashClass, password []byte) (string, error) {
 }
 
 // argon2idHash formats an argon2id hash as Caddy's Argon2idHash does.
-func argon2idHash(c hashClass, salt, key []byte) string {
+func argon2idHash(c HashClass, salt, key []byte) string {
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, c.Memory, c.Time, c.Threads,
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 }
 
-// account is a password hash and the Caddy hash module that checks it.
-type account struct {
+// Account is a password hash and the Caddy hash module that checks it.
+type Account struct {
+	// Class is what checking the hash costs.
+	Class  HashClass
 	hash   []byte
 	cmp    caddyauth.Comparer
-	class  hashClass
 	bcrypt bool
-	// credential names the hash in the sessions opened with it.
-	credential store.Credential
+	// Credential names the hash in the sessions opened with it.
+	Credential store.Credential
 }
 
-// newAccount checks a hash made by `caddy hash-password` and returns the
-// account that checks passwords against it.
-func newAccount(hash string) (account, error) {
-	class, err := classOf(hash)
+// NewAccount checks a hash made by `caddy hash-password` and returns the
+// Account that checks passwords against it.
+func NewAccount(hash string) (Account, error) {
+	class, err := ClassOf(hash)
 	if err != nil {
-		return account{}, err
+		return Account{}, err
 	}
-	a := account{hash: []byte(hash), class: class, cmp: caddyauth.Argon2idHash{}, credential: store.CredentialOf(hash)}
-	if class.Algorithm == algorithmBcrypt {
+	a := Account{hash: []byte(hash), Class: class, cmp: caddyauth.Argon2idHash{}, Credential: store.CredentialOf(hash)}
+	if class.Algorithm == Bcrypt {
 		a.cmp, a.bcrypt = caddyauth.BcryptHash{}, true
 	}
 	return a, nil
 }
 
-// fakeAccount returns an account of class c that no password matches, for
+// FakeAccount returns an Account of class c that no password matches, for
 // unknown user names: checking it costs what checking a user of that class
 // costs. Caddy ships ready-made fake hashes for its default parameters.
-func fakeAccount(c hashClass) (account, error) {
+func FakeAccount(c HashClass) (Account, error) {
 	for _, fake := range [][]byte{caddyauth.Argon2idHash{}.FakeHash(), caddyauth.BcryptHash{}.FakeHash()} {
-		if fc, err := classOf(string(fake)); err == nil && fc == c {
-			return newAccount(string(fake))
+		if fc, err := ClassOf(string(fake)); err == nil && fc == c {
+			return NewAccount(string(fake))
 		}
 	}
 	random := make([]byte, 32)
 	_, _ = rand.Read(random)
-	if c.Algorithm == algorithmArgon2id {
+	if c.Algorithm == Argon2id {
 		// A random key of the right length: the comparison does the full
 		// work and never matches.
 		key := make([]byte, c.KeyLength)
 		_, _ = rand.Read(key)
-		return newAccount(argon2idHash(c, random[:16], key))
+		return NewAccount(argon2idHash(c, random[:16], key))
 	}
-	fake, err := hashPassword(c, random)
+	fake, err := HashPassword(c, random)
 	if err != nil {
-		return account{}, fmt.Errorf("making timing-safe fake hash: %w", err)
+		return Account{}, fmt.Errorf("making timing-safe fake hash: %w", err)
 	}
-	return newAccount(fake)
+	return NewAccount(fake)
 }
 
-// check reports whether password matches. It always does the full hash
+// Check reports whether password matches. It always does the full hash
 // work, whatever the input, so that its time says nothing.
-func (a account) check(password string) bool {
+func (a Account) Check(password string) bool {
 	tooLong := len(password) > maxPasswordBytes || (a.bcrypt && len(password) > bcryptMaxBytes)
 	if tooLong {
 		password = password[:min(len(password), bcryptMaxBytes)]

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
@@ -87,8 +88,8 @@ type adminResult struct {
 	// HashClass is set by hash-class: the algorithm and cost a new
 	// password's hash must have, and HashClassFrom where that comes from
 	// (one of the hashClassFrom constants).
-	HashClass     *hashClass `json:"hash_class,omitempty"`
-	HashClassFrom string     `json:"hash_class_from,omitempty"`
+	HashClass     *signin.HashClass `json:"hash_class,omitempty"`
+	HashClassFrom string            `json:"hash_class_from,omitempty"`
 	// Warning says what the action, done as asked, gives away.
 	Warning string `json:"warning,omitempty"`
 	// Resealed is set by the reseal action.
@@ -190,16 +191,16 @@ func (db *database) register(h *TwoFactor) error {
 // against: those of configs that declare users first (sorted), then the
 // default of configs that declare none. A new database user's hash should
 // be of the first; from says where it comes from.
-func configHashClasses(configs map[*TwoFactor]struct{}) (classes []hashClass, from string) {
-	var withUsers, without []hashClass
+func configHashClasses(configs map[*TwoFactor]struct{}) (classes []signin.HashClass, from string) {
+	var withUsers, without []signin.HashClass
 	for h := range configs {
 		if len(h.accounts) > 0 {
-			withUsers = append(withUsers, h.fakeAccount.class)
+			withUsers = append(withUsers, h.fakeAccount.Class)
 		} else {
-			without = append(without, h.fakeAccount.class)
+			without = append(without, h.fakeAccount.Class)
 		}
 	}
-	byName := func(a, b hashClass) int { return strings.Compare(a.String(), b.String()) }
+	byName := func(a, b signin.HashClass) int { return strings.Compare(a.String(), b.String()) }
 	slices.SortFunc(withUsers, byName)
 	slices.SortFunc(without, byName)
 	for _, c := range append(withUsers, without...) {
@@ -244,7 +245,7 @@ func (db *database) checkHashClassesLocked(logger *zap.Logger) {
 		}
 		recorded = err == nil && bytes.Equal(old, class)
 		return tx.ForEachUser(func(u *store.User) error {
-			if a, err := newAccount(u.PasswordHash); err == nil && !slices.Contains(classes, a.class) {
+			if a, err := signin.NewAccount(u.PasswordHash); err == nil && !slices.Contains(classes, a.Class) {
 				others = append(others, u.Name)
 			}
 			return nil
@@ -383,7 +384,7 @@ type adminView struct {
 	idle time.Duration
 	// classes and classFrom are the configs' hash classes, as
 	// configHashClasses returns them; none if offline.
-	classes   []hashClass
+	classes   []signin.HashClass
 	classFrom string
 	now       time.Time
 }
@@ -405,12 +406,12 @@ func (db *database) viewLocked(now time.Time) adminView {
 // the one to use first, and where that comes from. Offline, the configs
 // are unknown: the class is the one recorded by the configs that last
 // opened the database, else that of its first user, else the default.
-func (v adminView) hashClasses() ([]hashClass, string, error) {
+func (v adminView) hashClasses() ([]signin.HashClass, string, error) {
 	if !v.offline {
 		return v.classes, v.classFrom, nil
 	}
 	var (
-		class hashClass
+		class signin.HashClass
 		from  string
 	)
 	err := v.db.store.View(func(tx store.Tx) error {
@@ -423,8 +424,8 @@ func (v adminView) hashClasses() ([]hashClass, string, error) {
 			return nil
 		}
 		return tx.ForEachUser(func(u *store.User) error {
-			if a, err := newAccount(u.PasswordHash); err == nil && from == "" {
-				class, from = a.class, hashClassFromDatabase
+			if a, err := signin.NewAccount(u.PasswordHash); err == nil && from == "" {
+				class, from = a.Class, hashClassFromDatabase
 			}
 			return nil
 		})
@@ -433,12 +434,12 @@ func (v adminView) hashClasses() ([]hashClass, string, error) {
 		return nil, "", err
 	}
 	if from == "" {
-		if class, err = defaultHashClass(algorithmArgon2id); err != nil {
+		if class, err = signin.DefaultHashClass(signin.Argon2id); err != nil {
 			return nil, "", err
 		}
 		from = hashClassFromDefault
 	}
-	return []hashClass{class}, from, nil
+	return []signin.HashClass{class}, from, nil
 }
 
 // checkHashClass refuses a hash of a class that unknown names are not
@@ -446,22 +447,22 @@ func (v adminView) hashClasses() ([]hashClass, string, error) {
 // from unknown names, unless the operator chose it knowingly (insist): it
 // then returns a warning for the answer and the audit log.
 func (v adminView) checkHashClass(name, hash string, insist bool) (warning string, err error) {
-	a, err := newAccount(hash)
+	a, err := signin.NewAccount(hash)
 	if err != nil {
 		return "", refuse(codeBadRequest, "user %q: %v", name, err)
 	}
 	classes, from, err := v.hashClasses()
-	if err != nil || slices.Contains(classes, a.class) {
+	if err != nil || slices.Contains(classes, a.Class) {
 		return "", err
 	}
 	if !insist {
 		return "", refuse(codeHashClass, "user %q: the password hash is %s, but unknown user names are checked against %s (%s), "+
 			"so the time a sign-in takes would tell this user from them; hash with %s (`caddy two-factor` does so by itself), "+
 			"or choose the algorithm knowingly (`--algorithm`; in the admin API, \"other_hash_class\": true)",
-			name, a.class, classes[0], hashClassOrigin(from), classes[0])
+			name, a.Class, classes[0], hashClassOrigin(from), classes[0])
 	}
 	return fmt.Sprintf("the password hash is %s, but unknown user names are checked against %s (%s): the time a sign-in takes tells this user from them",
-		a.class, classes[0], hashClassOrigin(from)), nil
+		a.Class, classes[0], hashClassOrigin(from)), nil
 }
 
 // hashClassOrigin says in words where a hash class comes from.

@@ -16,12 +16,12 @@ import (
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
-// maxPasswordBytes bounds what is hashed, so a huge password cannot buy
+// MaxPasswordBytes bounds what is hashed, so a huge password cannot buy
 // a long computation. bcrypt itself reads only 72 bytes; longer passwords
 // are refused for bcrypt hashes rather than silently cut.
 const (
-	maxPasswordBytes = 1024
-	bcryptMaxBytes   = 72
+	MaxPasswordBytes = 1024
+	BcryptMaxBytes   = 72
 )
 
 // The hash algorithms, as `caddy hash-password --algorithm` names them.
@@ -183,9 +183,9 @@ func FakeAccount(c HashClass) (Account, error) {
 // Check reports whether password matches. It always does the full hash
 // work, whatever the input, so that its time says nothing.
 func (a Account) Check(password string) bool {
-	tooLong := len(password) > maxPasswordBytes || (a.bcrypt && len(password) > bcryptMaxBytes)
+	tooLong := len(password) > MaxPasswordBytes || (a.bcrypt && len(password) > BcryptMaxBytes)
 	if tooLong {
-		password = password[:min(len(password), bcryptMaxBytes)]
+		password = password[:min(len(password), BcryptMaxBytes)]
 	}
 	ok, err := a.cmp.Compare(a.hash, []byte(password))
 	return ok && err == nil && !tooLong

@@ -77,7 +77,9 @@ const (
 	ScopeClient  = "client"
 )
 
-func (e *LockedError) Error() string { return "too many attempts, locked until " + e.Until.UTC().Format(time.RFC3339) }
+func (e *LockedError) Error() string {
+	return "too many attempts, locked until " + e.Until.UTC().Format(time.RFC3339)
+}
 
 // ConflictError is an ErrConflict, and says why.
 type ConflictError struct {

@@ -189,3 +189,8 @@ func endSessions(tx store.Tx, user string, end func(*store.Session) bool) (int, 
 	}
 	return n, nil
 }
+
+// Honours is the policy's Honours, for the gate's session cache.
+func (s *Service) Honours(user string, opened store.Credential, databaseMatch bool) bool {
+	return s.policy.Honours(user, opened, databaseMatch)
+}

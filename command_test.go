@@ -125,7 +125,7 @@ func TestCommandLifecycle(t *testing.T) {
 		t.Errorf("add-user said %q", out.stdout)
 	}
 	zoe := usersOf(t, run)["zoe"]
-	if zoe.DefinedIn != definedInDatabase || zoe.Enrolled {
+	if zoe.DefinedIn != signin.DefinedInDatabase || zoe.Enrolled {
 		t.Fatalf("after add-user: %+v", zoe)
 	}
 
@@ -224,7 +224,7 @@ func TestCommandJSON(t *testing.T) {
 	var res adminResult
 	out.decode(t, &res)
 	if res.DB != site.db || res.Action != actionAddUser || res.Name != "zoe" || res.User == nil ||
-		res.User.DefinedIn != definedInDatabase || res.SessionsEnded == nil || *res.SessionsEnded != 0 {
+		res.User.DefinedIn != signin.DefinedInDatabase || res.SessionsEnded == nil || *res.SessionsEnded != 0 {
 		t.Fatalf("add-user --json: %s", out.stdout)
 	}
 	if strings.Contains(out.stdout, "argon2") || strings.Contains(out.stdout, testPassword) {
@@ -308,7 +308,7 @@ func TestCommandChangesTheFileWhenCaddyIsStopped(t *testing.T) {
 	}
 
 	startSite(t, siteConfig{matcher: "/admin/*", db: site.db})
-	if zoe := usersOf(t, cliFor(t))["zoe"]; zoe.DefinedIn != definedInDatabase {
+	if zoe := usersOf(t, cliFor(t))["zoe"]; zoe.DefinedIn != signin.DefinedInDatabase {
 		t.Fatalf("zoe after restart: %+v", zoe)
 	}
 	if stored, fakes := storedHashClass(t, site.db, "zoe"); len(fakes) != 1 || stored != fakes[0] {
@@ -611,7 +611,7 @@ http://localhost:%d {
 			}
 			run(testPassword+"\n", "add-user", "zoe", "--password-file", "-").mustSucceed(t)
 			users := usersOf(t, run)
-			if users["alice"].DefinedIn != definedInConfig || users["zoe"].DefinedIn != definedInDatabase {
+			if users["alice"].DefinedIn != signin.DefinedInConfig || users["zoe"].DefinedIn != signin.DefinedInDatabase {
 				t.Fatalf("users over the socket: %+v", users)
 			}
 			b := newBrowser(t)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
-	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
 
 // Operator actions on one database: what `caddy two-factor` does, through
@@ -42,12 +41,6 @@ func namedAction(action string) bool {
 	return action != actionUsers && action != actionReseal
 }
 
-// Where a user's password comes from.
-const (
-	definedInConfig   = "config"
-	definedInDatabase = "database"
-)
-
 // adminRequest is one operator action. PasswordHash is set for add-user and
 // passwd only: passwords are hashed by the command line, never sent.
 // OtherHashClass says the operator chose the hash's algorithm knowing it is
@@ -60,17 +53,7 @@ type adminRequest struct {
 }
 
 // userInfo is what an operator sees of a user.
-type userInfo struct {
-	Name string `json:"name"`
-	// DefinedIn is where the password comes from: "config" or "database".
-	DefinedIn         string    `json:"defined_in"`
-	Enrolled          bool      `json:"enrolled"`
-	EnrolledAt        time.Time `json:"enrolled_at,omitzero"`
-	RecoveryCodesLeft int       `json:"recovery_codes_left"`
-	// Sessions counts the user's live signed-in sessions.
-	Sessions    int       `json:"sessions"`
-	LockedUntil time.Time `json:"locked_until,omitzero"`
-}
+type userInfo = signin.UserInfo
 
 // adminResult answers an adminRequest; it is the JSON of the admin API and
 // of `caddy two-factor --json`.
@@ -315,7 +298,7 @@ func (db *database) administer(req adminRequest, now time.Time) (adminResult, er
 	v := db.viewLocked(now)
 	switch req.Action {
 	case actionUsers:
-		users, err := v.list()
+		users, err := v.op.Users()
 		res.Users = users
 		return res, err
 	case actionHashClass:
@@ -341,63 +324,81 @@ func (db *database) administer(req adminRequest, now time.Time) (adminResult, er
 	}
 	switch req.Action {
 	case actionAddUser:
-		ended, err = v.addUser(res.Name, req.PasswordHash)
+		ended, err = v.op.AddUser(res.Name, req.PasswordHash)
 	case actionPasswd:
-		ended, err = v.passwd(res.Name, req.PasswordHash)
+		ended, err = v.op.SetPassword(res.Name, req.PasswordHash)
 	case actionRemoveUser:
-		ended, err = v.removeUser(res.Name)
+		ended, err = v.op.RemoveUser(res.Name)
 	case actionReset:
-		ended, err = v.reset(res.Name)
+		ended, err = v.op.Reset(res.Name)
 	case actionRevoke:
-		ended, err = v.revoke(res.Name)
+		ended, err = v.op.Revoke(res.Name)
 	case actionUnlock:
-		err = v.unlock(res.Name)
+		err = v.op.Unlock(res.Name)
 	default:
 		return res, refuse(codeBadRequest, "unknown action %q", req.Action)
 	}
 	if err != nil {
-		return res, err
+		return res, operatorRefusal(req.Action, res.Name, err)
 	}
 	if req.Action != actionUnlock {
 		res.SessionsEnded = &ended
 	}
 	if req.Action != actionRemoveUser {
-		err = db.store.View(func(tx store.Tx) error {
-			info, err := v.info(tx, res.Name)
-			res.User = &info
-			return err
-		})
+		info, err := v.op.UserInfo(res.Name)
+		res.User = &info
+		return res, err
 	}
-	return res, err
+	return res, nil
+}
+
+// operatorRefusal turns the sign-in service's refusal of an operator
+// action into the adminError the operator sees; any other error (a store
+// that could not answer) stays what it is.
+func operatorRefusal(action, name string, err error) error {
+	conflict, _ := errors.AsType[*signin.ConflictError](err)
+	switch {
+	case errors.Is(err, signin.ErrUnknownUser):
+		return refuse(codeUnknownUser, "unknown user %q", name)
+	case conflict == nil:
+		return err
+	case conflict.Reason == signin.ConflictExists:
+		return refuse(codeUserExists, "user %q already exists (change its password with passwd)", name)
+	case action == actionAddUser:
+		return refuse(codeDefinedInConfig, "user %q is declared in the config; a user is defined in one place only", name)
+	case action == actionRemoveUser:
+		return refuse(codeDefinedInConfig, "user %q is declared in the config: %s there and reload", name, "remove its user line")
+	}
+	return refuse(codeDefinedInConfig, "user %q is declared in the config: %s there and reload", name, "change its password hash")
 }
 
 // adminView is a database as one admin action sees it.
 type adminView struct {
 	db *database
-	// declared are the user names the configs on the database declare.
-	declared map[string]bool
-	// offline is set when no config has the database open (the command
-	// line opened the file): the config's users are then unknown, and a
-	// record without a password is taken to be one of theirs.
+	// op carries out the actions on users.
+	op *signin.Operator
+	// offline is set when no config has the database open (see
+	// signin.Scope).
 	offline bool
-	// idle is the longest session_idle of the configs, zero if offline.
-	idle time.Duration
 	// classes and classFrom are the configs' hash classes, as
 	// configHashClasses returns them; none if offline.
 	classes   []signin.HashClass
 	classFrom string
-	now       time.Time
 }
 
-// viewLocked takes a view of db; the caller holds db.mu.
+// viewLocked takes a view of db; the caller holds db.mu. auditAdmin
+// writes the audit line of an operator action; other observers of the
+// operator's events are added here.
 func (db *database) viewLocked(now time.Time) adminView {
-	v := adminView{db: db, declared: make(map[string]bool), offline: len(db.configs) == 0, now: now}
+	scope := signin.Scope{Declared: make(map[string]bool), Offline: len(db.configs) == 0}
 	for h := range db.configs {
 		for name := range h.accounts {
-			v.declared[name] = true
+			scope.Declared[name] = true
 		}
-		v.idle = max(v.idle, time.Duration(h.SessionIdle))
+		scope.Idle = max(scope.Idle, time.Duration(h.SessionIdle))
 	}
+	v := adminView{db: db, offline: scope.Offline}
+	v.op = signin.NewOperator(scope, signin.Deps{Store: db.store, Attempts: db.attempts, Now: func() time.Time { return now }})
 	v.classes, v.classFrom = configHashClasses(db.configs)
 	return v
 }
@@ -476,241 +477,6 @@ func hashClassOrigin(from string) string {
 		return "like the users already in this database"
 	}
 	return "Caddy's argon2id defaults, as no user's hash sets another"
-}
-
-// definedIn says where the password of a user comes from, or "" if name
-// is not a user.
-func (v adminView) definedIn(name string, u *store.User) string {
-	switch {
-	case v.declared[name]:
-		return definedInConfig
-	case u != nil && u.PasswordHash != "":
-		return definedInDatabase
-	case u != nil && v.offline:
-		return definedInConfig
-	}
-	return ""
-}
-
-// user returns name's record (nil if none) and where it is defined.
-func (v adminView) user(tx store.Tx, name string) (*store.User, string, error) {
-	u, err := tx.User(name)
-	if errors.Is(err, store.ErrNotFound) {
-		u, err = nil, nil
-	}
-	return u, v.definedIn(name, u), err
-}
-
-func (v adminView) list() ([]userInfo, error) {
-	users := []userInfo{}
-	err := v.db.store.View(func(tx store.Tx) error {
-		names := make(map[string]bool, len(v.declared))
-		for name := range v.declared {
-			names[name] = true
-		}
-		err := tx.ForEachUser(func(u *store.User) error {
-			if v.definedIn(u.Name, u) != "" {
-				names[u.Name] = true
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, name := range slices.Sorted(maps.Keys(names)) {
-			info, err := v.info(tx, name)
-			if err != nil {
-				return err
-			}
-			users = append(users, info)
-		}
-		return nil
-	})
-	return users, err
-}
-
-func (v adminView) info(tx store.Tx, name string) (userInfo, error) {
-	u, where, err := v.user(tx, name)
-	info := userInfo{Name: name, DefinedIn: where}
-	if err != nil {
-		return info, err
-	}
-	// Locked from everywhere, or from one network: the lock that ends last.
-	err = tx.ForEachAttempts(throttle.AccountKey(name), func(key string, a *store.Attempts) error {
-		if (key == throttle.AccountKey(name) || strings.HasPrefix(key, throttle.PairKey(name, ""))) && a.LockedUntil.After(v.now) && a.LockedUntil.After(info.LockedUntil) {
-			info.LockedUntil = a.LockedUntil
-		}
-		return nil
-	})
-	if err != nil {
-		return info, err
-	}
-	if u == nil {
-		return info, nil
-	}
-	if u.TOTP != nil {
-		info.Enrolled = true
-		info.EnrolledAt = u.TOTP.EnrolledAt
-		info.RecoveryCodesLeft = len(u.TOTP.RecoveryDigests)
-	}
-	sessions, err := tx.UserSessions(name)
-	for _, s := range sessions {
-		if s.Stage == store.StageFull && s.HeldBy(u) && s.Live(v.now, v.idle) {
-			info.Sessions++
-		}
-	}
-	return info, err
-}
-
-// change runs fn on name's record in one transaction, once the record
-// passes check, which tells an unknown user or a refused action.
-func (v adminView) change(name string, check func(u *store.User, where string) error, fn func(tx store.Tx, u *store.User) (int, error)) (int, error) {
-	var ended int
-	err := v.db.store.Update(func(tx store.Tx) error {
-		u, where, err := v.user(tx, name)
-		if err != nil {
-			return err
-		}
-		if err := check(u, where); err != nil {
-			return err
-		}
-		ended, err = fn(tx, u)
-		return err
-	})
-	return ended, err
-}
-
-// mustExist refuses a name that is no user.
-func mustExist(name string) func(*store.User, string) error {
-	return func(_ *store.User, where string) error {
-		if where == "" {
-			return refuse(codeUnknownUser, "unknown user %q", name)
-		}
-		return nil
-	}
-}
-
-// mustBeManaged refuses a name whose password is not in the database.
-func mustBeManaged(name, what string) func(*store.User, string) error {
-	return func(u *store.User, where string) error {
-		switch {
-		case where == definedInConfig:
-			return refuse(codeDefinedInConfig, "user %q is declared in the config: %s there and reload", name, what)
-		case u == nil:
-			return refuse(codeUnknownUser, "unknown user %q", name)
-		}
-		return nil
-	}
-}
-
-// addUser adds name with a hash checked by checkHashClass.
-func (v adminView) addUser(name, hash string) (int, error) {
-	check := func(u *store.User, where string) error {
-		switch {
-		case v.declared[name]:
-			return refuse(codeDefinedInConfig, "user %q is declared in the config; a user is defined in one place only", name)
-		case where != "":
-			return refuse(codeUserExists, "user %q already exists (change its password with passwd)", name)
-		}
-		return nil
-	}
-	return v.change(name, check, func(tx store.Tx, _ *store.User) (int, error) {
-		// A record left by an earlier user of that name (one removed from
-		// the config) goes, enrollment, sessions and all: it is not theirs.
-		ended, err := v.db.endSessions(tx, name, nil)
-		if err != nil {
-			return 0, err
-		}
-		return ended, tx.PutUser(&store.User{Name: name, PasswordHash: hash, Created: v.now})
-	})
-}
-
-// passwd sets name's hash, checked by checkHashClass.
-func (v adminView) passwd(name, hash string) (int, error) {
-	return v.change(name, mustBeManaged(name, "change its password hash"), func(tx store.Tx, u *store.User) (int, error) {
-		u.PasswordHash = hash
-		if err := tx.PutUser(u); err != nil {
-			return 0, err
-		}
-		return v.db.endSessions(tx, name, nil)
-	})
-}
-
-func (v adminView) removeUser(name string) (int, error) {
-	return v.change(name, mustBeManaged(name, "remove its user line"), func(tx store.Tx, _ *store.User) (int, error) {
-		ended, err := v.db.endSessions(tx, name, nil)
-		if err != nil {
-			return 0, err
-		}
-		if err := throttle.ForgetAttempts(tx, name); err != nil {
-			return 0, err
-		}
-		return ended, tx.DeleteUser(name)
-	})
-}
-
-// reset drops the enrollment: the user sets up an authenticator again at
-// their next sign-in.
-func (v adminView) reset(name string) (int, error) {
-	return v.change(name, mustExist(name), func(tx store.Tx, u *store.User) (int, error) {
-		if u != nil {
-			u.TOTP = nil
-			u.SessionID = ""
-			if err := tx.PutUser(u); err != nil {
-				return 0, err
-			}
-		}
-		return v.db.endSessions(tx, name, nil)
-	})
-}
-
-func (v adminView) revoke(name string) (int, error) {
-	return v.change(name, mustExist(name), func(tx store.Tx, u *store.User) (int, error) {
-		if u != nil && u.SessionID != "" {
-			// A new identifier also ends any session a cache still holds.
-			u.SessionID = ""
-			if err := tx.PutUser(u); err != nil {
-				return 0, err
-			}
-		}
-		return v.db.endSessions(tx, name, nil)
-	})
-}
-
-func (v adminView) unlock(name string) error {
-	if err := v.db.store.View(func(tx store.Tx) error {
-		_, where, err := v.user(tx, name)
-		if err == nil {
-			err = mustExist(name)(nil, where)
-		}
-		return err
-	}); err != nil {
-		return err
-	}
-	return v.db.attempts.Unlock(name)
-}
-
-// endSessions ends, in tx, user's sessions for which end is true (all of
-// them if end is nil), and returns how many it ended. Every session ended
-// by someone else than its holder, by an operator or from the account
-// page, is ended here: a session cache in front of the store drops
-// entries here.
-func (db *database) endSessions(tx store.Tx, user string, end func(*store.Session) bool) (int, error) {
-	sessions, err := tx.UserSessions(user)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, s := range sessions {
-		if end != nil && !end(s) {
-			continue
-		}
-		if err := tx.DeleteSession(s.Key); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
 }
 
 // auditAdmin writes the one log line of an admin action. It never logs a

@@ -26,7 +26,7 @@ func (s *Service) ReplaceRecoveryCodes(sess *store.Session, factor string, c Cli
 	if err != nil {
 		return nil, err
 	}
-	s.emit(Event{Kind: EventRecoveryReplaced, Step: StepRecoveryCodes, User: sess.User, Known: true, Remaining: len(codes), Client: c})
+	s.observers.emit(Event{Kind: EventRecoveryReplaced, Step: StepRecoveryCodes, User: sess.User, Known: true, Remaining: len(codes), Client: c})
 	return codes, nil
 }
 
@@ -65,7 +65,7 @@ func (s *Service) ReplaceAuthenticator(sess *store.Session, code, current string
 	if err != nil {
 		return 0, err
 	}
-	s.emit(Event{Kind: EventAuthenticatorReplaced, Step: StepReenroll, User: sess.User, Known: true, Sessions: ended, Client: c})
+	s.observers.emit(Event{Kind: EventAuthenticatorReplaced, Step: StepReenroll, User: sess.User, Known: true, Sessions: ended, Client: c})
 	return ended, nil
 }
 
@@ -82,7 +82,7 @@ func (s *Service) EndSessions(sess *store.Session, scope string, c Client, end f
 	if err != nil {
 		return 0, err
 	}
-	s.emit(Event{Kind: EventSessionsEnded, User: sess.User, Known: true, Scope: scope, Sessions: ended, Client: c})
+	s.observers.emit(Event{Kind: EventSessionsEnded, User: sess.User, Known: true, Scope: scope, Sessions: ended, Client: c})
 	return ended, nil
 }
 
@@ -97,6 +97,6 @@ func (s *Service) Logout(sess *store.Session, c Client) error {
 	if err := s.deps.Store.Update(func(tx store.Tx) error { return tx.DeleteSession(sess.Key) }); err != nil {
 		return err
 	}
-	s.emit(Event{Kind: EventSignedOut, User: sess.User, Known: true, Client: c})
+	s.observers.emit(Event{Kind: EventSignedOut, User: sess.User, Known: true, Client: c})
 	return nil
 }

@@ -115,7 +115,7 @@ func (s *Service) FinishSetup(sess *store.Session, code string, c Client) (SignI
 		return SignInResult{}, err
 	}
 	s.signedIn(attempt)
-	s.emit(Event{Kind: EventSetupComplete, Step: StepSetup, User: sess.User, Known: true, Method: MethodTOTP, Client: c})
+	s.observers.emit(Event{Kind: EventSetupComplete, Step: StepSetup, User: sess.User, Known: true, Method: MethodTOTP, Client: c})
 	return res, nil
 }
 
@@ -169,7 +169,7 @@ func (s *Service) Confirm(sess *store.Session, code string, c Client) (SignInRes
 	}
 	s.signedIn(attempt)
 	s.recoveryUsed(sess.User, remaining, c)
-	s.emit(Event{Kind: EventSignedIn, Step: StepConfirm, User: sess.User, Known: true, Method: res.Method, Client: c})
+	s.observers.emit(Event{Kind: EventSignedIn, Step: StepConfirm, User: sess.User, Known: true, Method: res.Method, Client: c})
 	return res, nil
 }
 

@@ -85,23 +85,23 @@ type Event struct {
 	Err error
 }
 
-// Observe adds fn to the observers of the service's events. Observers
-// are called in the order they were added, synchronously, after the
-// outcome is committed; they must not block. Add them before the service
-// is used.
-func (s *Service) Observe(fn func(Event)) {
-	s.observers = append(s.observers, fn)
-}
+// observers are called with every event, in the order they were added,
+// synchronously, once the outcome is committed; they must not block.
+type observers []func(Event)
 
-func (s *Service) emit(e Event) {
-	for _, fn := range s.observers {
+func (o observers) emit(e Event) {
+	for _, fn := range o {
 		fn(e)
 	}
 }
 
+// Observe adds fn to the observers of the service's events. Add them
+// before the service is used.
+func (s *Service) Observe(fn func(Event)) { s.observers = append(s.observers, fn) }
+
 // failed reports a failure that does not change the outcome.
 func (s *Service) failed(what string, err error) {
 	if err != nil {
-		s.emit(Event{Kind: EventError, Reason: what, Err: err})
+		s.observers.emit(Event{Kind: EventError, Reason: what, Err: err})
 	}
 }

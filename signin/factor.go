@@ -97,7 +97,7 @@ func (s *Service) attemptOrLocked(step, user string, known bool, c Client, a *th
 }
 
 func (s *Service) locked(step, user string, known bool, c Client, until time.Time, scope string) error {
-	s.emit(Event{Kind: EventLocked, Step: step, User: user, Known: known, Client: c, Until: until, Scope: scope})
+	s.observers.emit(Event{Kind: EventLocked, Step: step, User: user, Known: known, Client: c, Until: until, Scope: scope})
 	return &LockedError{Until: until, Scope: scope}
 }
 
@@ -123,7 +123,7 @@ func (s *Service) codeFailed(attempt *throttle.Attempt, step, user, method strin
 	if errors.Is(codeErr, ErrReplayedCode) {
 		kind = EventReplayedCode
 	}
-	s.emit(Event{Kind: kind, Step: step, User: user, Known: true, Method: method, Client: c})
+	s.observers.emit(Event{Kind: kind, Step: step, User: user, Known: true, Method: method, Client: c})
 	return codeErr
 }
 
@@ -217,6 +217,6 @@ func (s *Service) StepUp(req StepUpRequest, change func(tx store.Tx, sess *store
 // recoveryUsed reports a recovery code used up, if one was (remaining >= 0).
 func (s *Service) recoveryUsed(user string, remaining int, c Client) {
 	if remaining >= 0 {
-		s.emit(Event{Kind: EventRecoveryUsed, User: user, Known: true, Method: MethodRecovery, Remaining: remaining, Client: c})
+		s.observers.emit(Event{Kind: EventRecoveryUsed, User: user, Known: true, Method: MethodRecovery, Remaining: remaining, Client: c})
 	}
 }

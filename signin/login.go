@@ -93,7 +93,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (LoginResult, err
 		if err := attempt.Failed(); err != nil {
 			return LoginResult{}, err
 		}
-		s.emit(Event{Kind: EventBadPassword, Step: StepLogin, User: name, Known: known, Client: c})
+		s.observers.emit(Event{Kind: EventBadPassword, Step: StepLogin, User: name, Known: known, Client: c})
 		return LoginResult{}, ErrBadCredentials
 	}
 	var res LoginResult
@@ -140,7 +140,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (LoginResult, err
 	} else if unfinished {
 		reason = "unfinished_sign_ins"
 	}
-	s.emit(Event{Kind: EventPasswordAccepted, Step: StepLogin, User: name, Known: true, Reason: reason, Client: c})
+	s.observers.emit(Event{Kind: EventPasswordAccepted, Step: StepLogin, User: name, Known: true, Reason: reason, Client: c})
 	return res, nil
 }
 

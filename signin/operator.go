@@ -47,9 +47,9 @@ type Scope struct {
 // normalized and checked by the caller; password hashes are checked by
 // the caller too (their class, see HashClass).
 type Operator struct {
-	scope     Scope
-	deps      Deps
-	observers []func(Event)
+	scope Scope
+	deps  Deps
+	observers
 }
 
 // NewOperator returns an operator on deps as scope sees it. Deps.Hashing
@@ -61,14 +61,9 @@ func NewOperator(scope Scope, deps Deps) *Operator {
 	return &Operator{scope: scope, deps: deps}
 }
 
-// Observe adds fn to the observers of the operator's events.
+// Observe adds fn to the observers of the operator's events (see
+// Service.Observe).
 func (o *Operator) Observe(fn func(Event)) { o.observers = append(o.observers, fn) }
-
-func (o *Operator) emit(e Event) {
-	for _, fn := range o.observers {
-		fn(e)
-	}
-}
 
 // DefinedIn says where the password of a user comes from, or "" if name
 // is not a user; u is its record, nil if none.
@@ -189,7 +184,7 @@ func (o *Operator) change(kind, name string, check func(u *store.User, where str
 	if err != nil {
 		return 0, err
 	}
-	o.emit(Event{Kind: kind, User: name, Known: true, Sessions: ended})
+	o.observers.emit(Event{Kind: kind, User: name, Known: true, Sessions: ended})
 	return ended, nil
 }
 
@@ -309,6 +304,6 @@ func (o *Operator) Unlock(name string) error {
 	if err := o.deps.Attempts.Unlock(name); err != nil {
 		return err
 	}
-	o.emit(Event{Kind: EventUnlocked, User: name, Known: true})
+	o.observers.emit(Event{Kind: EventUnlocked, User: name, Known: true})
 	return nil
 }

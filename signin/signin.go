@@ -73,9 +73,9 @@ type Deps struct {
 
 // Service carries out sign-ins under one Policy.
 type Service struct {
-	policy    Policy
-	deps      Deps
-	observers []func(Event)
+	policy Policy
+	deps   Deps
+	observers
 }
 
 // New returns a service for policy on deps.

@@ -7,6 +7,13 @@
 // logout. Users, enrollments and server-side sessions are kept in an
 // embedded bbolt database.
 //
+// The sign-in itself (passwords, codes, sessions, attempt budgets, the
+// operator's actions) is package signin, which has no HTTP in it; this
+// package parses requests, keeps cookies and CSRF tokens, answers the
+// service's typed errors in one place (failure.go), writes its events to
+// the audit log (audit.go), and runs the gate, the admin API and the
+// command line.
+//
 // Once a signed-in request is let through, these placeholders are set. On
 // any other request the handler sees, those that nothing set before (as
 // basic_auth sets {http.auth.user.id}) are set to empty:

@@ -19,7 +19,9 @@ import (
 // Operator actions on one database: what `caddy two-factor` does, through
 // the admin API of the Caddy that has the database open (adminapi.go) or,
 // when no Caddy has it open, on the file itself (command.go). Both ends
-// call database.administer, so they cannot drift apart.
+// call database.administer, so they cannot drift apart; it hands the
+// actions on users to signin.Operator and keeps what only this package
+// knows: the configs on the database, their hash classes, reseal.
 
 // The actions, as the command line and the audit log name them.
 const (

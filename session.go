@@ -105,7 +105,8 @@ func client(r *http.Request) signin.Client {
 // identifier the session was confirmed with are made when the session is
 // loaded, and any write to the user or the session drops it from the
 // cache. Whether this config still declares the user with the password
-// the session was opened with is checked on every request (see honours).
+// the session was opened with is checked on every request (see
+// signin.Policy.Honours).
 func (h *TwoFactor) fullSession(r *http.Request, now time.Time) (*sessioncache.Session, error) {
 	key, ok := sessionKey(r)
 	if !ok {

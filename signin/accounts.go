@@ -2,6 +2,7 @@ package signin
 
 import (
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -10,8 +11,6 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
-
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
 
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
@@ -22,6 +21,15 @@ import (
 const (
 	MaxPasswordBytes = 1024
 	BcryptMaxBytes   = 72
+)
+
+// Caddy's own fake hashes (caddyauth's FakeHash: `caddy hash-password
+// --plaintext antitiming` with the default parameters). Unknown names are
+// checked against them when the users' hashes have Caddy's defaults, as
+// Caddy's basic_auth does; a test pins them to Caddy's.
+const (
+	caddyArgon2idFake = "$argon2id$v=19$m=47104,t=1,p=1$P2nzckEdTZ3bxCiBCkRTyA$xQL3Z32eo5jKl7u5tcIsnEKObYiyNZQQf5/4sAau6Pg"
+	caddyBcryptFake   = "$2a$14$X3ulqf/iGxnf1k6oMZ.RZeJUoqI9PX2PM4rS5lkIKJXduLGXGPrt6"
 )
 
 // The hash algorithms, as `caddy hash-password --algorithm` names them.
@@ -59,9 +67,9 @@ func (c HashClass) String() string {
 func DefaultHashClass(algorithm string) (HashClass, error) {
 	switch algorithm {
 	case Argon2id:
-		return ClassOf(string(caddyauth.Argon2idHash{}.FakeHash()))
+		return ClassOf(caddyArgon2idFake)
 	case Bcrypt:
-		return ClassOf(string(caddyauth.BcryptHash{}.FakeHash()))
+		return ClassOf(caddyBcryptFake)
 	}
 	return HashClass{}, fmt.Errorf("unknown hash algorithm %q: use argon2id or bcrypt", algorithm)
 }
@@ -77,11 +85,11 @@ func ClassOf(hash string) (HashClass, error) {
 		}
 		return HashClass{Algorithm: Bcrypt, Cost: cost}, nil
 	case strings.HasPrefix(hash, "$argon2id$"):
-		_, key, err := caddyauth.DecodeHash([]byte(hash))
+		_, key, err := decodeArgon2id(hash)
 		if err != nil {
 			return HashClass{}, fmt.Errorf("invalid argon2id hash: %w", err)
 		}
-		// DecodeHash checked the shape: "$argon2id$v=19$m=M,t=T,p=P$salt$key".
+		// decodeArgon2id checked the shape: "$argon2id$v=19$m=M,t=T,p=P$salt$key".
 		c := HashClass{Algorithm: Argon2id, KeyLength: uint32(len(key))}
 		for _, param := range strings.Split(strings.Split(hash, "$")[3], ",") {
 			name, value, _ := strings.Cut(param, "=")
@@ -104,6 +112,39 @@ func ClassOf(hash string) (HashClass, error) {
 		return HashClass{}, errors.New("password hash is empty")
 	}
 	return HashClass{}, errors.New("password must be a bcrypt or argon2id hash from `caddy hash-password`, not a plain password")
+}
+
+// decodeArgon2id returns the salt and key of an argon2id hash in the
+// format of Caddy's Argon2idHash, refusing what Caddy's DecodeHash
+// refuses.
+func decodeArgon2id(hash string) (salt, key []byte, err error) {
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[1] != Argon2id {
+		return nil, nil, errors.New("invalid hash format")
+	}
+	if version, err := strconv.Atoi(strings.TrimPrefix(parts[2], "v=")); err != nil || version != argon2.Version {
+		return nil, nil, fmt.Errorf("incompatible version %q", parts[2])
+	}
+	params := strings.Split(parts[3], ",")
+	if len(params) != 3 {
+		return nil, nil, errors.New("invalid parameters")
+	}
+	for i, prefix := range []string{"m=", "t=", "p="} {
+		bits := 32
+		if prefix == "p=" {
+			bits = 8
+		}
+		if _, err := strconv.ParseUint(strings.TrimPrefix(params[i], prefix), 10, bits); err != nil {
+			return nil, nil, fmt.Errorf("invalid parameter %q: %w", params[i], err)
+		}
+	}
+	if salt, err = base64.RawStdEncoding.Strict().DecodeString(parts[4]); err != nil {
+		return nil, nil, fmt.Errorf("decode salt: %w", err)
+	}
+	if key, err = base64.RawStdEncoding.Strict().DecodeString(parts[5]); err != nil {
+		return nil, nil, fmt.Errorf("decode key: %w", err)
+	}
+	return salt, key, nil
 }
 
 // HashPassword hashes password with a fresh salt into a hash of class c,
@@ -130,13 +171,13 @@ func argon2idHash(c HashClass, salt, key []byte) string {
 		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key))
 }
 
-// Account is a password hash and the Caddy hash module that checks it.
+// Account is a password hash, ready to check passwords against.
 type Account struct {
 	// Class is what checking the hash costs.
-	Class  HashClass
-	hash   []byte
-	cmp    caddyauth.Comparer
-	bcrypt bool
+	Class HashClass
+	hash  []byte
+	// salt and key are an argon2id hash's.
+	salt, key []byte
 	// Credential names the hash in the sessions opened with it.
 	Credential store.Credential
 }
@@ -148,9 +189,11 @@ func NewAccount(hash string) (Account, error) {
 	if err != nil {
 		return Account{}, err
 	}
-	a := Account{hash: []byte(hash), Class: class, cmp: caddyauth.Argon2idHash{}, Credential: store.CredentialOf(hash)}
-	if class.Algorithm == Bcrypt {
-		a.cmp, a.bcrypt = caddyauth.BcryptHash{}, true
+	a := Account{hash: []byte(hash), Class: class, Credential: store.CredentialOf(hash)}
+	if class.Algorithm == Argon2id {
+		if a.salt, a.key, err = decodeArgon2id(hash); err != nil {
+			return Account{}, err
+		}
 	}
 	return a, nil
 }
@@ -159,9 +202,9 @@ func NewAccount(hash string) (Account, error) {
 // unknown user names: checking it costs what checking a user of that class
 // costs. Caddy ships ready-made fake hashes for its default parameters.
 func FakeAccount(c HashClass) (Account, error) {
-	for _, fake := range [][]byte{caddyauth.Argon2idHash{}.FakeHash(), caddyauth.BcryptHash{}.FakeHash()} {
-		if fc, err := ClassOf(string(fake)); err == nil && fc == c {
-			return NewAccount(string(fake))
+	for _, fake := range []string{caddyArgon2idFake, caddyBcryptFake} {
+		if fc, err := ClassOf(fake); err == nil && fc == c {
+			return NewAccount(fake)
 		}
 	}
 	random := make([]byte, 32)
@@ -183,10 +226,17 @@ func FakeAccount(c HashClass) (Account, error) {
 // Check reports whether password matches. It always does the full hash
 // work, whatever the input, so that its time says nothing.
 func (a Account) Check(password string) bool {
-	tooLong := len(password) > MaxPasswordBytes || (a.bcrypt && len(password) > BcryptMaxBytes)
+	isBcrypt := a.Class.Algorithm == Bcrypt
+	tooLong := len(password) > MaxPasswordBytes || (isBcrypt && len(password) > BcryptMaxBytes)
 	if tooLong {
 		password = password[:min(len(password), BcryptMaxBytes)]
 	}
-	ok, err := a.cmp.Compare(a.hash, []byte(password))
-	return ok && err == nil && !tooLong
+	var ok bool
+	if isBcrypt {
+		ok = bcrypt.CompareHashAndPassword(a.hash, []byte(password)) == nil
+	} else {
+		computed := argon2.IDKey([]byte(password), a.salt, a.Class.Time, a.Class.Memory, a.Class.Threads, a.Class.KeyLength)
+		ok = subtle.ConstantTimeCompare(a.key, computed) == 1
+	}
+	return ok && !tooLong
 }

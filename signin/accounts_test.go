@@ -64,7 +64,7 @@ func TestHashPasswordMakesItsClass(t *testing.T) {
 			if err != nil || a.Class != class {
 				t.Fatalf("hash %q is of class %+v (%v), want %+v", hash, a.Class, err, class)
 			}
-			if ok, err := a.cmp.Compare([]byte(hash), []byte(testPassword)); !ok || err != nil {
+			if ok, err := caddyComparer(class).Compare([]byte(hash), []byte(testPassword)); !ok || err != nil {
 				t.Errorf("Caddy's %s module refuses the hash: %v", class.Algorithm, err)
 			}
 			if a.Check(testPassword + "!") {
@@ -111,6 +111,45 @@ func TestFakeAccountIsOfItsClass(t *testing.T) {
 			}
 			if tc.caddys == nil && (fake.Check("") || fake.Check(testPassword)) {
 				t.Error("the fake takes a password")
+			}
+		})
+	}
+}
+
+// caddyComparer is Caddy's module for hashes of class c.
+func caddyComparer(c HashClass) caddyauth.Comparer {
+	if c.Algorithm == Bcrypt {
+		return caddyauth.BcryptHash{}
+	}
+	return caddyauth.Argon2idHash{}
+}
+
+// TestCaddyHashesCheck: hashes made by Caddy's modules check here as they
+// do in Caddy, and refuse what Caddy refuses (the fakes are of the
+// password "antitiming").
+func TestCaddyHashesCheck(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		hash     []byte
+		password string
+		want     bool
+	}{
+		{"argon2id, right", caddyauth.Argon2idHash{}.FakeHash(), "antitiming", true},
+		{"argon2id, wrong", caddyauth.Argon2idHash{}.FakeHash(), "antitiminG", false},
+		{"bcrypt, right", caddyauth.BcryptHash{}.FakeHash(), "antitiming", true},
+		{"bcrypt, wrong", caddyauth.BcryptHash{}.FakeHash(), "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, err := NewAccount(string(tc.hash))
+			if err != nil {
+				t.Fatal(err)
+			}
+			caddys, err := caddyComparer(a.Class).Compare(tc.hash, []byte(tc.password))
+			if err != nil || caddys != tc.want {
+				t.Fatalf("Caddy says %v (%v), want %v", caddys, err, tc.want)
+			}
+			if got := a.Check(tc.password); got != tc.want {
+				t.Errorf("Check says %v, Caddy %v", got, tc.want)
 			}
 		})
 	}

@@ -3,7 +3,9 @@
 // recovery codes), server-side sessions, attempt budgets, the account
 // actions that ask for a fresh second factor, and the operator's actions
 // on users. A Service decides and writes to the store; the caller parses
-// requests, keeps cookies and CSRF, and answers.
+// requests, keeps cookies and CSRF, and answers. It imports nothing of
+// Caddy or net/http: it reads the password hashes of `caddy
+// hash-password` itself.
 //
 // Every refusal is a typed error (see errors.go), so a caller maps them
 // to its answers in one place, and every security-relevant outcome is

@@ -1,17 +1,13 @@
 package twofactor
 
 import (
-	"bytes"
 	"errors"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
-	"go.uber.org/zap"
-
-	"github.com/caddy-two-factor/caddy-two-factor/recovery"
+	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
@@ -60,29 +56,14 @@ func (h *TwoFactor) accountSession(r *http.Request, now time.Time) (*store.Sessi
 		return nil, nil, err
 	}
 	key, _ := sessionKey(r)
-	var (
-		sess *store.Session
-		u    *store.User
-	)
-	err := h.db.store.View(func(tx store.Tx) error {
-		var err error
-		if sess, err = tx.Session(key); err != nil {
-			return err
-		}
-		u, err = tx.User(sess.User)
-		return err
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		err = errNoSession
-	}
-	return sess, u, err
+	return h.signin.SignedIn(key)
 }
 
 // toSignIn sends a request without a signed-in session to the login page,
 // to come back to the account page; any other error is returned for
 // answerFailure.
 func (h *TwoFactor) toSignIn(w http.ResponseWriter, err error) error {
-	if errors.Is(err, errNoSession) {
+	if errors.Is(err, signin.ErrNotSignedIn) {
 		return redirectTo(w, h.page("login")+"?next="+url.QueryEscape(h.page("account")))
 	}
 	return err
@@ -103,12 +84,7 @@ func (h *TwoFactor) getAccount(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *TwoFactor) renderAccount(w http.ResponseWriter, status int, sess *store.Session, u *store.User, now time.Time, notice, msg string) error {
-	var sessions []*store.Session
-	err := h.db.store.View(func(tx store.Tx) error {
-		var err error
-		sessions, err = tx.UserSessions(u.Name)
-		return err
-	})
+	sessions, err := h.signin.Sessions(u, sess.Key)
 	if err != nil {
 		return err
 	}
@@ -117,20 +93,7 @@ func (h *TwoFactor) renderAccount(w http.ResponseWriter, status int, sess *store
 		view.EnrolledAt = formatTime(u.TOTP.EnrolledAt)
 		view.CodesLeft = len(u.TOTP.RecoveryDigests)
 	}
-	// The current session first, then the most recently used.
-	slices.SortFunc(sessions, func(a, b *store.Session) int {
-		switch {
-		case a.Key == sess.Key:
-			return -1
-		case b.Key == sess.Key:
-			return 1
-		}
-		return b.LastSeen.Compare(a.LastSeen)
-	})
 	for _, s := range sessions {
-		if !h.live(s, now) || !s.HeldBy(u) {
-			continue
-		}
 		current := s.Key == sess.Key
 		if !current {
 			view.Others++
@@ -198,99 +161,36 @@ func (h *TwoFactor) postAccount(w http.ResponseWriter, r *http.Request) error {
 			return h.replaceRecoveryCodes(w, r, f)
 		case "end":
 			ref := f.Get("session")
-			return h.endOwnSessions(w, r, f.sess, "session_ended", "ended", func(s *store.Session) bool { return h.sessionRef(s.Key) == ref })
+			_, err := h.signin.EndSessions(f.sess, signin.ScopeOne, client(r), func(s *store.Session) bool { return h.sessionRef(s.Key) == ref })
+			return h.accountAnswer(w, err, "ended")
 		case "others":
-			return h.endOwnSessions(w, r, f.sess, "other_sessions_ended", "others", func(*store.Session) bool { return true })
+			_, err := h.signin.EndOtherSessions(f.sess, client(r))
+			return h.accountAnswer(w, err, "others")
 		}
 		return h.render(w, http.StatusBadRequest, "error", pageData{Title: "Bad request", Error: "The form asked for something this page does not do."})
 	})
 }
 
-// withFreshFactor makes change, in one transaction, once input is a right
-// second factor of the signed-in user: a current code or a recovery code,
-// checked and used up as at sign-in, with the same attempt limits. When
-// the factor is malformed or wrong it answers with rerender, and when the
-// account may not try now with 429. The caller finishes the answer
-// unless answered is true; an error it gets is one of the store or of
-// change.
-func (h *TwoFactor) withFreshFactor(w http.ResponseWriter, r *http.Request, sess *store.Session, input, event string, now time.Time,
-	rerender func(status int, msg string) error, change func(tx store.Tx, s *store.Session, u *store.User) error,
-) (answered bool, err error) {
-	factor, ok := parseSecondFactor(input)
-	if !ok {
-		return true, rerender(http.StatusBadRequest, msgConfirmFormat)
-	}
-	attempt, err := h.beginAttempt(w, r, event, sess.User, true, now)
-	if attempt == nil {
-		return true, err
-	}
-	defer h.release(attempt)
-	err = h.db.store.Update(func(tx store.Tx) error {
-		s, u, err := fullRecords(tx, sess.Key)
-		if err != nil {
-			return err
-		}
-		if err := h.useSecondFactor(u, factor, now); err != nil {
-			return err
-		}
-		s.ConfirmedAt, s.Method = now, factor.method()
-		if err := change(tx, s, u); err != nil {
-			return err
-		}
-		if err := tx.PutUser(u); err != nil {
-			return err
-		}
-		return tx.PutSession(s)
-	})
-	switch {
-	case errors.Is(err, errBadCode), errors.Is(err, errReplayedCode):
-		if err := h.codeFailed(r, attempt, event+"_failed", sess.User, factor.method(), err); err != nil {
-			return true, err
-		}
-		return true, rerender(http.StatusUnauthorized, msgBadCode)
-	case err != nil:
-		return false, err
-	}
-	h.signedIn(attempt)
-	return false, nil
-}
-
-// fullRecords reads a signed-in session and its enrolled user in tx, or
-// returns errNoSession.
-func fullRecords(tx store.Tx, key store.SessionKey) (*store.Session, *store.User, error) {
-	s, err := tx.Session(key)
-	if err != nil {
-		return nil, nil, asNoSession(err)
-	}
-	if s.Stage != store.StageFull {
-		return nil, nil, errNoSession
-	}
-	u, err := tx.User(s.User)
-	if err != nil {
-		return nil, nil, asNoSession(err)
-	}
-	if u.TOTP == nil {
-		return nil, nil, errNoSession
-	}
-	return s, u, nil
-}
-
-func (h *TwoFactor) replaceRecoveryCodes(w http.ResponseWriter, r *http.Request, f accountForm) error {
-	var codes []string
-	answered, err := h.withFreshFactor(w, r, f.sess, f.Get("code"), "recovery_codes", f.now,
-		func(status int, msg string) error { return h.renderAccount(w, status, f.sess, f.user, f.now, "", msg) },
-		func(_ store.Tx, _ *store.Session, u *store.User) error {
-			var err error
-			codes, u.TOTP.RecoveryDigests, err = recovery.Generate(h.RecoveryCodes)
-			return err
-		})
-	if answered {
-		return err
-	}
+// accountAnswer finishes an account action: the account page with notice
+// once it is done; the login page if the session ended meanwhile.
+func (h *TwoFactor) accountAnswer(w http.ResponseWriter, err error, notice string) error {
 	if err != nil {
 		return h.toSignIn(w, err)
 	}
-	h.audit(r, "recovery_codes_replaced", f.sess.User, "")
+	return h.accountDone(w, notice)
+}
+
+func (h *TwoFactor) replaceRecoveryCodes(w http.ResponseWriter, r *http.Request, f accountForm) error {
+	codes, err := h.signin.ReplaceRecoveryCodes(f.sess, f.Get("code"), client(r))
+	if err != nil {
+		answered, err := h.answerRefusal(w, r, err, func(status int, msg string) error {
+			return h.renderAccount(w, status, f.sess, f.user, f.now, "", msg)
+		})
+		if answered {
+			return err
+		}
+		return h.toSignIn(w, err)
+	}
 	return h.render(w, http.StatusOK, "recovery", pageData{
 		Title:         "Your new recovery codes",
 		Username:      f.sess.User,
@@ -298,22 +198,6 @@ func (h *TwoFactor) replaceRecoveryCodes(w http.ResponseWriter, r *http.Request,
 		CodesFile:     codesFile(h.issuer(r), f.sess.User, codes),
 		Next:          h.page("account"),
 	})
-}
-
-// endOwnSessions ends the user's sessions other than the current one
-// that end selects.
-func (h *TwoFactor) endOwnSessions(w http.ResponseWriter, r *http.Request, sess *store.Session, event, notice string, end func(*store.Session) bool) error {
-	var ended int
-	err := h.db.store.Update(func(tx store.Tx) error {
-		var err error
-		ended, err = h.db.endSessions(tx, sess.User, func(s *store.Session) bool { return s.Key != sess.Key && end(s) })
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	h.audit(r, event, sess.User, "", zap.Int("sessions_ended", ended))
-	return h.accountDone(w, notice)
 }
 
 // ---- replacing the authenticator ----
@@ -327,9 +211,9 @@ func (h *TwoFactor) getAuthenticator(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return h.toSignIn(w, err)
 	}
-	secret, err := h.pendingSecret(sess, true)
+	secret, err := h.signin.SetupSecret(sess, true)
 	if err != nil {
-		return err
+		return h.toSignIn(w, err)
 	}
 	return h.renderSetup(w, r, http.StatusOK, sess, secret, "")
 }
@@ -340,53 +224,29 @@ func (h *TwoFactor) postAuthenticator(w http.ResponseWriter, r *http.Request) er
 	})
 }
 
-// errSecretReplaced refuses the activation of a secret that another visit
-// of the page has replaced meanwhile.
-var errSecretReplaced = errors.New("pending secret replaced")
-
 // replaceAuthenticator activates the authenticator set up in the session
 // once the form has a code of it and a current second factor, and ends
 // the user's other sessions.
 func (h *TwoFactor) replaceAuthenticator(w http.ResponseWriter, r *http.Request, f accountForm) error {
 	sess := f.sess
-	if sess.PendingSecret == nil {
+	_, err := h.signin.ReplaceAuthenticator(sess, f.Get("code"), f.Get("current"), client(r))
+	if errors.Is(err, signin.ErrNoSecret) {
+		// Never shown, or replaced in another tab meanwhile.
 		return redirectTo(w, h.page("account/authenticator"))
 	}
-	step, attempt, err := h.checkNewSecret(w, r, sess, f.Get("code"), "reenroll", f.now)
-	if attempt == nil {
-		return err
-	}
-	// The new code was right: that attempt is settled, and the current
-	// factor is checked as an attempt of its own.
-	h.release(attempt)
-	secret, err := h.sealer.Open(sess.PendingSecret, sess.User)
 	if err != nil {
-		return err
-	}
-	var ended int
-	answered, err := h.withFreshFactor(w, r, sess, f.Get("current"), "reenroll", f.now,
-		func(status int, msg string) error { return h.renderSetup(w, r, status, sess, secret, msg) },
-		func(tx store.Tx, s *store.Session, u *store.User) error {
-			if !bytes.Equal(s.PendingSecret, sess.PendingSecret) {
-				return errSecretReplaced // replaced in another tab meanwhile
+		answered, err := h.answerRefusal(w, r, err, func(status int, msg string) error {
+			secret, err := h.signin.OpenSecret(sess)
+			if err != nil {
+				return err
 			}
-			// The recovery codes stay: they are not tied to the authenticator.
-			u.TOTP = &store.Enrollment{Secret: s.PendingSecret, LastStep: step, RecoveryDigests: u.TOTP.RecoveryDigests, EnrolledAt: f.now}
-			s.PendingSecret = nil
-			// Sessions opened with the old authenticator end.
-			var err error
-			ended, err = h.db.endSessions(tx, u.Name, func(o *store.Session) bool { return o.Key != s.Key })
-			return err
+			return h.renderSetup(w, r, status, sess, secret, msg)
 		})
-	switch {
-	case answered:
-		return err
-	case errors.Is(err, errSecretReplaced):
-		return redirectTo(w, h.page("account/authenticator"))
-	case err != nil:
+		if answered {
+			return err
+		}
 		return h.toSignIn(w, err)
 	}
-	h.audit(r, "authenticator_replaced", sess.User, "", zap.Int("sessions_ended", ended))
 	return h.accountDone(w, "authenticator")
 }
 

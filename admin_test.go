@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/caddyauth"
+
+	"github.com/caddy-two-factor/caddy-two-factor/signin"
 )
 
 // These tests call the admin API of the test Caddy over HTTP.
@@ -50,7 +52,7 @@ func TestAdminAPIListsUsers(t *testing.T) {
 		t.Fatalf("users: %s", body)
 	}
 	for _, u := range res.Users {
-		want := userInfo{Name: u.Name, DefinedIn: definedInConfig}
+		want := userInfo{Name: u.Name, DefinedIn: signin.DefinedInConfig}
 		if u.Name == "alice" {
 			want.Enrolled, want.EnrolledAt, want.RecoveryCodesLeft, want.Sessions = true, u.EnrolledAt, 10, 1
 			if u.EnrolledAt.IsZero() {

@@ -271,6 +271,7 @@ func TestSignInBeyondTheHashingLimitGets429(t *testing.T) {
 	// One slot, nobody may wait: the slot taken here makes the next
 	// attempt find none.
 	s.h.db.hashing = throttle.NewHashLimiter(1, 0, 0, false)
+	s.h.signin.SetHashing(s.h.db.hashing)
 	hold := func() func() {
 		t.Helper()
 		done, ok := s.h.db.hashing.Acquire(t.Context())

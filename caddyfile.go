@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
+	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
 
@@ -100,7 +101,7 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if d.NextArg() {
 				return d.ArgErr()
 			}
-			if _, err := newAccount(hash); err != nil && !isPlaceholder(hash) {
+			if _, err := signin.NewAccount(hash); err != nil && !isPlaceholder(hash) {
 				return d.Errf("user %s: %v", name, err)
 			}
 			h.Users = append(h.Users, Account{Username: name, Password: hash})

@@ -25,6 +25,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
+	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	boltstore "github.com/caddy-two-factor/caddy-two-factor/store/bolt"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
@@ -264,7 +265,7 @@ func (c *cli) send(req adminRequest) (adminResult, error) {
 // server reports (the config's users' algorithm and cost), or with the
 // algorithm of --algorithm. other is set when that is not the server's.
 func (c *cli) newPasswordHash() (hash string, other bool, err error) {
-	if c.algorithm != "" && c.algorithm != algorithmArgon2id && c.algorithm != algorithmBcrypt {
+	if c.algorithm != "" && c.algorithm != signin.Argon2id && c.algorithm != signin.Bcrypt {
 		return "", false, refuse(codeBadRequest, "unknown hash algorithm %q: use argon2id or bcrypt", c.algorithm)
 	}
 	res, err := c.send(adminRequest{Action: actionHashClass})
@@ -278,7 +279,7 @@ func (c *cli) newPasswordHash() (hash string, other bool, err error) {
 	switch {
 	case c.algorithm != "" && c.algorithm != class.Algorithm:
 		want := class
-		if class, err = defaultHashClass(c.algorithm); err != nil {
+		if class, err = signin.DefaultHashClass(c.algorithm); err != nil {
 			return "", false, err
 		}
 		other = true
@@ -291,7 +292,7 @@ func (c *cli) newPasswordHash() (hash string, other bool, err error) {
 	if err != nil {
 		return "", false, err
 	}
-	hash, err = hashPassword(class, password)
+	hash, err = signin.HashPassword(class, password)
 	return hash, other, err
 }
 
@@ -514,7 +515,7 @@ func (c *cli) printUsers(res adminResult) error {
 
 // readPassword reads a new password, to be hashed into class, from
 // --password-file or, without echo, from the terminal.
-func (c *cli) readPassword(class hashClass) ([]byte, error) {
+func (c *cli) readPassword(class signin.HashClass) ([]byte, error) {
 	var (
 		password []byte
 		err      error
@@ -541,10 +542,10 @@ func (c *cli) readPassword(class hashClass) ([]byte, error) {
 		return nil, err
 	case len(password) == 0:
 		return nil, refuse(codeBadRequest, "the password is empty")
-	case len(password) > maxPasswordBytes:
-		return nil, refuse(codeBadRequest, "the password is longer than %d bytes", maxPasswordBytes)
-	case class.Algorithm == algorithmBcrypt && len(password) > bcryptMaxBytes:
-		return nil, refuse(codeBadRequest, "bcrypt reads only %d bytes of a password: use argon2id, or a shorter password", bcryptMaxBytes)
+	case len(password) > signin.MaxPasswordBytes:
+		return nil, refuse(codeBadRequest, "the password is longer than %d bytes", signin.MaxPasswordBytes)
+	case class.Algorithm == signin.Bcrypt && len(password) > signin.BcryptMaxBytes:
+		return nil, refuse(codeBadRequest, "bcrypt reads only %d bytes of a password: use argon2id, or a shorter password", signin.BcryptMaxBytes)
 	}
 	return password, nil
 }
@@ -587,7 +588,7 @@ func (c *cli) promptPassword(fd int) ([]byte, error) {
 
 // firstLine returns the first line of r, without its line ending.
 func firstLine(r io.Reader) ([]byte, error) {
-	line, err := bufio.NewReader(io.LimitReader(r, maxPasswordBytes+2)).ReadBytes('\n')
+	line, err := bufio.NewReader(io.LimitReader(r, signin.MaxPasswordBytes+2)).ReadBytes('\n')
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("reading password: %w", err)
 	}

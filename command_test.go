@@ -21,6 +21,7 @@ import (
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
+	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
@@ -124,7 +125,7 @@ func TestCommandLifecycle(t *testing.T) {
 		t.Errorf("add-user said %q", out.stdout)
 	}
 	zoe := usersOf(t, run)["zoe"]
-	if zoe.DefinedIn != definedInDatabase || zoe.Enrolled {
+	if zoe.DefinedIn != signin.DefinedInDatabase || zoe.Enrolled {
 		t.Fatalf("after add-user: %+v", zoe)
 	}
 
@@ -223,7 +224,7 @@ func TestCommandJSON(t *testing.T) {
 	var res adminResult
 	out.decode(t, &res)
 	if res.DB != site.db || res.Action != actionAddUser || res.Name != "zoe" || res.User == nil ||
-		res.User.DefinedIn != definedInDatabase || res.SessionsEnded == nil || *res.SessionsEnded != 0 {
+		res.User.DefinedIn != signin.DefinedInDatabase || res.SessionsEnded == nil || *res.SessionsEnded != 0 {
 		t.Fatalf("add-user --json: %s", out.stdout)
 	}
 	if strings.Contains(out.stdout, "argon2") || strings.Contains(out.stdout, testPassword) {
@@ -307,7 +308,7 @@ func TestCommandChangesTheFileWhenCaddyIsStopped(t *testing.T) {
 	}
 
 	startSite(t, siteConfig{matcher: "/admin/*", db: site.db})
-	if zoe := usersOf(t, cliFor(t))["zoe"]; zoe.DefinedIn != definedInDatabase {
+	if zoe := usersOf(t, cliFor(t))["zoe"]; zoe.DefinedIn != signin.DefinedInDatabase {
 		t.Fatalf("zoe after restart: %+v", zoe)
 	}
 	if stored, fakes := storedHashClass(t, site.db, "zoe"); len(fakes) != 1 || stored != fakes[0] {
@@ -479,7 +480,7 @@ func TestAdminPathEscapesNames(t *testing.T) {
 // storedHashClass returns the class of name's password hash in the
 // database at path, which the test Caddy has open, and the classes the
 // configs on it check unknown names against.
-func storedHashClass(t *testing.T, path, name string) (stored hashClass, fakes []hashClass) {
+func storedHashClass(t *testing.T, path, name string) (stored signin.HashClass, fakes []signin.HashClass) {
 	t.Helper()
 	db, err := findDatabase(path)
 	if err != nil {
@@ -488,7 +489,7 @@ func storedHashClass(t *testing.T, path, name string) (stored hashClass, fakes [
 	err = db.store.View(func(tx store.Tx) error {
 		u, err := tx.User(name)
 		if err == nil {
-			stored, err = classOf(u.PasswordHash)
+			stored, err = signin.ClassOf(u.PasswordHash)
 		}
 		return err
 	})
@@ -498,7 +499,7 @@ func storedHashClass(t *testing.T, path, name string) (stored hashClass, fakes [
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	for h := range db.configs {
-		fakes = append(fakes, h.fakeAccount.class)
+		fakes = append(fakes, h.fakeAccount.Class)
 	}
 	return stored, fakes
 }
@@ -508,8 +509,8 @@ func storedHashClass(t *testing.T, path, name string) (stored hashClass, fakes [
 // and cost), so the time a sign-in takes tells nothing; an algorithm the
 // operator names is used as named, with a warning.
 func TestCommandHashesLikeTheConfigUsers(t *testing.T) {
-	bcrypt4 := hashClass{Algorithm: algorithmBcrypt, Cost: bcrypt.MinCost}
-	argon2Default, _ := defaultHashClass(algorithmArgon2id)
+	bcrypt4 := signin.HashClass{Algorithm: signin.Bcrypt, Cost: bcrypt.MinCost}
+	argon2Default, _ := signin.DefaultHashClass(signin.Argon2id)
 	dir := t.TempDir()
 	first, second := filepath.Join(dir, "first.db"), filepath.Join(dir, "second.db")
 	loadCaddyfile(t, twoSites(first, second)) // bcrypt users on first, none on second
@@ -517,7 +518,7 @@ func TestCommandHashesLikeTheConfigUsers(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		args []string
-		want hashClass
+		want signin.HashClass
 		warn bool
 	}{
 		{"config of bcrypt users", []string{"add-user", "zoe", "--db", first}, bcrypt4, false},
@@ -610,7 +611,7 @@ http://localhost:%d {
 			}
 			run(testPassword+"\n", "add-user", "zoe", "--password-file", "-").mustSucceed(t)
 			users := usersOf(t, run)
-			if users["alice"].DefinedIn != definedInConfig || users["zoe"].DefinedIn != definedInDatabase {
+			if users["alice"].DefinedIn != signin.DefinedInConfig || users["zoe"].DefinedIn != signin.DefinedInDatabase {
 				t.Fatalf("users over the socket: %+v", users)
 			}
 			b := newBrowser(t)

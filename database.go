@@ -165,11 +165,6 @@ func (db *database) Destruct() error {
 // shared reports whether other processes write the store too.
 func (db *database) shared() bool { return db.watchStop != nil }
 
-// revokeSession ends one session, at once.
-func (db *database) revokeSession(key store.SessionKey) error {
-	return db.store.Update(func(tx store.Tx) error { return tx.DeleteSession(key) })
-}
-
 // ping reads from the store, to tell whether it answers.
 func (db *database) ping() error {
 	err := db.store.View(func(tx store.Tx) error {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
@@ -74,11 +75,50 @@ func (h *TwoFactor) answerFailure(w http.ResponseWriter, r *http.Request, op str
 	})
 }
 
-// asNoSession turns a missing record into errNoSession; any other error (a
-// store that could not answer) stays what it is.
-func asNoSession(err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return errNoSession
+// Messages shown to users about a sign-in form. One message for every
+// kind of bad sign-in, so the page never tells an unknown user from a
+// wrong password.
+const (
+	msgBadLogin      = "The user name or password is not right."
+	msgBadCode       = "That code is not right. Codes change every 30 seconds, and each works only once."
+	msgCodeFormat    = "Enter the 6-digit code from your authenticator app."
+	msgConfirmFormat = "Enter the 6-digit code from your authenticator app, or one of your recovery codes."
+	msgExpiredForm   = "This form has expired or was sent from another site. Please start again."
+	msgLocked        = "Too many failed attempts. Please wait before trying again."
+	msgBusy          = "Too many sign-ins are being checked at once. Please try again in a moment."
+)
+
+// formRefusals are the sign-in service's refusals that a form answers by
+// showing itself again: the status, and the message it shows.
+var formRefusals = []struct {
+	err    error
+	status int
+	msg    string
+}{
+	{signin.ErrBadCredentials, http.StatusUnauthorized, msgBadLogin},
+	{signin.ErrBadCode, http.StatusUnauthorized, msgBadCode},
+	{signin.ErrReplayedCode, http.StatusUnauthorized, msgBadCode},
+	{signin.ErrMalformedCode, http.StatusBadRequest, msgCodeFormat},
+	{signin.ErrMalformedFactor, http.StatusBadRequest, msgConfirmFormat},
+}
+
+// answerRefusal answers err, from the sign-in service, if it is a refusal
+// every page answers alike: a lock (429 and Retry-After), busy password
+// hashing (429), or one of formRefusals, which rerender answers with the
+// form and its message. Otherwise it returns false, and the caller
+// answers what is its own (a missing session: a redirect) and returns the
+// rest for answerFailure (a store that could not answer: 503).
+func (h *TwoFactor) answerRefusal(w http.ResponseWriter, r *http.Request, err error, rerender func(status int, msg string) error) (bool, error) {
+	if locked, ok := errors.AsType[*signin.LockedError](err); ok {
+		return true, h.renderLocked(w, locked.RetryAfter(h.now()))
 	}
-	return err
+	if errors.Is(err, signin.ErrBusy) {
+		return true, h.renderBusy(w, r)
+	}
+	for _, f := range formRefusals {
+		if errors.Is(err, f.err) {
+			return true, rerender(f.status, f.msg)
+		}
+	}
+	return false, err
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-two-factor/caddy-two-factor/signin"
 )
 
 // ServeHTTP serves the sign-in pages under path_prefix and lets the
@@ -34,7 +36,7 @@ func (h *TwoFactor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	sess, err := h.fullSession(r, now)
 	if err != nil {
 		setAnonymous(repl)
-		if !errors.Is(err, errNoSession) {
+		if !errors.Is(err, signin.ErrNotSignedIn) {
 			// Never let through what the store could not vouch for.
 			return h.answerFailure(w, r, "checking the session", err)
 		}

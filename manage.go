@@ -12,14 +12,16 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
-	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
 
 // Operator actions on one database: what `caddy two-factor` does, through
 // the admin API of the Caddy that has the database open (adminapi.go) or,
 // when no Caddy has it open, on the file itself (command.go). Both ends
-// call database.administer, so they cannot drift apart.
+// call database.administer, so they cannot drift apart; it hands the
+// actions on users to signin.Operator and keeps what only this package
+// knows: the configs on the database, their hash classes, reseal.
 
 // The actions, as the command line and the audit log name them.
 const (
@@ -41,12 +43,6 @@ func namedAction(action string) bool {
 	return action != actionUsers && action != actionReseal
 }
 
-// Where a user's password comes from.
-const (
-	definedInConfig   = "config"
-	definedInDatabase = "database"
-)
-
 // adminRequest is one operator action. PasswordHash is set for add-user and
 // passwd only: passwords are hashed by the command line, never sent.
 // OtherHashClass says the operator chose the hash's algorithm knowing it is
@@ -59,17 +55,7 @@ type adminRequest struct {
 }
 
 // userInfo is what an operator sees of a user.
-type userInfo struct {
-	Name string `json:"name"`
-	// DefinedIn is where the password comes from: "config" or "database".
-	DefinedIn         string    `json:"defined_in"`
-	Enrolled          bool      `json:"enrolled"`
-	EnrolledAt        time.Time `json:"enrolled_at,omitzero"`
-	RecoveryCodesLeft int       `json:"recovery_codes_left"`
-	// Sessions counts the user's live signed-in sessions.
-	Sessions    int       `json:"sessions"`
-	LockedUntil time.Time `json:"locked_until,omitzero"`
-}
+type userInfo = signin.UserInfo
 
 // adminResult answers an adminRequest; it is the JSON of the admin API and
 // of `caddy two-factor --json`.
@@ -87,8 +73,8 @@ type adminResult struct {
 	// HashClass is set by hash-class: the algorithm and cost a new
 	// password's hash must have, and HashClassFrom where that comes from
 	// (one of the hashClassFrom constants).
-	HashClass     *hashClass `json:"hash_class,omitempty"`
-	HashClassFrom string     `json:"hash_class_from,omitempty"`
+	HashClass     *signin.HashClass `json:"hash_class,omitempty"`
+	HashClassFrom string            `json:"hash_class_from,omitempty"`
 	// Warning says what the action, done as asked, gives away.
 	Warning string `json:"warning,omitempty"`
 	// Resealed is set by the reseal action.
@@ -190,16 +176,16 @@ func (db *database) register(h *TwoFactor) error {
 // against: those of configs that declare users first (sorted), then the
 // default of configs that declare none. A new database user's hash should
 // be of the first; from says where it comes from.
-func configHashClasses(configs map[*TwoFactor]struct{}) (classes []hashClass, from string) {
-	var withUsers, without []hashClass
+func configHashClasses(configs map[*TwoFactor]struct{}) (classes []signin.HashClass, from string) {
+	var withUsers, without []signin.HashClass
 	for h := range configs {
 		if len(h.accounts) > 0 {
-			withUsers = append(withUsers, h.fakeAccount.class)
+			withUsers = append(withUsers, h.fakeAccount.Class)
 		} else {
-			without = append(without, h.fakeAccount.class)
+			without = append(without, h.fakeAccount.Class)
 		}
 	}
-	byName := func(a, b hashClass) int { return strings.Compare(a.String(), b.String()) }
+	byName := func(a, b signin.HashClass) int { return strings.Compare(a.String(), b.String()) }
 	slices.SortFunc(withUsers, byName)
 	slices.SortFunc(without, byName)
 	for _, c := range append(withUsers, without...) {
@@ -244,7 +230,7 @@ func (db *database) checkHashClassesLocked(logger *zap.Logger) {
 		}
 		recorded = err == nil && bytes.Equal(old, class)
 		return tx.ForEachUser(func(u *store.User) error {
-			if a, err := newAccount(u.PasswordHash); err == nil && !slices.Contains(classes, a.class) {
+			if a, err := signin.NewAccount(u.PasswordHash); err == nil && !slices.Contains(classes, a.Class) {
 				others = append(others, u.Name)
 			}
 			return nil
@@ -314,7 +300,7 @@ func (db *database) administer(req adminRequest, now time.Time) (adminResult, er
 	v := db.viewLocked(now)
 	switch req.Action {
 	case actionUsers:
-		users, err := v.list()
+		users, err := v.op.Users()
 		res.Users = users
 		return res, err
 	case actionHashClass:
@@ -340,63 +326,81 @@ func (db *database) administer(req adminRequest, now time.Time) (adminResult, er
 	}
 	switch req.Action {
 	case actionAddUser:
-		ended, err = v.addUser(res.Name, req.PasswordHash)
+		ended, err = v.op.AddUser(res.Name, req.PasswordHash)
 	case actionPasswd:
-		ended, err = v.passwd(res.Name, req.PasswordHash)
+		ended, err = v.op.SetPassword(res.Name, req.PasswordHash)
 	case actionRemoveUser:
-		ended, err = v.removeUser(res.Name)
+		ended, err = v.op.RemoveUser(res.Name)
 	case actionReset:
-		ended, err = v.reset(res.Name)
+		ended, err = v.op.Reset(res.Name)
 	case actionRevoke:
-		ended, err = v.revoke(res.Name)
+		ended, err = v.op.Revoke(res.Name)
 	case actionUnlock:
-		err = v.unlock(res.Name)
+		err = v.op.Unlock(res.Name)
 	default:
 		return res, refuse(codeBadRequest, "unknown action %q", req.Action)
 	}
 	if err != nil {
-		return res, err
+		return res, operatorRefusal(req.Action, res.Name, err)
 	}
 	if req.Action != actionUnlock {
 		res.SessionsEnded = &ended
 	}
 	if req.Action != actionRemoveUser {
-		err = db.store.View(func(tx store.Tx) error {
-			info, err := v.info(tx, res.Name)
-			res.User = &info
-			return err
-		})
+		info, err := v.op.UserInfo(res.Name)
+		res.User = &info
+		return res, err
 	}
-	return res, err
+	return res, nil
+}
+
+// operatorRefusal turns the sign-in service's refusal of an operator
+// action into the adminError the operator sees; any other error (a store
+// that could not answer) stays what it is.
+func operatorRefusal(action, name string, err error) error {
+	conflict, _ := errors.AsType[*signin.ConflictError](err)
+	switch {
+	case errors.Is(err, signin.ErrUnknownUser):
+		return refuse(codeUnknownUser, "unknown user %q", name)
+	case conflict == nil:
+		return err
+	case conflict.Reason == signin.ConflictExists:
+		return refuse(codeUserExists, "user %q already exists (change its password with passwd)", name)
+	case action == actionAddUser:
+		return refuse(codeDefinedInConfig, "user %q is declared in the config; a user is defined in one place only", name)
+	case action == actionRemoveUser:
+		return refuse(codeDefinedInConfig, "user %q is declared in the config: %s there and reload", name, "remove its user line")
+	}
+	return refuse(codeDefinedInConfig, "user %q is declared in the config: %s there and reload", name, "change its password hash")
 }
 
 // adminView is a database as one admin action sees it.
 type adminView struct {
 	db *database
-	// declared are the user names the configs on the database declare.
-	declared map[string]bool
-	// offline is set when no config has the database open (the command
-	// line opened the file): the config's users are then unknown, and a
-	// record without a password is taken to be one of theirs.
+	// op carries out the actions on users.
+	op *signin.Operator
+	// offline is set when no config has the database open (see
+	// signin.Scope).
 	offline bool
-	// idle is the longest session_idle of the configs, zero if offline.
-	idle time.Duration
 	// classes and classFrom are the configs' hash classes, as
 	// configHashClasses returns them; none if offline.
-	classes   []hashClass
+	classes   []signin.HashClass
 	classFrom string
-	now       time.Time
 }
 
-// viewLocked takes a view of db; the caller holds db.mu.
+// viewLocked takes a view of db; the caller holds db.mu. auditAdmin
+// writes the audit line of an operator action; other observers of the
+// operator's events are added here.
 func (db *database) viewLocked(now time.Time) adminView {
-	v := adminView{db: db, declared: make(map[string]bool), offline: len(db.configs) == 0, now: now}
+	scope := signin.Scope{Declared: make(map[string]bool), Offline: len(db.configs) == 0}
 	for h := range db.configs {
 		for name := range h.accounts {
-			v.declared[name] = true
+			scope.Declared[name] = true
 		}
-		v.idle = max(v.idle, time.Duration(h.SessionIdle))
+		scope.Idle = max(scope.Idle, time.Duration(h.SessionIdle))
 	}
+	v := adminView{db: db, offline: scope.Offline}
+	v.op = signin.NewOperator(scope, signin.Deps{Store: db.store, Attempts: db.attempts, Now: func() time.Time { return now }})
 	v.classes, v.classFrom = configHashClasses(db.configs)
 	return v
 }
@@ -405,12 +409,12 @@ func (db *database) viewLocked(now time.Time) adminView {
 // the one to use first, and where that comes from. Offline, the configs
 // are unknown: the class is the one recorded by the configs that last
 // opened the database, else that of its first user, else the default.
-func (v adminView) hashClasses() ([]hashClass, string, error) {
+func (v adminView) hashClasses() ([]signin.HashClass, string, error) {
 	if !v.offline {
 		return v.classes, v.classFrom, nil
 	}
 	var (
-		class hashClass
+		class signin.HashClass
 		from  string
 	)
 	err := v.db.store.View(func(tx store.Tx) error {
@@ -423,8 +427,8 @@ func (v adminView) hashClasses() ([]hashClass, string, error) {
 			return nil
 		}
 		return tx.ForEachUser(func(u *store.User) error {
-			if a, err := newAccount(u.PasswordHash); err == nil && from == "" {
-				class, from = a.class, hashClassFromDatabase
+			if a, err := signin.NewAccount(u.PasswordHash); err == nil && from == "" {
+				class, from = a.Class, hashClassFromDatabase
 			}
 			return nil
 		})
@@ -433,12 +437,12 @@ func (v adminView) hashClasses() ([]hashClass, string, error) {
 		return nil, "", err
 	}
 	if from == "" {
-		if class, err = defaultHashClass(algorithmArgon2id); err != nil {
+		if class, err = signin.DefaultHashClass(signin.Argon2id); err != nil {
 			return nil, "", err
 		}
 		from = hashClassFromDefault
 	}
-	return []hashClass{class}, from, nil
+	return []signin.HashClass{class}, from, nil
 }
 
 // checkHashClass refuses a hash of a class that unknown names are not
@@ -446,22 +450,22 @@ func (v adminView) hashClasses() ([]hashClass, string, error) {
 // from unknown names, unless the operator chose it knowingly (insist): it
 // then returns a warning for the answer and the audit log.
 func (v adminView) checkHashClass(name, hash string, insist bool) (warning string, err error) {
-	a, err := newAccount(hash)
+	a, err := signin.NewAccount(hash)
 	if err != nil {
 		return "", refuse(codeBadRequest, "user %q: %v", name, err)
 	}
 	classes, from, err := v.hashClasses()
-	if err != nil || slices.Contains(classes, a.class) {
+	if err != nil || slices.Contains(classes, a.Class) {
 		return "", err
 	}
 	if !insist {
 		return "", refuse(codeHashClass, "user %q: the password hash is %s, but unknown user names are checked against %s (%s), "+
 			"so the time a sign-in takes would tell this user from them; hash with %s (`caddy two-factor` does so by itself), "+
 			"or choose the algorithm knowingly (`--algorithm`; in the admin API, \"other_hash_class\": true)",
-			name, a.class, classes[0], hashClassOrigin(from), classes[0])
+			name, a.Class, classes[0], hashClassOrigin(from), classes[0])
 	}
 	return fmt.Sprintf("the password hash is %s, but unknown user names are checked against %s (%s): the time a sign-in takes tells this user from them",
-		a.class, classes[0], hashClassOrigin(from)), nil
+		a.Class, classes[0], hashClassOrigin(from)), nil
 }
 
 // hashClassOrigin says in words where a hash class comes from.
@@ -475,241 +479,6 @@ func hashClassOrigin(from string) string {
 		return "like the users already in this database"
 	}
 	return "Caddy's argon2id defaults, as no user's hash sets another"
-}
-
-// definedIn says where the password of a user comes from, or "" if name
-// is not a user.
-func (v adminView) definedIn(name string, u *store.User) string {
-	switch {
-	case v.declared[name]:
-		return definedInConfig
-	case u != nil && u.PasswordHash != "":
-		return definedInDatabase
-	case u != nil && v.offline:
-		return definedInConfig
-	}
-	return ""
-}
-
-// user returns name's record (nil if none) and where it is defined.
-func (v adminView) user(tx store.Tx, name string) (*store.User, string, error) {
-	u, err := tx.User(name)
-	if errors.Is(err, store.ErrNotFound) {
-		u, err = nil, nil
-	}
-	return u, v.definedIn(name, u), err
-}
-
-func (v adminView) list() ([]userInfo, error) {
-	users := []userInfo{}
-	err := v.db.store.View(func(tx store.Tx) error {
-		names := make(map[string]bool, len(v.declared))
-		for name := range v.declared {
-			names[name] = true
-		}
-		err := tx.ForEachUser(func(u *store.User) error {
-			if v.definedIn(u.Name, u) != "" {
-				names[u.Name] = true
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		for _, name := range slices.Sorted(maps.Keys(names)) {
-			info, err := v.info(tx, name)
-			if err != nil {
-				return err
-			}
-			users = append(users, info)
-		}
-		return nil
-	})
-	return users, err
-}
-
-func (v adminView) info(tx store.Tx, name string) (userInfo, error) {
-	u, where, err := v.user(tx, name)
-	info := userInfo{Name: name, DefinedIn: where}
-	if err != nil {
-		return info, err
-	}
-	// Locked from everywhere, or from one network: the lock that ends last.
-	err = tx.ForEachAttempts(throttle.AccountKey(name), func(key string, a *store.Attempts) error {
-		if (key == throttle.AccountKey(name) || strings.HasPrefix(key, throttle.PairKey(name, ""))) && a.LockedUntil.After(v.now) && a.LockedUntil.After(info.LockedUntil) {
-			info.LockedUntil = a.LockedUntil
-		}
-		return nil
-	})
-	if err != nil {
-		return info, err
-	}
-	if u == nil {
-		return info, nil
-	}
-	if u.TOTP != nil {
-		info.Enrolled = true
-		info.EnrolledAt = u.TOTP.EnrolledAt
-		info.RecoveryCodesLeft = len(u.TOTP.RecoveryDigests)
-	}
-	sessions, err := tx.UserSessions(name)
-	for _, s := range sessions {
-		if s.Stage == store.StageFull && s.HeldBy(u) && s.Live(v.now, v.idle) {
-			info.Sessions++
-		}
-	}
-	return info, err
-}
-
-// change runs fn on name's record in one transaction, once the record
-// passes check, which tells an unknown user or a refused action.
-func (v adminView) change(name string, check func(u *store.User, where string) error, fn func(tx store.Tx, u *store.User) (int, error)) (int, error) {
-	var ended int
-	err := v.db.store.Update(func(tx store.Tx) error {
-		u, where, err := v.user(tx, name)
-		if err != nil {
-			return err
-		}
-		if err := check(u, where); err != nil {
-			return err
-		}
-		ended, err = fn(tx, u)
-		return err
-	})
-	return ended, err
-}
-
-// mustExist refuses a name that is no user.
-func mustExist(name string) func(*store.User, string) error {
-	return func(_ *store.User, where string) error {
-		if where == "" {
-			return refuse(codeUnknownUser, "unknown user %q", name)
-		}
-		return nil
-	}
-}
-
-// mustBeManaged refuses a name whose password is not in the database.
-func mustBeManaged(name, what string) func(*store.User, string) error {
-	return func(u *store.User, where string) error {
-		switch {
-		case where == definedInConfig:
-			return refuse(codeDefinedInConfig, "user %q is declared in the config: %s there and reload", name, what)
-		case u == nil:
-			return refuse(codeUnknownUser, "unknown user %q", name)
-		}
-		return nil
-	}
-}
-
-// addUser adds name with a hash checked by checkHashClass.
-func (v adminView) addUser(name, hash string) (int, error) {
-	check := func(u *store.User, where string) error {
-		switch {
-		case v.declared[name]:
-			return refuse(codeDefinedInConfig, "user %q is declared in the config; a user is defined in one place only", name)
-		case where != "":
-			return refuse(codeUserExists, "user %q already exists (change its password with passwd)", name)
-		}
-		return nil
-	}
-	return v.change(name, check, func(tx store.Tx, _ *store.User) (int, error) {
-		// A record left by an earlier user of that name (one removed from
-		// the config) goes, enrollment, sessions and all: it is not theirs.
-		ended, err := v.db.endSessions(tx, name, nil)
-		if err != nil {
-			return 0, err
-		}
-		return ended, tx.PutUser(&store.User{Name: name, PasswordHash: hash, Created: v.now})
-	})
-}
-
-// passwd sets name's hash, checked by checkHashClass.
-func (v adminView) passwd(name, hash string) (int, error) {
-	return v.change(name, mustBeManaged(name, "change its password hash"), func(tx store.Tx, u *store.User) (int, error) {
-		u.PasswordHash = hash
-		if err := tx.PutUser(u); err != nil {
-			return 0, err
-		}
-		return v.db.endSessions(tx, name, nil)
-	})
-}
-
-func (v adminView) removeUser(name string) (int, error) {
-	return v.change(name, mustBeManaged(name, "remove its user line"), func(tx store.Tx, _ *store.User) (int, error) {
-		ended, err := v.db.endSessions(tx, name, nil)
-		if err != nil {
-			return 0, err
-		}
-		if err := throttle.ForgetAttempts(tx, name); err != nil {
-			return 0, err
-		}
-		return ended, tx.DeleteUser(name)
-	})
-}
-
-// reset drops the enrollment: the user sets up an authenticator again at
-// their next sign-in.
-func (v adminView) reset(name string) (int, error) {
-	return v.change(name, mustExist(name), func(tx store.Tx, u *store.User) (int, error) {
-		if u != nil {
-			u.TOTP = nil
-			u.SessionID = ""
-			if err := tx.PutUser(u); err != nil {
-				return 0, err
-			}
-		}
-		return v.db.endSessions(tx, name, nil)
-	})
-}
-
-func (v adminView) revoke(name string) (int, error) {
-	return v.change(name, mustExist(name), func(tx store.Tx, u *store.User) (int, error) {
-		if u != nil && u.SessionID != "" {
-			// A new identifier also ends any session a cache still holds.
-			u.SessionID = ""
-			if err := tx.PutUser(u); err != nil {
-				return 0, err
-			}
-		}
-		return v.db.endSessions(tx, name, nil)
-	})
-}
-
-func (v adminView) unlock(name string) error {
-	if err := v.db.store.View(func(tx store.Tx) error {
-		_, where, err := v.user(tx, name)
-		if err == nil {
-			err = mustExist(name)(nil, where)
-		}
-		return err
-	}); err != nil {
-		return err
-	}
-	return v.db.attempts.Unlock(name)
-}
-
-// endSessions ends, in tx, user's sessions for which end is true (all of
-// them if end is nil), and returns how many it ended. Every session ended
-// by someone else than its holder, by an operator or from the account
-// page, is ended here: a session cache in front of the store drops
-// entries here.
-func (db *database) endSessions(tx store.Tx, user string, end func(*store.Session) bool) (int, error) {
-	sessions, err := tx.UserSessions(user)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, s := range sessions {
-		if end != nil && !end(s) {
-			continue
-		}
-		if err := tx.DeleteSession(s.Key); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
 }
 
 // auditAdmin writes the one log line of an admin action. It never logs a

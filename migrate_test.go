@@ -16,6 +16,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-two-factor/caddy-two-factor/internal/redistest"
+	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 	boltstore "github.com/caddy-two-factor/caddy-two-factor/store/bolt"
 	redisstore "github.com/caddy-two-factor/caddy-two-factor/store/redis"
@@ -69,7 +70,7 @@ http://localhost:%d {
 		t.Fatalf("alice is not signed in: %d", r.status)
 	}
 	got := usersOf(t, run)
-	if got["zoe"].DefinedIn != definedInDatabase || !got["alice"].Enrolled || got["alice"].Sessions != 1 {
+	if got["zoe"].DefinedIn != signin.DefinedInDatabase || !got["alice"].Enrolled || got["alice"].Sessions != 1 {
 		t.Fatalf("users: zoe %+v, alice %+v", got["zoe"], got["alice"])
 	}
 

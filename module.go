@@ -7,6 +7,13 @@
 // logout. Users, enrollments and server-side sessions are kept in an
 // embedded bbolt database.
 //
+// The sign-in itself (passwords, codes, sessions, attempt budgets, the
+// operator's actions) is package signin, which has no HTTP in it; this
+// package parses requests, keeps cookies and CSRF tokens, answers the
+// service's typed errors in one place (failure.go), writes its events to
+// the audit log (audit.go), and runs the gate, the admin API and the
+// command line.
+//
 // Once a signed-in request is let through, these placeholders are set. On
 // any other request the handler sees, those that nothing set before (as
 // basic_auth sets {http.auth.user.id}) are set to empty:
@@ -41,6 +48,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-two-factor/caddy-two-factor/seal"
+	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
 
@@ -206,10 +214,12 @@ type TwoFactor struct {
 	// that reaches the handler.
 	MatchersRaw caddy.ModuleMap `json:"match,omitempty" caddy:"namespace=http.matchers"`
 
-	accounts    map[string]account
-	fakeAccount account
+	accounts    map[string]signin.Account
+	fakeAccount signin.Account
 	sealer      *seal.Sealer
 	db          *database
+	// signin carries out the sign-ins; the pages parse, call it and answer.
+	signin *signin.Service
 	// store is the store module; ownStore says whether this handler
 	// opened it (the default file, or a test's) and so must clean it up.
 	store     storeGuest
@@ -317,6 +327,16 @@ func (h *TwoFactor) provision(logger *zap.Logger) error {
 	if err := db.checkKeys(h.sealer); err != nil {
 		return err
 	}
+	h.signin = signin.New(h.policy(), signin.Deps{
+		Store:    db.store,
+		Attempts: db.attempts,
+		Hashing:  db.hashing,
+		Sealer:   h.sealer,
+		// Read at each call: tests set h.now after provisioning.
+		Now: func() time.Time { return h.now() },
+	})
+	// Each observer of sign-in events is one line here.
+	h.signin.Observe(h.auditEvent)
 	// The admin API learns from this which users the config declares.
 	return db.register(h)
 }
@@ -362,7 +382,7 @@ func (h *TwoFactor) applyDefaults() {
 }
 
 func (h *TwoFactor) provisionAccounts(repl *caddy.Replacer) error {
-	h.accounts = make(map[string]account, len(h.Users))
+	h.accounts = make(map[string]signin.Account, len(h.Users))
 	for i, u := range h.Users {
 		name := normalizeUsername(repl.ReplaceKnown(u.Username, ""))
 		if err := checkUsername(name); err != nil {
@@ -371,7 +391,7 @@ func (h *TwoFactor) provisionAccounts(repl *caddy.Replacer) error {
 		if _, dup := h.accounts[name]; dup {
 			return fmt.Errorf("user %d: %q is declared twice", i, name)
 		}
-		acct, err := newAccount(repl.ReplaceKnown(u.Password, ""))
+		acct, err := signin.NewAccount(repl.ReplaceKnown(u.Password, ""))
 		if err != nil {
 			return fmt.Errorf("user %q: %w", name, err)
 		}
@@ -381,16 +401,16 @@ func (h *TwoFactor) provisionAccounts(repl *caddy.Replacer) error {
 	// user's, so the time taken does not tell who exists. Without users in
 	// the config, users come from `caddy two-factor add-user`, which hashes
 	// with the class the admin API reports: Caddy's argon2id defaults.
-	class, err := defaultHashClass(algorithmArgon2id)
+	class, err := signin.DefaultHashClass(signin.Argon2id)
 	if err != nil {
 		return err
 	}
 	if len(h.Users) > 0 {
 		first := normalizeUsername(repl.ReplaceKnown(h.Users[0].Username, ""))
-		class = h.accounts[first].class
+		class = h.accounts[first].Class
 		h.warnMixedHashClasses()
 	}
-	h.fakeAccount, err = fakeAccount(class)
+	h.fakeAccount, err = signin.FakeAccount(class)
 	return err
 }
 
@@ -398,9 +418,9 @@ func (h *TwoFactor) provisionAccounts(repl *caddy.Replacer) error {
 // of different classes: a sign-in then takes a time that tells a user of
 // one class from a user of another, and from unknown names.
 func (h *TwoFactor) warnMixedHashClasses() {
-	byClass := make(map[hashClass][]string)
+	byClass := make(map[signin.HashClass][]string)
 	for name, a := range h.accounts {
-		byClass[a.class] = append(byClass[a.class], name)
+		byClass[a.Class] = append(byClass[a.Class], name)
 	}
 	if len(byClass) < 2 {
 		return

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,8 +14,8 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 	"go.uber.org/zap"
 
-	"github.com/caddy-two-factor/caddy-two-factor/recovery"
 	"github.com/caddy-two-factor/caddy-two-factor/redirect"
+	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 	"github.com/caddy-two-factor/caddy-two-factor/totp"
@@ -24,17 +23,6 @@ import (
 
 // maxFormBytes caps a POST body to the module's pages.
 const maxFormBytes = 64 << 10
-
-// Messages shown to users. One message for every kind of bad sign-in, so
-// the page never tells an unknown user from a wrong password.
-const (
-	msgBadLogin      = "The user name or password is not right."
-	msgBadCode       = "That code is not right. Codes change every 30 seconds, and each works only once."
-	msgCodeFormat    = "Enter the 6-digit code from your authenticator app."
-	msgConfirmFormat = "Enter the 6-digit code from your authenticator app, or one of your recovery codes."
-	msgExpiredForm   = "This form has expired or was sent from another site. Please start again."
-	msgLocked        = "Too many failed attempts. Please wait before trying again."
-)
 
 // servePage serves one of the module's own pages.
 func (h *TwoFactor) servePage(w http.ResponseWriter, r *http.Request, page string) error {
@@ -115,7 +103,7 @@ func (h *TwoFactor) readForm(w http.ResponseWriter, r *http.Request) (url.Values
 
 // rejectForgery answers a POST whose origin or anti-CSRF token is wrong.
 func (h *TwoFactor) rejectForgery(w http.ResponseWriter, r *http.Request, user string) error {
-	h.audit(r, "csrf_rejected", user, "")
+	h.audit(clientIP(r), "csrf_rejected", user, "")
 	return h.render(w, http.StatusForbidden, "error", pageData{Title: "Form expired", Error: msgExpiredForm})
 }
 
@@ -146,7 +134,7 @@ func (h *TwoFactor) getLogin(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case err == nil:
 		return redirectTo(w, next)
-	case !errors.Is(err, errNoSession):
+	case !errors.Is(err, signin.ErrNotSignedIn):
 		return err
 	}
 	// The form is offered only while the store answers: a user should not
@@ -174,164 +162,33 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 	if !sameOrigin(r) || !h.validLoginCSRF(r, form.Get("csrf")) {
 		return h.rejectForgery(w, r, "")
 	}
-	name := normalizeUsername(form.Get("username"))
-	password := form.Get("password")
-	if len(name) > 128 {
-		name = name[:128]
+	req := signin.LoginRequest{
+		User:     normalizeUsername(form.Get("username")),
+		Password: form.Get("password"),
+		Client:   client(r),
+		Next:     next,
 	}
-
-	now := h.now()
-	ip := clientIP(r)
-	// A locked client is turned away before it can take a hashing slot;
-	// that tells nothing about any account.
-	if until := h.attempts.ClientLockedUntil(ip, now); !until.IsZero() {
-		h.audit(r, "login_locked", "", "client_locked")
-		return h.renderLocked(w, until, now)
+	// Whatever session the browser had is replaced, never upgraded.
+	if key, ok := sessionKey(r); ok {
+		req.Replace = &key
 	}
-	acct, known, err := h.lookupAccount(name)
+	res, err := h.signin.Login(r.Context(), req)
 	if err != nil {
-		return err
-	}
-	// A locked account is turned away by a read, before hashing: a refused
-	// attempt writes nothing to the store (see attemptTracker).
-	limits := h.limits()
-	until, err := h.attempts.LockedUntil(name, known, ip, limits, now)
-	if err != nil {
-		return err
-	}
-	if !until.IsZero() {
-		h.attempts.Refused(ip, limits, now)
-		h.audit(r, "login_locked", knownName(name, known), "locked")
-		return h.renderLocked(w, until, now)
-	}
-	// The hash is checked for known and unknown names alike: every answer
-	// before a right password costs the same.
-	hashed, ok := h.db.hashing.Acquire(r.Context())
-	if !ok {
-		h.attempts.Refused(ip, limits, now)
-		return h.renderBusy(w, r)
-	}
-	// The budgets were read just above: take the places without reading
-	// them again.
-	a, until, err := h.attempts.Reserve(name, known, ip, limits, now)
-	attempt, err := h.attemptOrLocked(w, r, "login", name, known, now, a, until, err)
-	if attempt == nil {
-		hashed()
-		return err
-	}
-	defer h.release(attempt)
-	passwordOK := acct.check(password) && known
-	hashed()
-	if !passwordOK {
-		if err := attempt.Failed(); err != nil {
-			return err
-		}
-		h.audit(r, "login_failed", knownName(name, known), "bad_password")
-		return h.renderLogin(w, r, http.StatusUnauthorized, next, form.Get("username"), msgBadLogin)
-	}
-	var (
-		token    string
-		enrolled bool
-	)
-	err = h.db.store.Update(func(tx store.Tx) error {
-		// Whatever session the browser had is replaced, never upgraded.
-		if key, ok := sessionKey(r); ok {
-			if err := tx.DeleteSession(key); err != nil {
-				return err
-			}
-		}
-		if err := endOldestPending(tx, name, maxPendingSessions-1); err != nil {
-			return err
-		}
-		u, err := tx.User(name)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		enrolled = u != nil && u.TOTP != nil
-		token, err = h.newSession(tx, r, store.Session{
-			User:     name,
-			Stage:    store.StagePending,
-			Created:  now,
-			LastSeen: now,
-			Expires:  now.Add(time.Duration(h.PendingLifetime)),
-			Next:     next,
-			// The session holds only where the user keeps this password.
-			Credential: acct.credential,
+		_, err = h.answerRefusal(w, r, err, func(status int, msg string) error {
+			return h.renderLogin(w, r, status, next, form.Get("username"), msg)
 		})
 		return err
-	})
-	if err != nil {
-		return err // the deferred release gives the attempt's place back
 	}
-	// A right password that never leads to a second factor counts, past an
-	// allowance, as a failure: the pending session is open all the same.
-	// It is counted once the session is, so a sign-in that failed is not.
-	reason := ""
-	if unfinished, err := attempt.PasswordAccepted(); err != nil {
-		// The sign-in stands; only its count is lost, and the place it
-		// held frees itself (throttle.MaxAttemptTime).
-		h.logger.Error("counting a 2FA sign-in without a second factor", zap.Error(err))
-	} else if unfinished {
-		reason = "unfinished_sign_ins"
-	}
-	h.setSessionCookie(w, r, token)
-	h.audit(r, "password_accepted", name, reason)
-	if enrolled {
+	h.setSessionCookie(w, r, res.Token)
+	if res.Stage == signin.NeedsConfirm {
 		return redirectTo(w, h.page("confirm"))
 	}
 	return redirectTo(w, h.page("setup"))
 }
 
-// maxPendingSessions bounds a user's password-only sessions: someone who
-// knows the password cannot fill the store (or the user's account page)
-// with them. A new one ends the oldest.
-const maxPendingSessions = 5
-
-// endOldestPending deletes name's oldest pending sessions until at most
-// keep are left.
-func endOldestPending(tx store.Tx, name string, keep int) error {
-	sessions, err := tx.UserSessions(name)
-	if err != nil {
-		return err
-	}
-	pending := slices.DeleteFunc(sessions, func(s *store.Session) bool { return s.Stage != store.StagePending })
-	if len(pending) <= keep {
-		return nil
-	}
-	slices.SortFunc(pending, func(a, b *store.Session) int { return a.Created.Compare(b.Created) })
-	for _, s := range pending[:len(pending)-keep] {
-		if err := tx.DeleteSession(s.Key); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// lookupAccount returns the account of a user declared in the config or
-// managed in the database, or a fake one that costs the same to check. A
-// store that cannot answer is an error, never an unknown user.
-func (h *TwoFactor) lookupAccount(name string) (account, bool, error) {
-	if a, ok := h.accounts[name]; ok {
-		return a, true, nil
-	}
-	var hash string
-	err := h.db.store.View(func(tx store.Tx) error {
-		u, err := tx.User(name)
-		if err == nil {
-			hash = u.PasswordHash
-		}
-		return err
-	})
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return account{}, false, err
-	}
-	if hash != "" {
-		if a, err := newAccount(hash); err == nil {
-			return a, true, nil
-		}
-	}
-	return h.fakeAccount, false, nil
-}
+// maxPendingSessions bounds a user's password-only sessions (see
+// signin.DefaultMaxPending).
+const maxPendingSessions = signin.DefaultMaxPending
 
 func (h *TwoFactor) limits() throttle.Limits {
 	window, lockout := time.Duration(h.AttemptWindow), time.Duration(h.Lockout)
@@ -342,51 +199,29 @@ func (h *TwoFactor) limits() throttle.Limits {
 	}
 }
 
-func (h *TwoFactor) renderLocked(w http.ResponseWriter, until, now time.Time) error {
-	wait := max(int(until.Sub(now).Round(time.Second)/time.Second), 1)
-	w.Header().Set("Retry-After", strconv.Itoa(wait))
+// policy is what this config decides about sign-in, for the service.
+func (h *TwoFactor) policy() signin.Policy {
+	return signin.Policy{
+		SessionIdle:        time.Duration(h.SessionIdle),
+		SessionLifetime:    time.Duration(h.SessionLifetime),
+		PendingLifetime:    time.Duration(h.PendingLifetime),
+		MaxPending:         maxPendingSessions,
+		ConcurrentSessions: h.ConcurrentSessions,
+		RecoveryCodes:      h.RecoveryCodes,
+		Limits:             h.limits(),
+		Accounts:           h.accounts,
+		Fake:               h.fakeAccount,
+	}
+}
+
+// renderLocked answers an attempt refused by a lock, to retry after wait.
+func (h *TwoFactor) renderLocked(w http.ResponseWriter, wait time.Duration) error {
+	w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
 	return h.render(w, http.StatusTooManyRequests, "locked", pageData{
 		Title:      "Too many attempts",
 		Error:      msgLocked,
-		RetryAfter: humanDuration(time.Duration(wait) * time.Second),
+		RetryAfter: humanDuration(wait),
 	})
-}
-
-// beginAttempt reserves an attempt by user from the request's client (see
-// attemptTracker). When the account or the client may not try now, it
-// answers 429 itself, logs "<event>_locked", and returns no attempt.
-// Callers defer h.release of the attempt they get.
-func (h *TwoFactor) beginAttempt(w http.ResponseWriter, r *http.Request, event, user string, known bool, now time.Time) (*throttle.Attempt, error) {
-	a, until, err := h.attempts.Begin(user, known, clientIP(r), h.limits(), now)
-	return h.attemptOrLocked(w, r, event, user, known, now, a, until, err)
-}
-
-// attemptOrLocked answers a request whose attempt was refused (see
-// beginAttempt), or returns the attempt.
-func (h *TwoFactor) attemptOrLocked(w http.ResponseWriter, r *http.Request, event, user string, known bool, now time.Time, a *throttle.Attempt, until time.Time, err error) (*throttle.Attempt, error) {
-	if err != nil {
-		return nil, err
-	}
-	if a == nil {
-		h.audit(r, event+"_locked", knownName(user, known), "locked")
-		return nil, h.renderLocked(w, until, now)
-	}
-	return a, nil
-}
-
-// release gives back an attempt's place unless it failed. A store error
-// here only leaves one attempt counted, so it is logged, not returned.
-func (h *TwoFactor) release(a *throttle.Attempt) {
-	if err := a.Release(); err != nil {
-		h.logger.Error("settling a 2FA attempt", zap.Error(err))
-	}
-}
-
-// signedIn forgets the user's failures once they have given both factors.
-func (h *TwoFactor) signedIn(a *throttle.Attempt) {
-	if err := a.SignedIn(); err != nil {
-		h.logger.Error("clearing 2FA failure count", zap.Error(err))
-	}
 }
 
 func humanDuration(d time.Duration) string {
@@ -403,17 +238,16 @@ func humanDuration(d time.Duration) string {
 // ---- setup ----
 
 func (h *TwoFactor) getSetup(w http.ResponseWriter, r *http.Request) error {
-	now := h.now()
-	sess, user, err := h.pendingSession(r, now)
+	sess, user, err := h.pendingSession(r)
 	if err != nil {
 		return h.noPending(w, err)
 	}
 	if user.TOTP != nil {
 		return redirectTo(w, h.page("confirm"))
 	}
-	secret, err := h.pendingSecret(sess, false)
+	secret, err := h.signin.SetupSecret(sess, false)
 	if err != nil {
-		return err
+		return h.noPending(w, err)
 	}
 	return h.renderSetup(w, r, http.StatusOK, sess, secret, "")
 }
@@ -421,45 +255,10 @@ func (h *TwoFactor) getSetup(w http.ResponseWriter, r *http.Request) error {
 // noPending answers a step page reached without a password-only session;
 // any other error is returned for answerFailure.
 func (h *TwoFactor) noPending(w http.ResponseWriter, err error) error {
-	if errors.Is(err, errNoSession) {
+	if errors.Is(err, signin.ErrNoPending) {
 		return redirectTo(w, h.page("login"))
 	}
 	return err
-}
-
-// pendingSecret returns the secret being set up in sess, creating it on
-// first use, or always when replace is set. It is kept, sealed, in the
-// session, so the form never carries it (and, at first setup, reloading the
-// page shows the same secret).
-func (h *TwoFactor) pendingSecret(sess *store.Session, replace bool) ([]byte, error) {
-	if sess.PendingSecret == nil || replace {
-		fresh, err := totp.NewSecret()
-		if err != nil {
-			return nil, err
-		}
-		sealed, err := h.sealer.Seal(fresh, sess.User)
-		if err != nil {
-			return nil, err
-		}
-		err = h.db.store.Update(func(tx store.Tx) error {
-			s, err := tx.Session(sess.Key)
-			if err != nil {
-				return err
-			}
-			if s.PendingSecret == nil || replace { // another tab may have won
-				s.PendingSecret = sealed
-				if err := tx.PutSession(s); err != nil {
-					return err
-				}
-			}
-			sess.PendingSecret = s.PendingSecret
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	return h.sealer.Open(sess.PendingSecret, sess.User)
 }
 
 func (h *TwoFactor) renderSetup(w http.ResponseWriter, r *http.Request, status int, sess *store.Session, secret []byte, msg string) error {
@@ -520,8 +319,7 @@ func (h *TwoFactor) postSetup(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return nil
 	}
-	now := h.now()
-	sess, user, err := h.pendingSession(r, now)
+	sess, user, err := h.pendingSession(r)
 	if err != nil {
 		return h.noPending(w, err)
 	}
@@ -533,95 +331,30 @@ func (h *TwoFactor) postSetup(w http.ResponseWriter, r *http.Request) error {
 		// replace an existing authenticator.
 		return redirectTo(w, h.page("confirm"))
 	}
-	if sess.PendingSecret == nil {
-		return redirectTo(w, h.page("setup"))
-	}
-	step, attempt, err := h.checkNewSecret(w, r, sess, form.Get("code"), "setup", now)
-	if attempt == nil {
-		return err
-	}
-	defer h.release(attempt)
-
-	var (
-		token string
-		codes []string
-		next  string
-	)
-	err = h.db.store.Update(func(tx store.Tx) error {
-		s, err := tx.Session(sess.Key)
-		if err != nil {
-			return asNoSession(err)
-		}
-		if s.Stage != store.StagePending || string(s.PendingSecret) != string(sess.PendingSecret) {
-			return errNoSession
-		}
-		u, err := tx.User(s.User)
-		if errors.Is(err, store.ErrNotFound) {
-			u, err = &store.User{Name: s.User, Created: now}, nil
-		}
-		if err != nil {
-			return err
-		}
-		if u.TOTP != nil {
-			return errAlreadyEnrolled
-		}
-		var digests [][]byte
-		if codes, digests, err = recovery.Generate(h.RecoveryCodes); err != nil {
-			return err
-		}
-		u.TOTP = &store.Enrollment{Secret: s.PendingSecret, LastStep: step, RecoveryDigests: digests, EnrolledAt: now}
-		next = s.Next
-		token, err = h.completeSignIn(tx, r, u, s, "setup", now)
-		return err
-	})
+	res, err := h.signin.FinishSetup(sess, form.Get("code"), client(r))
 	switch {
-	case errors.Is(err, errAlreadyEnrolled):
+	case errors.Is(err, signin.ErrNoSecret):
+		return redirectTo(w, h.page("setup"))
+	case errors.Is(err, signin.ErrAlreadyEnrolled):
 		return redirectTo(w, h.page("confirm"))
-	case errors.Is(err, errNoSession):
-		return redirectTo(w, h.page("login"))
 	case err != nil:
-		return err
+		_, err = h.answerRefusal(w, r, err, func(status int, msg string) error {
+			secret, err := h.signin.OpenSecret(sess)
+			if err != nil {
+				return err
+			}
+			return h.renderSetup(w, r, status, sess, secret, msg)
+		})
+		return h.noPending(w, err)
 	}
-	h.setSessionCookie(w, r, token)
-	h.signedIn(attempt)
-	h.audit(r, "enrolled", sess.User, "")
+	h.setSessionCookie(w, r, res.Token)
 	return h.render(w, http.StatusOK, "recovery", pageData{
 		Title:         "Save your recovery codes",
 		Username:      sess.User,
-		RecoveryCodes: codes,
-		CodesFile:     codesFile(h.issuer(r), sess.User, codes),
-		Next:          h.safeNext(next),
+		RecoveryCodes: res.RecoveryCodes,
+		CodesFile:     codesFile(h.issuer(r), sess.User, res.RecoveryCodes),
+		Next:          h.safeNext(res.Next),
 	})
-}
-
-var errAlreadyEnrolled = errors.New("already enrolled")
-
-// checkNewSecret checks a code typed for the pending secret of sess (at
-// setup and when replacing an authenticator), as one attempt by the user.
-// Unless the code is right it answers the request itself (the setup page
-// again, or 429) and returns no attempt; otherwise it returns the step the
-// code matched and the attempt, which the caller releases.
-func (h *TwoFactor) checkNewSecret(w http.ResponseWriter, r *http.Request, sess *store.Session, input, event string, now time.Time) (uint64, *throttle.Attempt, error) {
-	secret, err := h.sealer.Open(sess.PendingSecret, sess.User)
-	if err != nil {
-		return 0, nil, err
-	}
-	code, ok := totp.ParseCode(input)
-	if !ok {
-		return 0, nil, h.renderSetup(w, r, http.StatusBadRequest, sess, secret, msgCodeFormat)
-	}
-	attempt, err := h.beginAttempt(w, r, event, sess.User, true, now)
-	if attempt == nil {
-		return 0, nil, err
-	}
-	step, ok := totp.Verify(secret, code, now, 0)
-	if !ok {
-		if err := h.codeFailed(r, attempt, event+"_failed", sess.User, "totp", errBadCode); err != nil {
-			return 0, nil, err
-		}
-		return 0, nil, h.renderSetup(w, r, http.StatusUnauthorized, sess, secret, msgBadCode)
-	}
-	return step, attempt, nil
 }
 
 // codesFile is a data: URL of a text file with the codes, for the page's
@@ -636,52 +369,10 @@ func codesFile(issuer, user string, codes []string) template.URL {
 	return template.URL("data:text/plain;charset=utf-8;base64," + base64.StdEncoding.EncodeToString([]byte(b.String())))
 }
 
-// completeSignIn ends the pending session s and starts a signed-in one for
-// u, in the transaction tx. Unless concurrent sessions are allowed, the
-// user's session identifier is rotated and every other session of theirs
-// ends. The caller has already updated u's enrollment.
-func (h *TwoFactor) completeSignIn(tx store.Tx, r *http.Request, u *store.User, s *store.Session, method string, now time.Time) (string, error) {
-	if !h.ConcurrentSessions || u.SessionID == "" {
-		id, err := store.NewID()
-		if err != nil {
-			return "", err
-		}
-		u.SessionID = id
-	}
-	if err := tx.PutUser(u); err != nil {
-		return "", err
-	}
-	if err := tx.DeleteSession(s.Key); err != nil {
-		return "", err
-	}
-	if !h.ConcurrentSessions {
-		others, err := tx.UserSessions(u.Name)
-		if err != nil {
-			return "", err
-		}
-		for _, o := range others {
-			if err := tx.DeleteSession(o.Key); err != nil {
-				return "", err
-			}
-		}
-	}
-	return h.newSession(tx, r, store.Session{
-		User:          u.Name,
-		Stage:         store.StageFull,
-		UserSessionID: u.SessionID,
-		Created:       now,
-		LastSeen:      now,
-		Expires:       now.Add(time.Duration(h.SessionLifetime)),
-		ConfirmedAt:   now,
-		Method:        method,
-		Credential:    s.Credential,
-	})
-}
-
 // ---- confirm ----
 
 func (h *TwoFactor) getConfirm(w http.ResponseWriter, r *http.Request) error {
-	sess, user, err := h.pendingSession(r, h.now())
+	sess, user, err := h.pendingSession(r)
 	if err != nil {
 		return h.noPending(w, err)
 	}
@@ -700,92 +391,12 @@ func (h *TwoFactor) renderConfirm(w http.ResponseWriter, status int, sess *store
 	})
 }
 
-// errBadCode is a second factor that did not match; errReplayedCode one
-// that matched a step already used (told apart in the audit log only).
-var (
-	errBadCode      = errors.New("bad code")
-	errReplayedCode = errors.New("replayed code")
-)
-
-// secondFactor is what a user typed as a second factor: a TOTP code or a
-// recovery code, parsed.
-type secondFactor struct {
-	totp, recovery string
-}
-
-func parseSecondFactor(input string) (secondFactor, bool) {
-	if code, ok := totp.ParseCode(input); ok {
-		return secondFactor{totp: code}, true
-	}
-	if code, ok := recovery.Parse(input); ok {
-		return secondFactor{recovery: code}, true
-	}
-	return secondFactor{}, false
-}
-
-// method names the factor in sessions and logs: totp or recovery.
-func (f secondFactor) method() string {
-	if f.totp != "" {
-		return "totp"
-	}
-	return "recovery"
-}
-
-// useSecondFactor checks f against u's enrollment and uses it up: a TOTP
-// step is accepted once, a recovery code is removed. It returns
-// errBadCode or errReplayedCode if f does not match. The caller stores u
-// in the same transaction it read u in.
-func (h *TwoFactor) useSecondFactor(u *store.User, f secondFactor, now time.Time) error {
-	if f.totp != "" {
-		secret, err := h.sealer.Open(u.TOTP.Secret, u.Name)
-		if err != nil {
-			return err
-		}
-		step, ok := totp.Verify(secret, f.totp, now, u.TOTP.LastStep)
-		if !ok {
-			if _, used := totp.Verify(secret, f.totp, now, 0); used {
-				return errReplayedCode
-			}
-			return errBadCode
-		}
-		u.TOTP.LastStep = step
-	} else {
-		i := recovery.Match(f.recovery, u.TOTP.RecoveryDigests)
-		if i < 0 {
-			return errBadCode
-		}
-		u.TOTP.RecoveryDigests = append(u.TOTP.RecoveryDigests[:i], u.TOTP.RecoveryDigests[i+1:]...)
-	}
-	// A secret enrolled before encryption_key was set is encrypted now.
-	resealed, _, err := h.sealer.Reseal(u.TOTP.Secret, u.Name)
-	if err != nil {
-		return err
-	}
-	u.TOTP.Secret = resealed
-	return nil
-}
-
-// codeFailed settles attempt as a wrong second factor (codeErr is
-// errBadCode or errReplayedCode), and logs it.
-func (h *TwoFactor) codeFailed(r *http.Request, attempt *throttle.Attempt, event, user, method string, codeErr error) error {
-	if err := attempt.Failed(); err != nil {
-		return err
-	}
-	reason := "bad_code"
-	if errors.Is(codeErr, errReplayedCode) {
-		reason = "replayed_code"
-	}
-	h.audit(r, event, user, reason, zap.String("method", method))
-	return nil
-}
-
 func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {
 	form, ok := h.readForm(w, r)
 	if !ok {
 		return nil
 	}
-	now := h.now()
-	sess, user, err := h.pendingSession(r, now)
+	sess, user, err := h.pendingSession(r)
 	if err != nil {
 		return h.noPending(w, err)
 	}
@@ -795,58 +406,19 @@ func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {
 	if user.TOTP == nil {
 		return redirectTo(w, h.page("setup"))
 	}
-	factor, ok := parseSecondFactor(form.Get("code"))
-	if !ok {
-		return h.renderConfirm(w, http.StatusBadRequest, sess, msgConfirmFormat)
-	}
-	attempt, err := h.beginAttempt(w, r, "confirm", sess.User, true, now)
-	if attempt == nil {
-		return err
-	}
-	defer h.release(attempt)
-
-	method := factor.method()
-	var (
-		token string
-		next  string
-	)
-	err = h.db.store.Update(func(tx store.Tx) error {
-		s, err := tx.Session(sess.Key)
-		if err != nil {
-			return asNoSession(err)
-		}
-		if s.Stage != store.StagePending {
-			return errNoSession
-		}
-		u, err := tx.User(s.User)
-		if err != nil {
-			return asNoSession(err)
-		}
-		if u.TOTP == nil {
-			return errNoSession
-		}
-		if err := h.useSecondFactor(u, factor, now); err != nil {
-			return err
-		}
-		next = s.Next
-		token, err = h.completeSignIn(tx, r, u, s, method, now)
-		return err
-	})
-	switch {
-	case errors.Is(err, errBadCode), errors.Is(err, errReplayedCode):
-		if err := h.codeFailed(r, attempt, "confirm_failed", sess.User, method, err); err != nil {
-			return err
-		}
-		return h.renderConfirm(w, http.StatusUnauthorized, sess, msgBadCode)
-	case errors.Is(err, errNoSession):
+	res, err := h.signin.Confirm(sess, form.Get("code"), client(r))
+	if errors.Is(err, signin.ErrNotEnrolled) {
+		// Reset meanwhile: sign in again.
 		return redirectTo(w, h.page("login"))
-	case err != nil:
-		return err
 	}
-	h.setSessionCookie(w, r, token)
-	h.signedIn(attempt)
-	h.audit(r, "signed_in", sess.User, "", zap.String("method", method))
-	return redirectTo(w, h.safeNext(next))
+	if err != nil {
+		_, err = h.answerRefusal(w, r, err, func(status int, msg string) error {
+			return h.renderConfirm(w, status, sess, msg)
+		})
+		return h.noPending(w, err)
+	}
+	h.setSessionCookie(w, r, res.Token)
+	return redirectTo(w, h.safeNext(res.Next))
 }
 
 // ---- logout ----
@@ -858,16 +430,7 @@ func (h *TwoFactor) anySession(r *http.Request, live bool) (*store.Session, erro
 	if !ok {
 		return nil, nil
 	}
-	var sess *store.Session
-	err := h.db.store.View(func(tx store.Tx) error {
-		var err error
-		sess, err = tx.Session(key)
-		return err
-	})
-	if errors.Is(err, store.ErrNotFound) || (err == nil && live && !h.live(sess, h.now())) {
-		return nil, nil
-	}
-	return sess, err
+	return h.signin.Session(key, live)
 }
 
 func (h *TwoFactor) getLogout(w http.ResponseWriter, r *http.Request) error {
@@ -902,39 +465,15 @@ func (h *TwoFactor) postLogout(w http.ResponseWriter, r *http.Request) error {
 			return h.rejectForgery(w, r, sess.User)
 		}
 		user = sess.User
-		if err := h.db.revokeSession(sess.Key); err != nil {
+		if err := h.signin.Logout(sess, client(r)); err != nil {
 			return err
 		}
-		h.audit(r, "logout", user, "")
 	}
 	h.clearSessionCookie(w, r)
 	return h.render(w, http.StatusOK, "logout", pageData{Title: "Signed out", Username: user})
 }
 
 // ---- helpers ----
-
-// knownName is the user name to log: a name that is no account may be a
-// password typed in the wrong field, so it is never written down.
-func knownName(name string, known bool) string {
-	if known {
-		return name
-	}
-	return ""
-}
-
-// audit writes one log line for a sign-in decision. It never logs a
-// password, code, secret or token.
-func (h *TwoFactor) audit(r *http.Request, event, user, reason string, fields ...zap.Field) {
-	fs := append([]zap.Field{
-		zap.String("event", event),
-		zap.String("user", user),
-		zap.String("client_ip", clientIP(r)),
-	}, fields...)
-	if reason != "" {
-		fs = append(fs, zap.String("reason", reason))
-	}
-	h.logger.Info("two-factor", fs...)
-}
 
 // renderBusy answers a sign-in attempt that found no hashing slot.
 func (h *TwoFactor) renderBusy(w http.ResponseWriter, r *http.Request) error {
@@ -944,6 +483,6 @@ func (h *TwoFactor) renderBusy(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Retry-After", strconv.Itoa(throttle.HashRetryAfter))
 	return h.render(w, http.StatusTooManyRequests, "error", pageData{
 		Title: "Busy",
-		Error: "Too many sign-ins are being checked at once. Please try again in a moment.",
+		Error: msgBusy,
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/caddy-two-factor/caddy-two-factor/sessioncache"
+	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
@@ -21,8 +22,6 @@ const (
 	preCookieSecure     = "__Host-two_factor_pre"
 	// maxCookieValue bounds what is looked at in a cookie.
 	maxCookieValue = 256
-	// maxUserAgent bounds what is stored of a client's User-Agent.
-	maxUserAgent = 200
 )
 
 func sessionCookieName(r *http.Request) string {
@@ -95,12 +94,9 @@ func sessionKey(r *http.Request) (store.SessionKey, bool) {
 	return store.ParseSessionToken(token)
 }
 
-// errNoSession means the request has no live session of the wanted kind.
-var errNoSession = errors.New("no session")
-
-// live reports whether s is within its absolute and idle limits at now.
-func (h *TwoFactor) live(s *store.Session, now time.Time) bool {
-	return s.Live(now, time.Duration(h.SessionIdle))
+// client is who sends r, as the sign-in service sees it.
+func client(r *http.Request) signin.Client {
+	return signin.Client{IP: clientIP(r), UserAgent: r.UserAgent()}
 }
 
 // fullSession returns the request's signed-in session. It is served from
@@ -109,11 +105,12 @@ func (h *TwoFactor) live(s *store.Session, now time.Time) bool {
 // identifier the session was confirmed with are made when the session is
 // loaded, and any write to the user or the session drops it from the
 // cache. Whether this config still declares the user with the password
-// the session was opened with is checked on every request (see honours).
+// the session was opened with is checked on every request (see
+// signin.Policy.Honours).
 func (h *TwoFactor) fullSession(r *http.Request, now time.Time) (*sessioncache.Session, error) {
 	key, ok := sessionKey(r)
 	if !ok {
-		return nil, errNoSession
+		return nil, signin.ErrNotSignedIn
 	}
 	e := h.db.cache.Get(key)
 	if e == nil {
@@ -132,10 +129,10 @@ func (h *TwoFactor) fullSession(r *http.Request, now time.Time) (*sessioncache.S
 		}
 	}
 	if !e.Live(ns, time.Duration(h.SessionIdle)) {
-		return nil, errNoSession
+		return nil, signin.ErrNotSignedIn
 	}
-	if !h.honours(e.User, e.Credential, e.DatabaseUser) {
-		return nil, errNoSession
+	if !h.signin.Honours(e.User, e.Credential, e.DatabaseUser) {
+		return nil, signin.ErrNotSignedIn
 	}
 	e.Seen(ns)
 	return e, nil
@@ -147,82 +144,24 @@ func (h *TwoFactor) fullSession(r *http.Request, now time.Time) (*sessioncache.S
 func (h *TwoFactor) loadSession(key store.SessionKey, now time.Time) (*sessioncache.Session, error) {
 	e, err := h.db.cache.Load(h.db.raw, key, now, time.Duration(h.SessionIdle), func(s *store.Session, u *store.User) (bool, error) {
 		if s.Stage != store.StageFull || !s.HeldBy(u) {
-			return false, errNoSession
+			return false, signin.ErrNotSignedIn
 		}
-		return stillHasPassword(u, s), nil
+		return signin.StillHasPassword(u, s), nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		err = errNoSession
+		err = signin.ErrNotSignedIn
 	}
 	return e, err
 }
 
-// pendingSession returns the request's password-only session.
-func (h *TwoFactor) pendingSession(r *http.Request, now time.Time) (*store.Session, *store.User, error) {
+// pendingSession returns the request's password-only session, or
+// signin.ErrNoPending.
+func (h *TwoFactor) pendingSession(r *http.Request) (*store.Session, *store.User, error) {
 	key, ok := sessionKey(r)
 	if !ok {
-		return nil, nil, errNoSession
+		return nil, nil, signin.ErrNoPending
 	}
-	var (
-		sess *store.Session
-		user *store.User
-	)
-	err := h.db.store.View(func(tx store.Tx) error {
-		s, err := tx.Session(key)
-		if err != nil {
-			return err
-		}
-		if s.Stage != store.StagePending || !h.live(s, now) {
-			return errNoSession
-		}
-		u, err := tx.User(s.User)
-		if errors.Is(err, store.ErrNotFound) {
-			u, err = &store.User{Name: s.User}, nil
-		}
-		if err != nil {
-			return err
-		}
-		if !h.honours(u.Name, s.Credential, stillHasPassword(u, s)) {
-			return errNoSession
-		}
-		sess, user = s, u
-		return nil
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		err = errNoSession
-	}
-	return sess, user, err
-}
-
-// honours reports whether this config honours a session of user opened
-// with the password hash named by opened: the user is declared in this
-// config with that hash, or, not declared here, is managed in the database
-// and still has it (databaseMatch, see stillHasPassword). A site that
-// shares the store but declares the user with another password, or a
-// password changed since, does not.
-func (h *TwoFactor) honours(user string, opened store.Credential, databaseMatch bool) bool {
-	if a, declared := h.accounts[user]; declared {
-		return a.credential == opened
-	}
-	return databaseMatch
-}
-
-// stillHasPassword reports whether u is managed in the database with the
-// password hash s was opened with.
-func stillHasPassword(u *store.User, s *store.Session) bool {
-	return u.PasswordHash != "" && store.CredentialOf(u.PasswordHash) == s.Credential
-}
-
-// newSession stores a new session for user and returns its token.
-func (h *TwoFactor) newSession(tx store.Tx, r *http.Request, s store.Session) (string, error) {
-	token, key, err := store.NewSessionToken()
-	if err != nil {
-		return "", err
-	}
-	s.Key = key
-	s.ClientIP = clientIP(r)
-	s.UserAgent = truncate(r.UserAgent(), maxUserAgent)
-	return token, tx.PutSession(&s)
+	return h.signin.Pending(key)
 }
 
 func truncate(s string, n int) string {

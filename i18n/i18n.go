@@ -170,7 +170,9 @@ func pick(s string, tags []language.Tag, option string) (language.Tag, error) {
 	if i := slices.Index(tags, t); i >= 0 {
 		return tags[i], nil
 	}
-	if _, i, conf := language.NewMatcher(tags).Match(t); conf >= language.High {
+	// The matcher also offers English to, say, a Swahili reader; an
+	// operator who names a language means that language.
+	if _, i, conf := language.NewMatcher(tags).Match(t); conf >= language.High && sameBase(t, tags[i]) {
 		return tags[i], nil
 	}
 	names := make([]string, len(tags))
@@ -178,6 +180,12 @@ func pick(s string, tags []language.Tag, option string) (language.Tag, error) {
 		names[i] = t.String()
 	}
 	return language.Und, fmt.Errorf("%s %q: no catalog for it; available: %s", option, s, strings.Join(names, ", "))
+}
+
+func sameBase(a, b language.Tag) bool {
+	ab, _ := a.Base()
+	bb, _ := b.Base()
+	return ab == bb
 }
 
 // Languages returns the tags offered, the default first.

@@ -197,6 +197,10 @@ func (b *Bundle) Languages() []language.Tag {
 	return tags
 }
 
+// Printers returns the printers of the offered languages, the default
+// first.
+func (b *Bundle) Printers() []*Printer { return slices.Clone(b.printers) }
+
 // Default returns the printer of the default language.
 func (b *Bundle) Default() *Printer { return b.printers[0] }
 

@@ -212,10 +212,18 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &h.Language); err != nil {
 				return err
 			}
+			if err := checkLanguageTag(h.Language); err != nil {
+				return d.Errf("language: %v", err)
+			}
 		case "languages":
 			h.Languages = d.RemainingArgs()
 			if len(h.Languages) == 0 {
 				return d.ArgErr()
+			}
+			for _, l := range h.Languages {
+				if err := checkLanguageTag(l); err != nil {
+					return d.Errf("languages: %v", err)
+				}
 			}
 		case "messages_dir":
 			if err := oneArg(d, &h.MessagesDir); err != nil {

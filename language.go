@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/text/language"
+
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/caddy-two-factor/caddy-two-factor/i18n"
@@ -81,6 +83,18 @@ func (h *TwoFactor) provisionLanguages(repl *caddy.Replacer) error {
 		return fmt.Errorf("page templates: %w", err)
 	}
 	h.pages = p
+	return nil
+}
+
+// checkLanguageTag tells a tag that cannot name a language, at parsing;
+// whether a catalog has it is known only at provisioning.
+func checkLanguageTag(s string) error {
+	if isPlaceholder(s) {
+		return nil
+	}
+	if _, err := language.Parse(s); err != nil {
+		return fmt.Errorf("%q is not a language tag (like de or pt-BR): %w", s, err)
+	}
 	return nil
 }
 

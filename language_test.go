@@ -148,6 +148,9 @@ func TestLanguageCaddyfile(t *testing.T) {
 		{"two_factor {\n languages\n}", nil, "wrong argument count"},
 		{"two_factor {\n language de fr\n}", nil, "wrong argument count"},
 		{"two_factor {\n language de\n language fr\n}", nil, "language is set twice"},
+		{"two_factor {\n language deutsch!\n}", nil, `language: "deutsch!" is not a language tag`},
+		{"two_factor {\n languages de 12\n}", nil, `languages: "12" is not a language tag`},
+		{"two_factor {\n language {env.LANG}\n}", func(h *TwoFactor) bool { return h.Language == "{env.LANG}" }, ""},
 	}
 	for _, tt := range tests {
 		h := new(TwoFactor)

@@ -68,6 +68,7 @@ type Bundle struct {
 	matcher  language.Matcher
 	forced   bool
 	english  map[string]entry
+	byText   map[string]string // English text to key
 	patterns []pattern
 }
 
@@ -128,7 +129,12 @@ func New(opts Options) (*Bundle, error) {
 		}
 	}
 
-	b := &Bundle{english: english, patterns: compilePatterns(english)}
+	b := &Bundle{english: english, byText: make(map[string]string, len(english)), patterns: compilePatterns(english)}
+	for key, m := range english {
+		if m.Forms == nil {
+			b.byText[m.Text] = key
+		}
+	}
 	offered := available
 	if len(opts.Languages) > 0 {
 		offered = nil
@@ -235,12 +241,8 @@ func (b *Bundle) Negotiate(acceptLanguage string) *Printer {
 
 // Key returns the key of the message whose English text is text.
 func (b *Bundle) Key(text string) (string, bool) {
-	for key, m := range b.english {
-		if m.Text == text {
-			return key, true
-		}
-	}
-	return "", false
+	key, ok := b.byText[text]
+	return key, ok
 }
 
 // Printer formats the messages of one language. It is safe for

@@ -2,9 +2,13 @@ package twofactor
 
 import (
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"html/template"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -202,4 +206,112 @@ func TestTranslateEscapes(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
 		}
 	}
+}
+
+// TestGoSideMessagesHaveKeys reads the package's Go source for the English
+// the page handlers hand to render (pageData's Title, Error and Notice,
+// the msg… constants, accountNotices) and checks each has a catalog
+// message, so an edited English text cannot silently stay English in
+// every other language. A part computed at run time (r.Method) stands in
+// as "X".
+func TestGoSideMessagesHaveKeys(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	de := defaultPages().bundle.Negotiate("de")
+	fset := token.NewFileSet()
+	var texts []string
+	pos := map[string]string{}
+	add := func(e ast.Expr) {
+		if s, ok := englishOf(e); ok {
+			texts = append(texts, s)
+			pos[s] = fset.Position(e.Pos()).String()
+		}
+	}
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			switch n := n.(type) {
+			case *ast.CompositeLit:
+				if id, ok := n.Type.(*ast.Ident); ok && id.Name == "pageData" {
+					for _, el := range n.Elts {
+						if kv, ok := el.(*ast.KeyValueExpr); ok {
+							if k, ok := kv.Key.(*ast.Ident); ok && (k.Name == "Title" || k.Name == "Error" || k.Name == "Notice") {
+								add(kv.Value)
+							}
+						}
+					}
+				}
+			case *ast.ValueSpec:
+				for i, id := range n.Names {
+					if i >= len(n.Values) {
+						break
+					}
+					switch {
+					case strings.HasPrefix(id.Name, "msg"):
+						add(n.Values[i])
+					case id.Name == "accountNotices":
+						if lit, ok := n.Values[i].(*ast.CompositeLit); ok {
+							for _, el := range lit.Elts {
+								add(el.(*ast.KeyValueExpr).Value)
+							}
+						}
+					}
+				}
+			case *ast.AssignStmt:
+				// data.Title, data.Reenroll = "Replace your authenticator", true
+				for i, l := range n.Lhs {
+					if sel, ok := l.(*ast.SelectorExpr); ok && sel.Sel.Name == "Title" && i < len(n.Rhs) {
+						add(n.Rhs[i])
+					}
+				}
+			}
+			return true
+		})
+	}
+	if len(texts) < 20 {
+		t.Fatalf("found only %d messages in the source: %q", len(texts), texts)
+	}
+	for _, s := range texts {
+		if de.English(s) == s {
+			t.Errorf("%s: %q has no catalog message (add it to i18n/messages/*.json)", pos[s], s)
+		}
+	}
+}
+
+// englishOf returns the text of a string literal, or of a sum of string
+// literals and other values (each "X").
+func englishOf(e ast.Expr) (string, bool) {
+	switch e := e.(type) {
+	case *ast.BasicLit:
+		if e.Kind != token.STRING {
+			return "", false
+		}
+		s, err := strconv.Unquote(e.Value)
+		return s, err == nil && s != ""
+	case *ast.BinaryExpr:
+		if e.Op != token.ADD {
+			return "", false
+		}
+		l, lok := englishOf(e.X)
+		r, rok := englishOf(e.Y)
+		if !lok && !rok {
+			return "", false
+		}
+		if !lok {
+			l = "X"
+		}
+		if !rok {
+			r = "X"
+		}
+		return l + r, true
+	}
+	return "", false
 }

@@ -180,7 +180,7 @@ func parseTemplates(dir string, b brand) (*template.Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	check.Funcs(pageFuncs(defaultPages().bundle.Default()))
+	check.Funcs(checkingFuncs(defaultPages().bundle))
 	for _, sample := range samplePages(b) {
 		for _, page := range check.Templates() {
 			if !strings.HasSuffix(page.Name(), ".html") {

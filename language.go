@@ -156,6 +156,20 @@ func pageFuncs(printer *i18n.Printer) template.FuncMap {
 	}
 }
 
+// checkingFuncs are pageFuncs for the test rendering of templates_dir: a
+// message key no catalog has is an error, not a key shown to users.
+func checkingFuncs(b *i18n.Bundle) template.FuncMap {
+	funcs := pageFuncs(b.Default())
+	t := funcs["t"].(func(string, ...any) template.HTML)
+	funcs["t"] = func(key string, args ...any) (template.HTML, error) {
+		if !b.Has(key) {
+			return "", fmt.Errorf("no message %q in the catalogs (see i18n/messages/en.json)", key)
+		}
+		return t(key, args...), nil
+	}
+	return funcs
+}
+
 // Markers around the index of an HTML argument while a message is
 // formatted: private-use characters no message contains.
 const (

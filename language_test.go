@@ -107,6 +107,7 @@ func TestLanguageOptions(t *testing.T) {
 // TestBrokenCatalogIsAConfigError: Caddy refuses a config whose catalog
 // would show users a message without its value, and names the file.
 func TestBrokenCatalogIsAConfigError(t *testing.T) {
+	startSite(t, siteConfig{}) // a running Caddy to refuse the config
 	messages := writeFiles(t, map[string]string{"fr.json": `{"locked.intro": "Réessayez plus tard."}`})
 	msg := loadFails(t, caddyfileFor(siteConfig{extra: "messages_dir " + messages, db: filepath.Join(t.TempDir(), "two_factor.db")}))
 	for _, want := range []string{filepath.Join(messages, "fr.json"), "locked.intro", "placeholders"} {
@@ -125,6 +126,9 @@ func TestBrokenCatalogIsAConfigError(t *testing.T) {
 		}, `it.json: unknown key "login.sumbit"`},
 		{"unknown language", func(h *TwoFactor) { h.Language = "tlh" }, `language "tlh": no catalog`},
 		{"limit outside catalogs", func(h *TwoFactor) { h.Languages = []string{"de", "sw"} }, `languages "sw"`},
+		{"template with an unknown message", func(h *TwoFactor) {
+			h.TemplatesDir = writeFiles(t, map[string]string{"login.html": `{{template "head" .}}{{t "login.sumbit"}}{{template "foot" .}}`})
+		}, `rendering login.html: template: login.html:1:23: executing "login.html" at <t "login.sumbit">: error calling t: no message "login.sumbit"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &TwoFactor{DB: filepath.Join(t.TempDir(), "two_factor.db")}

@@ -239,6 +239,12 @@ func (b *Bundle) Negotiate(acceptLanguage string) *Printer {
 	return b.printers[i]
 }
 
+// Has tells whether key names a message.
+func (b *Bundle) Has(key string) bool {
+	_, ok := b.english[key]
+	return ok
+}
+
 // Key returns the key of the message whose English text is text.
 func (b *Bundle) Key(text string) (string, bool) {
 	key, ok := b.byText[text]

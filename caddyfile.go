@@ -72,6 +72,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    logo_file <image file>
 //	    css_file <style sheet file>
 //	    templates_dir <directory>
+//	    language <tag>              # force one language, like de
+//	    languages <tag>...          # offer only these; the first is the default
+//	    messages_dir <directory>    # catalogs <tag>.json over the embedded ones
 //	}
 //
 // The matcher says which requests the gate guards. It is matched against
@@ -204,6 +207,27 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "templates_dir":
 			if err := oneArg(d, &h.TemplatesDir); err != nil {
+				return err
+			}
+		case "language":
+			if err := oneArg(d, &h.Language); err != nil {
+				return err
+			}
+			if err := checkLanguageTag(h.Language); err != nil {
+				return d.Errf("language: %v", err)
+			}
+		case "languages":
+			h.Languages = d.RemainingArgs()
+			if len(h.Languages) == 0 {
+				return d.ArgErr()
+			}
+			for _, l := range h.Languages {
+				if err := checkLanguageTag(l); err != nil {
+					return d.Errf("languages: %v", err)
+				}
+			}
+		case "messages_dir":
+			if err := oneArg(d, &h.MessagesDir); err != nil {
 				return err
 			}
 		default:

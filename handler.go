@@ -20,7 +20,7 @@ func (h *TwoFactor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if page, pr, ok := h.pageRequest(r); ok {
 		setAnonymous(repl)
-		return h.servePage(w, pr, page)
+		return h.servePage(h.withLanguage(w, r), pr, page)
 	}
 	guarded, err := h.guards(r)
 	if err != nil || !guarded {
@@ -38,7 +38,7 @@ func (h *TwoFactor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		setAnonymous(repl)
 		if !errors.Is(err, signin.ErrNotSignedIn) {
 			// Never let through what the store could not vouch for.
-			return h.answerFailure(w, r, "checking the session", err)
+			return h.answerFailure(h.withLanguage(w, r), r, "checking the session", err)
 		}
 		return h.challenge(w, r)
 	}

@@ -205,6 +205,25 @@ type TwoFactor struct {
 	// Default: the embedded templates only.
 	TemplatesDir string `json:"templates_dir,omitempty"`
 
+	// The language of the pages, a BCP 47 tag such as de or pt-BR,
+	// whatever the browser asks for. Default: the browser's choice
+	// (Accept-Language) among languages.
+	Language string `json:"language,omitempty"`
+
+	// The languages the pages may speak, chosen per request by the
+	// browser's Accept-Language; the first is used when none fits.
+	// Default: all that ship (en, de, fr, es, it, nl, pt-BR, pl, ja,
+	// zh-Hans) and those of messages_dir, with English when none fits.
+	Languages []string `json:"languages,omitempty"`
+
+	// A directory of message catalogs, <tag>.json (de.json, sv.json),
+	// that override messages of the embedded languages or add languages:
+	// a key left out is taken from English. They are checked at
+	// provisioning: a key English lacks or a message whose placeholders
+	// differ from English's is a config error naming the file.
+	// Default: none.
+	MessagesDir string `json:"messages_dir,omitempty"`
+
 	// The requests the gate guards, as one matcher set (all its matchers
 	// must match). A request is guarded if the set matches it as it is
 	// now or as the client sent it, before any rewrite, uri or try_files;
@@ -230,6 +249,7 @@ type TwoFactor struct {
 	now       func() time.Time
 	brand     brand
 	templates *template.Template
+	pages     *pages
 	logo      *asset
 	customCSS *asset
 	matchers  caddyhttp.MatcherSet
@@ -302,6 +322,9 @@ func (h *TwoFactor) provision(logger *zap.Logger) error {
 		return err
 	}
 	if err := h.provisionBranding(repl); err != nil {
+		return err
+	}
+	if err := h.provisionLanguages(repl); err != nil {
 		return err
 	}
 

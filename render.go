@@ -14,10 +14,11 @@ import (
 //go:embed templates
 var templatesFS embed.FS
 
-var pageTemplates = template.Must(template.ParseFS(templatesFS, "templates/*.html"))
-
 // pageData is what every page template gets.
 type pageData struct {
+	// Lang is the page's language, a BCP 47 tag for <html lang>, set by
+	// render.
+	Lang string
 	// Title is the page's heading.
 	Title  string
 	Prefix string
@@ -67,10 +68,8 @@ func (h *TwoFactor) render(w http.ResponseWriter, status int, name string, data 
 	data.Prefix = h.PathPrefix
 	data.Brand = h.brand
 	data.Nonce = rand.Text()
-	templates := pageTemplates
-	if h.templates != nil {
-		templates = h.templates // from templates_dir
-	}
+	templates, printer := h.pageTemplates(w) // of templates_dir, if set
+	translateData(printer, &data)
 	var buf bytes.Buffer
 	if err := templates.ExecuteTemplate(&buf, name+".html", data); err != nil {
 		h.logger.Error("rendering 2FA page", zap.String("page", name), zap.Error(err))
@@ -79,6 +78,10 @@ func (h *TwoFactor) render(w http.ResponseWriter, status int, name string, data 
 	hdr := w.Header()
 	setPageHeaders(hdr, data.Nonce)
 	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Content-Language", data.Lang)
+	if h.languagePages().bundle.Negotiates() {
+		hdr.Add("Vary", "Accept-Language")
+	}
 	hdr.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
 	_, err := w.Write(buf.Bytes())

@@ -111,7 +111,11 @@ func AddAppToken(u *store.User, name string, now, expires time.Time, rnd io.Read
 // could have made (every part canonical base64url, of its length).
 func ParseAppToken(token string) (user, id string, secret [AppTokenSecretBytes]byte, ok bool) {
 	if len(token) <= userAt || len(token) > userAt+base64.RawURLEncoding.EncodedLen(maxTokenUser) ||
-		!strings.HasPrefix(token, AppTokenPrefix) || token[userAt-idLength-secretLength-2] != '_' || token[userAt-1] != '_' {
+		!strings.HasPrefix(token, AppTokenPrefix) || token[len(AppTokenPrefix)+idLength] != '_' || token[userAt-1] != '_' {
+		return "", "", secret, false
+	}
+	// The decoder skips line breaks; a token has none.
+	if strings.ContainsFunc(token, func(r rune) bool { return !isBase64URL(r) }) {
 		return "", "", secret, false
 	}
 	id = token[len(AppTokenPrefix) : len(AppTokenPrefix)+idLength]
@@ -128,6 +132,10 @@ func ParseAppToken(token string) (user, id string, secret [AppTokenSecretBytes]b
 		return "", "", [AppTokenSecretBytes]byte{}, false
 	}
 	return string(name), id, secret, true
+}
+
+func isBase64URL(r rune) bool {
+	return 'A' <= r && r <= 'Z' || 'a' <= r && r <= 'z' || '0' <= r && r <= '9' || r == '-' || r == '_'
 }
 
 // VerifyAppToken returns u's token id if secret is its secret and it has

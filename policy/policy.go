@@ -101,12 +101,8 @@ func (p *Policy) Check(s *store.Session, now time.Time, stepUp time.Duration) De
 // step-up rules measure from, and, when re-checks are on, a new deadline.
 // The caller also rotates the session token and sets s.Method, and puts s.
 func (p *Policy) Confirm(s *store.Session, now time.Time, rnd io.Reader) error {
-	if p.Recheck.Enabled() {
-		at, err := p.Recheck.Draw(now, rnd)
-		if err != nil {
-			return err
-		}
-		s.RecheckAt = at
+	if err := p.redraw(s, now, rnd); err != nil {
+		return err
 	}
 	s.ConfirmedAt = now
 	return nil
@@ -118,8 +114,13 @@ func (p *Policy) Confirm(s *store.Session, now time.Time, rnd io.Reader) error {
 // gets a deadline as a confirmed session would.
 func (p *Policy) SignedInRemembered(s *store.Session, now time.Time, rnd io.Reader) error {
 	s.Method = MethodRemembered
-	s.ConfirmedAt = time.Time{}
-	s.RecheckAt = time.Time{}
+	s.ConfirmedAt, s.RecheckAt = time.Time{}, time.Time{}
+	return p.redraw(s, now, rnd)
+}
+
+// redraw gives s a new re-check deadline drawn from now, when re-checks
+// are on.
+func (p *Policy) redraw(s *store.Session, now time.Time, rnd io.Reader) error {
 	if !p.Recheck.Enabled() {
 		return nil
 	}

@@ -84,11 +84,14 @@ func BenchmarkCheck(b *testing.B) {
 	}
 }
 
+// recheckOptions are re-checks off and on (between one and two hours).
+var recheckOptions = []struct {
+	name    string
+	recheck Recheck
+}{{"re-checks off", Recheck{}}, {"re-checks on", Recheck{Min: time.Hour, Max: 2 * time.Hour}}}
+
 func TestConfirm(t *testing.T) {
-	for _, tt := range []struct {
-		name    string
-		recheck Recheck
-	}{{"re-checks off", Recheck{}}, {"re-checks on", Recheck{Min: time.Hour, Max: 2 * time.Hour}}} {
+	for _, tt := range recheckOptions {
 		t.Run(tt.name, func(t *testing.T) {
 			p := &Policy{Recheck: tt.recheck}
 			s := &store.Session{ConfirmedAt: now.Add(-time.Hour), RecheckAt: now.Add(-time.Minute)}
@@ -118,10 +121,7 @@ func TestConfirm(t *testing.T) {
 }
 
 func TestSignedInRemembered(t *testing.T) {
-	for _, tt := range []struct {
-		name    string
-		recheck Recheck
-	}{{"re-checks off", Recheck{}}, {"re-checks on", Recheck{Min: time.Hour, Max: 2 * time.Hour}}} {
+	for _, tt := range recheckOptions {
 		t.Run(tt.name, func(t *testing.T) {
 			p := &Policy{Recheck: tt.recheck}
 			s := &store.Session{Created: now, ConfirmedAt: now, Method: "totp", RecheckAt: now.Add(time.Hour)}

@@ -26,13 +26,18 @@ import (
 // Session format 0x03 adds the pending WebAuthn ceremony after it, and user
 // format 0x02 adds the WebAuthn user handle, the passkeys and the recovery
 // digests of a user without TOTP after Created; records of the earlier
-// formats are read with none of these.
+// formats are read with none of these. Session format 0x04 adds the
+// re-check deadline after the ceremony, and user format 0x03 adds the
+// remembered devices and the app tokens after the recovery digests; older
+// records are read with none.
 const (
 	sessionFormatV1 byte = 0x01
 	sessionFormatV2 byte = 0x02
-	sessionFormat   byte = 0x03
+	sessionFormatV3 byte = 0x03
+	sessionFormat   byte = 0x04
 	userFormatV1    byte = 0x01
-	userFormat      byte = 0x02
+	userFormatV2    byte = 0x02
+	userFormat      byte = 0x03
 )
 
 // Records that cannot be decoded.
@@ -57,6 +62,15 @@ func encodeUser(u *User) []byte {
 	for _, d := range u.RecoveryDigests {
 		n += binary.MaxVarintLen64 + len(d)
 	}
+	n += 2 * binary.MaxVarintLen64
+	for i := range u.RememberedDevices {
+		d := &u.RememberedDevices[i]
+		n += 4*binary.MaxVarintLen64 + 3*(2*binary.MaxVarintLen64) + len(d.ID) + len(d.Digest) + len(d.Factors) + len(d.Browser)
+	}
+	for i := range u.AppTokens {
+		a := &u.AppTokens[i]
+		n += 3*binary.MaxVarintLen64 + 3*(2*binary.MaxVarintLen64) + len(a.ID) + len(a.Name) + len(a.Digest)
+	}
 	b := make([]byte, 0, n)
 	b = append(b, userFormat)
 	b = appendString(b, u.Name)
@@ -77,7 +91,52 @@ func encodeUser(u *User) []byte {
 	for i := range u.Passkeys {
 		b = appendPasskey(b, &u.Passkeys[i])
 	}
-	return appendDigests(b, u.RecoveryDigests)
+	b = appendDigests(b, u.RecoveryDigests)
+	b = binary.AppendUvarint(b, uint64(len(u.RememberedDevices)))
+	for i := range u.RememberedDevices {
+		b = appendRemembered(b, &u.RememberedDevices[i])
+	}
+	b = binary.AppendUvarint(b, uint64(len(u.AppTokens)))
+	for i := range u.AppTokens {
+		b = appendAppToken(b, &u.AppTokens[i])
+	}
+	return b
+}
+
+// A remembered device and an app token are their fields in the order of
+// their types, as everything else.
+func appendRemembered(b []byte, d *RememberedDevice) []byte {
+	b = appendString(b, d.ID)
+	b = appendBytes(b, d.Digest)
+	b = appendBytes(b, d.Factors)
+	b = appendTime(b, d.Created)
+	b = appendTime(b, d.LastUsed)
+	b = appendTime(b, d.Expires)
+	return appendString(b, d.Browser)
+}
+
+func (d *decoder) remembered() RememberedDevice {
+	return RememberedDevice{
+		ID: d.string(), Digest: d.bytes(), Factors: d.bytes(),
+		Created: d.time(), LastUsed: d.time(), Expires: d.time(),
+		Browser: d.string(),
+	}
+}
+
+func appendAppToken(b []byte, a *AppToken) []byte {
+	b = appendString(b, a.ID)
+	b = appendString(b, a.Name)
+	b = appendBytes(b, a.Digest)
+	b = appendTime(b, a.Created)
+	b = appendTime(b, a.LastUsed)
+	return appendTime(b, a.Expires)
+}
+
+func (d *decoder) appToken() AppToken {
+	return AppToken{
+		ID: d.string(), Name: d.string(), Digest: d.bytes(),
+		Created: d.time(), LastUsed: d.time(), Expires: d.time(),
+	}
 }
 
 // A passkey is its fields in the order of the type: byte slices and
@@ -162,7 +221,7 @@ func list[T any](d *decoder, read func(*decoder) T) []T {
 
 // decodeUser decodes a stored user, copying everything it keeps.
 func decodeUser(raw []byte, u *User) error {
-	if len(raw) == 0 || (raw[0] != userFormat && raw[0] != userFormatV1) {
+	if len(raw) == 0 || raw[0] < userFormatV1 || raw[0] > userFormat {
 		return errCorruptUser
 	}
 	d := decoder{raw: raw[1:]}
@@ -176,10 +235,14 @@ func decodeUser(raw []byte, u *User) error {
 		u.TOTP = e
 	}
 	u.Created = d.time()
-	if raw[0] == userFormat {
+	if raw[0] >= userFormatV2 {
 		u.WebAuthnID = d.bytes()
 		u.Passkeys = list(&d, (*decoder).passkey)
 		u.RecoveryDigests = list(&d, (*decoder).bytes)
+	}
+	if raw[0] >= userFormat {
+		u.RememberedDevices = list(&d, (*decoder).remembered)
+		u.AppTokens = list(&d, (*decoder).appToken)
 	}
 	if d.bad || len(d.raw) != 0 {
 		return errCorruptUser
@@ -190,7 +253,7 @@ func decodeUser(raw []byte, u *User) error {
 // encodeSession returns the stored form of s (its Key is the record's key
 // and is not part of it).
 func encodeSession(s *Session) []byte {
-	n := 1 + 1 + 4*(2*binary.MaxVarintLen64)
+	n := 1 + 1 + 5*(2*binary.MaxVarintLen64)
 	for _, f := range []int{len(s.User), len(s.UserSessionID), len(s.Method), len(s.Next), len(s.PendingSecret), len(s.ClientIP), len(s.UserAgent), len(s.Credential), len(s.Ceremony)} {
 		n += binary.MaxVarintLen64 + f
 	}
@@ -213,7 +276,8 @@ func encodeSession(s *Session) []byte {
 	} else {
 		b = appendBytes(b, s.Credential[:])
 	}
-	return appendBytes(b, s.Ceremony)
+	b = appendBytes(b, s.Ceremony)
+	return appendTime(b, s.RecheckAt)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -256,8 +320,11 @@ func decodeSession(raw []byte, s *Session) error {
 			d.bad = true
 		}
 	}
-	if raw[0] >= sessionFormat {
+	if raw[0] >= sessionFormatV3 {
 		s.Ceremony = d.bytes()
+	}
+	if raw[0] >= sessionFormat {
+		s.RecheckAt = d.time()
 	}
 	if d.bad || len(d.raw) != 0 {
 		return errCorruptSession

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,11 @@ func TestSessionCodecRoundTrip(t *testing.T) {
 		"agent that is only fragments": {User: "e", UserAgent: strings.Join(agentFragments[:], "")},
 		"non-ASCII":                    {User: "ｆｒａｎｋ", UserAgent: "Agent/1 ☃"},
 		"pending ceremony":             {User: "g", Stage: StagePending, Credential: CredentialOf("h"), Ceremony: []byte{1, 2, 0xff}},
+		"remembered, re-check drawn": {
+			User: "h", Stage: StageFull, UserSessionID: "sid", Expires: base, Method: "remembered",
+			RecheckAt: base.Add(-time.Minute), Credential: CredentialOf("h"),
+		},
+		"re-check before 1970": {User: "i", RecheckAt: time.Unix(-5, 7).UTC()},
 	}
 	for name, s := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -70,6 +76,12 @@ func TestUserCodecRoundTrip(t *testing.T) {
 			Name: "erin", WebAuthnID: []byte{1}, Passkeys: []Passkey{fullPasskey()},
 			RecoveryDigests: [][]byte{{3, 4}, {5}},
 		},
+		"remembered devices and app tokens": {
+			Name: "fay", TOTP: &Enrollment{Secret: []byte{1}},
+			RememberedDevices: []RememberedDevice{fullDevice(), {ID: "b", Digest: []byte{1}, Expires: base}},
+			AppTokens:         []AppToken{fullAppToken(), {ID: "t2", Digest: []byte{2}}},
+		},
+		"an app token, no device": {Name: "gus", AppTokens: []AppToken{{ID: "x", Name: "☃", Digest: []byte{3}, Expires: base}}},
 	}
 	for name, u := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -113,19 +125,24 @@ func TestCodecRejectsCorruptRecords(t *testing.T) {
 	}
 }
 
+// zeroTime is the length of a zero time's encoding.
+var zeroTime = len(appendTime(nil, time.Time{}))
+
 // withAgent replaces the empty packed User-Agent of raw, a session with no
-// credential and no ceremony, by the one byte b.
+// credential, no ceremony and no re-check deadline, by the one byte b.
 func withAgent(raw []byte, b byte) []byte {
-	// raw ends with the agent's length (0), the credential's (0) and the
-	// ceremony's (0).
-	return append(raw[:len(raw)-3:len(raw)-3], 1, b, 0, 0)
+	// raw ends with the agent's length (0), the credential's (0), the
+	// ceremony's (0) and the zero deadline.
+	tail := slices.Clone(raw[len(raw)-2-zeroTime:])
+	return append(append(raw[:len(raw)-3-zeroTime:len(raw)-3-zeroTime], 1, b), tail...)
 }
 
 func TestCodecReadsFirstFormatSessionsWithoutCredential(t *testing.T) {
 	s := Session{User: "alice", Stage: StageFull, Credential: CredentialOf("$2a$04$hash")}
 	raw := encodeSession(&s)
-	// raw ends with the credential and the ceremony's length (0).
-	raw = append([]byte{sessionFormatV2}, raw[1:len(raw)-1]...)
+	// raw ends with the credential, the ceremony's length (0) and the
+	// zero deadline.
+	raw = append([]byte{sessionFormatV2}, raw[1:len(raw)-1-zeroTime]...)
 	v1 := append([]byte{sessionFormatV1}, raw[1:len(raw)-1-len(s.Credential)]...)
 	var got Session
 	if err := decodeSession(v1, &got); err != nil {
@@ -188,6 +205,23 @@ func TestAttemptsCodecRoundTrip(t *testing.T) {
 	}
 }
 
+// fullDevice is a remembered device with every field set.
+func fullDevice() RememberedDevice {
+	return RememberedDevice{
+		ID: "dev-1", Digest: bytes.Repeat([]byte{0xd1}, 32), Factors: bytes.Repeat([]byte{0xf1}, 32),
+		Created: base.Add(-time.Hour), LastUsed: base.Add(-time.Minute), Expires: base.Add(30 * 24 * time.Hour),
+		Browser: "Firefox on Linux ☃",
+	}
+}
+
+// fullAppToken is an app token with every field set.
+func fullAppToken() AppToken {
+	return AppToken{
+		ID: "tok-1", Name: "DAVx⁵ on the phone", Digest: bytes.Repeat([]byte{0xa7}, 32),
+		Created: base.Add(-time.Hour), LastUsed: base, Expires: base.Add(time.Hour),
+	}
+}
+
 // fullPasskey is a passkey with every field set.
 func fullPasskey() Passkey {
 	return Passkey{
@@ -218,10 +252,10 @@ func TestCodecReadsEarlierFormats(t *testing.T) {
 	if err := decodeSession(rawS, &gotS); err != nil || !reflect.DeepEqual(gotS, wantS) {
 		t.Errorf("session format 2:\n got %+v, %v\nwant %+v", gotS, err, wantS)
 	}
-	if raw := encodeUser(&gotU); raw[0] != userFormat || !bytes.Equal(raw[1:len(raw)-3], rawU[1:]) {
+	if raw := encodeUser(&gotU); raw[0] != userFormat || !bytes.Equal(raw[1:len(raw)-5], rawU[1:]) {
 		t.Errorf("user format 1 re-encoded as %x", raw)
 	}
-	if raw := encodeSession(&gotS); raw[0] != sessionFormat || !bytes.Equal(raw[1:len(raw)-1], rawS[1:]) {
+	if raw := encodeSession(&gotS); raw[0] != sessionFormat || !bytes.Equal(raw[1:len(raw)-1-zeroTime], rawS[1:]) {
 		t.Errorf("session format 2 re-encoded as %x", raw)
 	}
 	// A first-format user with the fields of the second is corrupt, not
@@ -250,10 +284,76 @@ func TestCodecRejectsCorruptPasskeys(t *testing.T) {
 		t.Errorf("sign count of 2^32: %v, want errCorruptUser", err)
 	}
 	// A count of passkeys larger than what is left.
-	huge := encodeUser(&User{Name: "a"}) // ends with the handle, 0 passkeys, 0 digests
-	huge[len(huge)-2] = 0x7f
+	huge := encodeUser(&User{Name: "a"}) // ends with the handle, 0 passkeys, 0 digests, 0 devices, 0 tokens
+	huge[len(huge)-4] = 0x7f
 	if err := decodeUser(huge, new(User)); !errors.Is(err, errCorruptUser) {
 		t.Errorf("passkey count past the end: %v, want errCorruptUser", err)
+	}
+}
+
+// TestCodecReadsPasskeyFormats decodes records as the version with
+// passkeys wrote them (user format 0x02, session format 0x03; the bytes were
+// produced by that version's encoder): they decode with no remembered
+// devices, no app tokens and no re-check deadline, and encode again in the
+// current format with those empty at the end.
+func TestCodecReadsPasskeyFormats(t *testing.T) {
+	at := time.Date(2026, 11, 29, 12, 0, 0, 5, time.UTC)
+	rawU, _ := hex.DecodeString("0205616c6963650b2432612430342468617368037369640103010203070102040580cfe0b00d0580cfe0b00d050209090102010201030000000501010375736200036b657980cfe0b00d0580cfe0b00d05010106")
+	wantU := User{Name: "alice", PasswordHash: "$2a$04$hash", SessionID: "sid", Created: at,
+		TOTP:       &Enrollment{Secret: []byte{1, 2, 3}, LastStep: 7, RecoveryDigests: [][]byte{{4, 5}}, EnrolledAt: at},
+		WebAuthnID: []byte{9, 9},
+		Passkeys: []Passkey{{ID: []byte{1, 2}, PublicKey: []byte{3}, SignCount: 5, Flags: FlagUserPresent,
+			Transports: []string{"usb"}, Name: "key", Created: at, LastUsed: at}},
+		RecoveryDigests: [][]byte{{6}}}
+	var gotU User
+	if err := decodeUser(rawU, &gotU); err != nil || !reflect.DeepEqual(gotU, wantU) {
+		t.Errorf("user format 2:\n got %+v, %v\nwant %+v", gotU, err, wantU)
+	}
+	rawS, _ := hex.DecodeString("0305616c696365020373696480cfe0b00d0580cfe0b00d05a087e1b00d0580cfe0b00d0508776562617574686e062f61646d696e00093139322e302e322e31020c0d10327fbdd5e38c318e8a9cc3f9c810440a020708")
+	wantS := Session{User: "alice", Stage: StageFull, UserSessionID: "sid", Created: at, LastSeen: at, Expires: at.Add(time.Hour), ConfirmedAt: at,
+		Method: "webauthn", Next: "/admin", ClientIP: "192.0.2.1", UserAgent: "Mozilla/5.0 (X11; Linux x86_64",
+		Credential: CredentialOf("$2a$04$hash"), Ceremony: []byte{7, 8}}
+	var gotS Session
+	if err := decodeSession(rawS, &gotS); err != nil || !reflect.DeepEqual(gotS, wantS) {
+		t.Errorf("session format 3:\n got %+v, %v\nwant %+v", gotS, err, wantS)
+	}
+	if raw := encodeUser(&gotU); raw[0] != userFormat || !bytes.Equal(raw[1:], append(rawU[1:len(rawU):len(rawU)], 0, 0)) {
+		t.Errorf("user format 2 re-encoded as %x", raw)
+	}
+	if raw := encodeSession(&gotS); raw[0] != sessionFormat || !bytes.Equal(raw[1:], append(rawS[1:len(rawS):len(rawS)], appendTime(nil, time.Time{})...)) {
+		t.Errorf("session format 3 re-encoded as %x", raw)
+	}
+	// A record of an earlier format followed by the fields of the current
+	// one is corrupt, not read in part.
+	if err := decodeUser(append(rawU[:len(rawU):len(rawU)], 0, 0), new(User)); !errors.Is(err, errCorruptUser) {
+		t.Errorf("format 2 user with trailing fields: %v, want errCorruptUser", err)
+	}
+	if err := decodeSession(append(rawS[:len(rawS):len(rawS)], appendTime(nil, base)...), new(Session)); !errors.Is(err, errCorruptSession) {
+		t.Errorf("format 3 session with trailing fields: %v, want errCorruptSession", err)
+	}
+}
+
+func TestCodecRejectsCorruptDevicesAndTokens(t *testing.T) {
+	u := User{Name: "a", RememberedDevices: []RememberedDevice{fullDevice()}, AppTokens: []AppToken{fullAppToken()}}
+	raw := encodeUser(&u)
+	for n := range len(raw) {
+		if err := decodeUser(raw[:n], new(User)); err == nil {
+			t.Errorf("user cut to %d of %d bytes decoded", n, len(raw))
+		}
+	}
+	empty := encodeUser(&User{Name: "a"}) // ends with 0 devices, 0 tokens
+	for name, at := range map[string]int{"devices": len(empty) - 2, "tokens": len(empty) - 1} {
+		huge := slices.Clone(empty)
+		huge[at] = 0x7f
+		if err := decodeUser(huge, new(User)); !errors.Is(err, errCorruptUser) {
+			t.Errorf("count of %s past the end: %v, want errCorruptUser", name, err)
+		}
+	}
+	bad := encodeSession(&Session{User: "a"})
+	// The deadline's nanoseconds (the last byte) out of range.
+	bad = append(bad[:len(bad)-1], 0xff, 0xff, 0xff, 0xff, 0x0f)
+	if err := decodeSession(bad, new(Session)); !errors.Is(err, errCorruptSession) {
+		t.Errorf("deadline with too many nanoseconds: %v, want errCorruptSession", err)
 	}
 }
 
@@ -261,6 +361,7 @@ func FuzzDecodeUser(f *testing.F) {
 	f.Add(encodeUser(&User{Name: "alice", WebAuthnID: []byte{1}, Passkeys: []Passkey{fullPasskey()}, RecoveryDigests: [][]byte{{1}}}))
 	f.Add([]byte{userFormat})
 	f.Add([]byte{userFormatV1, 1, 'a', 0, 0, 0, 0, 0})
+	f.Add(encodeUser(&User{Name: "b", RememberedDevices: []RememberedDevice{fullDevice()}, AppTokens: []AppToken{fullAppToken()}}))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var u User
 		if err := decodeUser(raw, &u); err != nil || (len(raw) > 0 && raw[0] == '{') {

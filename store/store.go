@@ -141,6 +141,52 @@ type User struct {
 	// user who enrolled with a passkey and has no TOTP; an enrolled TOTP
 	// keeps its codes in TOTP.RecoveryDigests.
 	RecoveryDigests [][]byte `json:"recovery_digests,omitempty"`
+	// RememberedDevices are the browsers the user asked not to be asked
+	// a second factor on again, until each expires (see package policy).
+	// They live in the user's record so that adding, using and forgetting
+	// one is part of the same transaction as any change of the factors,
+	// with no index to keep in step.
+	RememberedDevices []RememberedDevice `json:"remembered_devices,omitempty"`
+	// AppTokens are the user's tokens for clients that cannot give a
+	// second factor (see package policy).
+	AppTokens []AppToken `json:"app_tokens,omitempty"`
+}
+
+// RememberedDevice is a browser that signs in with the password alone. The
+// browser holds a random token; only its digest is kept.
+type RememberedDevice struct {
+	// ID names the device on the account page and in a request to forget
+	// it. It is not secret.
+	ID string `json:"id"`
+	// Digest is the SHA-256 of the token the browser holds.
+	Digest []byte `json:"digest"`
+	// Factors is the fingerprint of the user's second factors when the
+	// device was remembered: a device counts only while it is unchanged
+	// (a new authenticator, a passkey added or removed).
+	Factors []byte    `json:"factors"`
+	Created time.Time `json:"created,omitzero"`
+	// LastUsed is the last sign-in that the device spared a second factor.
+	LastUsed time.Time `json:"last_used,omitzero"`
+	Expires  time.Time `json:"expires"`
+	// Browser is a label for the user (from the User-Agent).
+	Browser string `json:"browser,omitempty"`
+}
+
+// AppToken is a token that lets a client pass as its user on the paths
+// that accept app tokens, without a session. Only its digest is kept.
+type AppToken struct {
+	// ID names the token; the token itself carries it, so a request's
+	// token is found without trying every stored one.
+	ID string `json:"id"`
+	// Name is the user's name for it.
+	Name string `json:"name,omitempty"`
+	// Digest is the SHA-256 of the token's secret.
+	Digest   []byte    `json:"digest"`
+	Created  time.Time `json:"created,omitzero"`
+	LastUsed time.Time `json:"last_used,omitzero"`
+	// Expires is the end of the token; zero for a token that does not
+	// expire.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // Enrolled reports whether u has a second factor: TOTP or a passkey.
@@ -218,10 +264,15 @@ type Session struct {
 	Created       time.Time `json:"c"`
 	LastSeen      time.Time `json:"ls"`
 	// Expires is the absolute end of the session; activity never moves it.
-	Expires     time.Time `json:"exp"`
+	Expires time.Time `json:"exp"`
+	// ConfirmedAt is when a second factor was last given in this session
+	// (at sign-in or on the confirm page since); step-up rules measure
+	// their max age from it. A session signed in by a remembered browser
+	// has none until a factor is given.
 	ConfirmedAt time.Time `json:"ca,omitzero"`
-	// Method is how the second factor was given: "totp", "recovery",
-	// "setup" or "webauthn".
+	// Method is how the session signed in: "totp", "recovery", "setup" or
+	// "webauthn" for a second factor given, "remembered" for a browser
+	// that was spared one (see RememberedDevice).
 	Method string `json:"m,omitempty"`
 	// Next is where a pending session goes once signed in.
 	Next string `json:"n,omitempty"`
@@ -240,6 +291,10 @@ type Session struct {
 	// expiry). It is single use: finishing takes it out, in the same
 	// transaction that acts on the result.
 	Ceremony []byte `json:"wc,omitempty"`
+	// RecheckAt is the deadline drawn for a random re-check: from then on
+	// the session must give a second factor again before it passes. Zero
+	// when none was drawn.
+	RecheckAt time.Time `json:"rc,omitzero"`
 }
 
 // Live reports whether s is within its absolute end at now and, once

@@ -80,6 +80,37 @@ func alice() *store.User {
 			Transports: []string{""},
 		}},
 		RecoveryDigests: [][]byte{{7, 8}},
+		RememberedDevices: []store.RememberedDevice{device(1), {
+			ID:      "2",
+			Digest:  []byte{2},
+			Expires: base.Add(time.Hour),
+		}},
+		AppTokens: []store.AppToken{appToken(1), {ID: "2", Digest: []byte{2}}},
+	}
+}
+
+// device returns a remembered device with every field set, told apart by n.
+func device(n byte) store.RememberedDevice {
+	return store.RememberedDevice{
+		ID:       "dev{" + string('0'+n) + "}",
+		Digest:   bytes.Repeat([]byte{n, 0xd1}, 16),
+		Factors:  bytes.Repeat([]byte{n, 0xf1}, 16),
+		Created:  base.Add(-time.Hour),
+		LastUsed: base.Add(-time.Minute),
+		Expires:  base.Add(30 * 24 * time.Hour),
+		Browser:  "Firefox on Linux ☃",
+	}
+}
+
+// appToken returns an app token with every field set, told apart by n.
+func appToken(n byte) store.AppToken {
+	return store.AppToken{
+		ID:       "tok:" + string('0'+n),
+		Name:     "DAVx⁵ {phone}",
+		Digest:   bytes.Repeat([]byte{n, 0xa7}, 16),
+		Created:  base.Add(-time.Hour),
+		LastUsed: base,
+		Expires:  base.Add(time.Hour),
 	}
 }
 
@@ -202,6 +233,25 @@ func testUserRoundTrip(t *testing.T, open func(*testing.T) store.Store) {
 			&store.User{Name: "ivan", Passkeys: []store.Passkey{{}}},
 		},
 		{"no passkeys left", &store.User{Name: "jo", WebAuthnID: []byte{3}, Passkeys: []store.Passkey{}}, &store.User{Name: "jo", WebAuthnID: []byte{3}}},
+		{
+			"devices and tokens, times in another zone",
+			&store.User{Name: "kim",
+				RememberedDevices: []store.RememberedDevice{{ID: "d", Digest: []byte{1}, Created: base.In(elsewhere), LastUsed: base.In(elsewhere), Expires: base.In(elsewhere)}},
+				AppTokens:         []store.AppToken{{ID: "t", Digest: []byte{2}, Created: base.In(elsewhere), LastUsed: base.In(elsewhere), Expires: base.In(elsewhere)}}},
+			&store.User{Name: "kim",
+				RememberedDevices: []store.RememberedDevice{{ID: "d", Digest: []byte{1}, Created: base, LastUsed: base, Expires: base}},
+				AppTokens:         []store.AppToken{{ID: "t", Digest: []byte{2}, Created: base, LastUsed: base, Expires: base}}},
+		},
+		{
+			"empty device and token fields come back nil",
+			&store.User{Name: "lee", RememberedDevices: []store.RememberedDevice{{Digest: []byte{}, Factors: []byte{}}}, AppTokens: []store.AppToken{{Digest: []byte{}}}},
+			&store.User{Name: "lee", RememberedDevices: []store.RememberedDevice{{}}, AppTokens: []store.AppToken{{}}},
+		},
+		{
+			"no devices or tokens left",
+			&store.User{Name: "max", RememberedDevices: []store.RememberedDevice{}, AppTokens: []store.AppToken{}},
+			&store.User{Name: "max"},
+		},
 	}
 	dave := tests[2].put
 	tests[2].want = &store.User{
@@ -310,6 +360,7 @@ func fullSession() *store.Session {
 		UserAgent:     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
 		Credential:    store.CredentialOf("$2a$04$hash"),
 		Ceremony:      []byte{1, 2, 0, 0xff},
+		RecheckAt:     base.Add(3 * time.Hour),
 	}
 }
 
@@ -328,13 +379,18 @@ func testSessionRoundTrip(t *testing.T, open func(*testing.T) store.Store) {
 		},
 		{
 			"times in another zone with a monotonic reading come back in UTC",
-			&store.Session{Key: key("zone"), User: "carol", Created: mono, LastSeen: mono, Expires: base.In(elsewhere), ConfirmedAt: mono},
-			&store.Session{Key: key("zone"), User: "carol", Created: mono.Round(0).UTC(), LastSeen: mono.Round(0).UTC(), Expires: base, ConfirmedAt: mono.Round(0).UTC()},
+			&store.Session{Key: key("zone"), User: "carol", Created: mono, LastSeen: mono, Expires: base.In(elsewhere), ConfirmedAt: mono, RecheckAt: mono},
+			&store.Session{Key: key("zone"), User: "carol", Created: mono.Round(0).UTC(), LastSeen: mono.Round(0).UTC(), Expires: base, ConfirmedAt: mono.Round(0).UTC(), RecheckAt: mono.Round(0).UTC()},
 		},
 		{
 			"empty slices come back nil",
 			&store.Session{Key: key("empty"), User: "dave", Expires: base, PendingSecret: []byte{}, Ceremony: []byte{}},
 			&store.Session{Key: key("empty"), User: "dave", Expires: base},
+		},
+		{
+			"remembered, with a re-check deadline and no confirmation",
+			&store.Session{Key: key("remembered"), User: "gil", Stage: store.StageFull, UserSessionID: "sid", Expires: base, Method: "remembered", RecheckAt: base.Add(-time.Second)},
+			&store.Session{Key: key("remembered"), User: "gil", Stage: store.StageFull, UserSessionID: "sid", Expires: base, Method: "remembered", RecheckAt: base.Add(-time.Second)},
 		},
 		{
 			"a ceremony without a credential",
@@ -370,7 +426,7 @@ func testSessionRoundTrip(t *testing.T, open func(*testing.T) store.Store) {
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("%s:\n got %+v\nwant %+v", tt.name, got, tt.want)
 			}
-			for _, tm := range []time.Time{got.Created, got.LastSeen, got.Expires, got.ConfirmedAt} {
+			for _, tm := range []time.Time{got.Created, got.LastSeen, got.Expires, got.ConfirmedAt, got.RecheckAt} {
 				if tm.Location() != time.UTC {
 					t.Errorf("%s: a time in %v, want UTC", tt.name, tm.Location())
 				}

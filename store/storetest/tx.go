@@ -14,13 +14,17 @@ import (
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
-// mutatePasskeys changes the WebAuthn fields of u (as alice gives them) in
-// place.
-func mutatePasskeys(u *store.User) {
+// mutateLists changes the WebAuthn fields, the remembered devices and the
+// app tokens of u (as alice gives them) in place.
+func mutateLists(u *store.User) {
 	u.WebAuthnID[0], u.RecoveryDigests[0][0] = 0xff, 0xff
 	p := &u.Passkeys[0]
 	p.ID[0], p.PublicKey[0], p.AAGUID[0], p.SignCount, p.Transports[0] = 0xff, 0xff, 0xff, 7, "usb"
 	u.Passkeys[1].Name = "changed"
+	d := &u.RememberedDevices[0]
+	d.Digest[0], d.Factors[0], d.Expires, d.Browser = 0xff, 0xff, base, "changed"
+	tok := &u.AppTokens[0]
+	tok.Digest[0], tok.LastUsed, tok.Name = 0xff, base.Add(time.Hour), "changed"
 }
 
 // testCopies changes every value a transaction returned or was given, and
@@ -44,8 +48,8 @@ func testCopies(t *testing.T, open func(*testing.T) store.Store) {
 	})
 	// Values given to Put methods, after the commit.
 	u.TOTP.Secret[0], u.TOTP.RecoveryDigests[0][0], u.TOTP.LastStep = 0xff, 0xff, 99
-	mutatePasskeys(u)
-	sess.PendingSecret[0], sess.Credential[0], sess.Ceremony[0] = 0xff, 0xff, 0xff
+	mutateLists(u)
+	sess.PendingSecret[0], sess.Credential[0], sess.Ceremony[0], sess.RecheckAt = 0xff, 0xff, 0xff, base
 	a.Failures = 99
 	meta[0] = 0xff
 	check := func(when string) {
@@ -76,7 +80,7 @@ func testCopies(t *testing.T, open func(*testing.T) store.Store) {
 			return err
 		}
 		u.TOTP.Secret[0], u.TOTP.RecoveryDigests[1][0], u.TOTP.LastStep, u.SessionID = 0xff, 0xff, 99, "changed"
-		mutatePasskeys(u)
+		mutateLists(u)
 		sess, err := tx.Session(key("full"))
 		if err != nil {
 			return err
@@ -97,7 +101,7 @@ func testCopies(t *testing.T, open func(*testing.T) store.Store) {
 		}
 		if err := tx.ForEachUser(func(u *store.User) error {
 			u.TOTP.Secret[1] = 0xff
-			mutatePasskeys(u)
+			mutateLists(u)
 			return nil
 		}); err != nil {
 			return err

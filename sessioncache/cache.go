@@ -89,6 +89,11 @@ type Session struct {
 	expires      int64 // Unix ns
 	// Placeholder values, boxed once so setting them allocates nothing.
 	UserValue, MethodValue, ConfirmedValue, ExpiresValue any
+	// Policy holds what the gate's policies (package policy) read of the
+	// session record: its start, last confirmation, re-check deadline and
+	// method. Any write to the record drops the session from the cache,
+	// so it is never stale.
+	Policy store.Session
 
 	lastSeen atomic.Int64 // Unix ns
 	// stored is the last-seen time the store has, as far as the cache
@@ -114,6 +119,12 @@ func newSession(s *store.Session, databaseUser bool) *Session {
 		ExpiresValue:   s.Expires.UTC().Format(time.RFC3339),
 		stored:         s.LastSeen.UnixNano(),
 		Credential:     s.Credential,
+		Policy: store.Session{
+			Created:     s.Created,
+			ConfirmedAt: s.ConfirmedAt,
+			RecheckAt:   s.RecheckAt,
+			Method:      s.Method,
+		},
 	}
 	e.lastSeen.Store(e.stored)
 	return e

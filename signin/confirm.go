@@ -197,15 +197,18 @@ func (s *Service) completeSignIn(tx store.Tx, u *store.User, p *store.Session, m
 			return "", err
 		}
 	}
-	return newSession(tx, c, store.Session{
+	full := store.Session{
 		User:          u.Name,
 		Stage:         store.StageFull,
 		UserSessionID: u.SessionID,
 		Created:       now,
 		LastSeen:      now,
 		Expires:       now.Add(s.policy.SessionLifetime),
-		ConfirmedAt:   now,
 		Method:        method,
 		Credential:    p.Credential,
-	})
+	}
+	if err := s.policy.Gate.Confirm(&full, now, nil); err != nil {
+		return "", err
+	}
+	return newSession(tx, c, full)
 }

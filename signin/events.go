@@ -26,6 +26,10 @@ const (
 	EventRecoveryReplaced = "recovery_replaced"
 	// A new authenticator replaced the old one; Sessions ended.
 	EventAuthenticatorReplaced = "authenticator_replaced"
+	// A signed-in session gave its second factor again on the confirm
+	// page (for a step-up rule or a re-check); its token was rotated.
+	// Method is the factor.
+	EventReconfirmed = "reconfirmed"
 	// The user signed out.
 	EventSignedOut = "signed_out"
 	// The user ended Sessions of their own; Scope is ScopeOne or
@@ -50,6 +54,7 @@ const (
 	StepConfirm       = "confirm"
 	StepReenroll      = "reenroll"
 	StepRecoveryCodes = "recovery_codes"
+	StepReconfirm     = "reconfirm"
 )
 
 // The scopes of EventSessionsEnded.

@@ -165,7 +165,8 @@ type StepUpRequest struct {
 // StepUp makes change, in one transaction, once req.Factor is a right
 // second factor of the signed-in user: a current code or a recovery code,
 // checked and used up as at sign-in, with the same attempt limits. The
-// session's confirmation time and method become the factor's. change gets
+// session's confirmation time and method become the factor's, and a
+// re-check deadline is drawn anew (see policy.Policy.Confirm). change gets
 // the session and user as read in tx; StepUp stores both after it.
 //
 // It returns ErrMalformedFactor, ErrBadCode, ErrReplayedCode, a
@@ -191,7 +192,10 @@ func (s *Service) StepUp(req StepUpRequest, change func(tx store.Tx, sess *store
 		if err := s.useSecondFactor(u, factor, now); err != nil {
 			return err
 		}
-		sess.ConfirmedAt, sess.Method = now, factor.method()
+		if err := s.policy.Gate.Confirm(sess, now, nil); err != nil {
+			return err
+		}
+		sess.Method = factor.method()
 		if err := change(tx, sess, u); err != nil {
 			return err
 		}

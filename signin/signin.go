@@ -20,6 +20,7 @@ package signin
 import (
 	"time"
 
+	"github.com/caddy-two-factor/caddy-two-factor/policy"
 	"github.com/caddy-two-factor/caddy-two-factor/seal"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
@@ -57,6 +58,10 @@ type Policy struct {
 	// Fake is checked for names that are no user, so that a sign-in costs
 	// the same whoever it names (see FakeAccount).
 	Fake Account
+	// Gate is what the gate asks of signed-in sessions beyond being live
+	// (step-up, re-checks): every second factor given is recorded by it
+	// (policy.Policy.Confirm). The zero Gate asks nothing more.
+	Gate policy.Policy
 }
 
 // Deps are what a Service works with.

@@ -1,0 +1,37 @@
+package signin
+
+import (
+	"github.com/caddy-two-factor/caddy-two-factor/store"
+)
+
+// Reconfirm records a fresh second factor of the signed-in session sess
+// (as read by SignedIn), given on the confirm page when a step-up rule or
+// a re-check asks for one: factor is checked and used up as at sign-in
+// (see StepUp), the session's confirmation time becomes now and a new
+// re-check deadline is drawn, and the session moves to a new token, which
+// it returns. The old token ends in the same transaction: a token seen
+// before the factor was given (in a log, over a shoulder) is not the one
+// that passes a step-up rule.
+//
+// Errors are StepUp's.
+func (s *Service) Reconfirm(sess *store.Session, factor string, c Client) (string, error) {
+	var (
+		token  string
+		method string
+	)
+	err := s.StepUp(StepUpRequest{Session: sess, Factor: factor, Step: StepReconfirm, Client: c},
+		func(tx store.Tx, rec *store.Session, _ *store.User) error {
+			if err := tx.DeleteSession(rec.Key); err != nil {
+				return err
+			}
+			var err error
+			token, rec.Key, err = store.NewSessionToken()
+			method = rec.Method
+			return err
+		})
+	if err != nil {
+		return "", err
+	}
+	s.observers.emit(Event{Kind: EventReconfirmed, Step: StepReconfirm, User: sess.User, Known: true, Method: method, Client: c})
+	return token, nil
+}

@@ -55,4 +55,3 @@ func TestReconfirm(t *testing.T) {
 		t.Errorf("the session's start or end moved: %v–%v, was %v–%v", fresh.Created, fresh.Expires, sess.Created, sess.Expires)
 	}
 }
-

@@ -75,6 +75,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    language <tag>              # force one language, like de
 //	    languages <tag>...          # offer only these; the first is the default
 //	    messages_dir <directory>    # catalogs <tag>.json over the embedded ones
+//	    step_up <max age> <path pattern>...  # repeatable; see docs/policies.md
+//	    recheck <min> <max>
 //	}
 //
 // The matcher says which requests the gate guards. It is matched against
@@ -89,7 +91,7 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	seen := make(map[string]bool)
 	for d.NextBlock(0) {
 		sub := d.Val()
-		if sub != "user" && sub != "previous_encryption_key" {
+		if sub != "user" && sub != "previous_encryption_key" && sub != "step_up" {
 			if seen[sub] {
 				return d.Errf("%s is set twice", sub)
 			}
@@ -228,6 +230,10 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "messages_dir":
 			if err := oneArg(d, &h.MessagesDir); err != nil {
+				return err
+			}
+		case "step_up", "recheck":
+			if err := h.unmarshalPolicy(d); err != nil {
 				return err
 			}
 		default:

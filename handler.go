@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-two-factor/caddy-two-factor/policy"
 	"github.com/caddy-two-factor/caddy-two-factor/signin"
 )
 
@@ -41,6 +42,10 @@ func (h *TwoFactor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 			return h.answerFailure(h.withLanguage(w, r), r, "checking the session", err)
 		}
 		return h.challenge(w, r)
+	}
+	if d := h.policyDecision(r, sess, now); d != policy.Allow {
+		setAnonymous(repl)
+		return h.askSecondFactor(w, r, d)
 	}
 	// The values were boxed when the session was cached: no allocation.
 	repl.Set("http.auth.user.id", sess.UserValue)
@@ -166,8 +171,11 @@ func (h *TwoFactor) pageName(path string) (string, bool) {
 	return rest[1:], true
 }
 
-// errSignInRequired is the error of a 401.
-var errSignInRequired = errors.New("two-factor sign-in required")
+// The errors of a 401.
+var (
+	errSignInRequired       = errors.New("two-factor sign-in required")
+	errSecondFactorRequired = errors.New("a fresh second factor is required")
+)
 
 // challenge answers a request that has no signed-in session: browsers go
 // to the login page, everything else gets 401.
@@ -175,7 +183,13 @@ func (h *TwoFactor) challenge(w http.ResponseWriter, r *http.Request) error {
 	if !wantsHTML(r) {
 		return caddyhttp.Error(http.StatusUnauthorized, errSignInRequired)
 	}
-	target := h.PathPrefix + "/login?next=" + url.QueryEscape(originalRequestURI(r))
+	return h.sendToPage(w, r, "login")
+}
+
+// sendToPage redirects a browser to one of the module's pages, to come
+// back to the request it made.
+func (h *TwoFactor) sendToPage(w http.ResponseWriter, r *http.Request, page string) error {
+	target := h.page(page) + "?next=" + url.QueryEscape(originalRequestURI(r))
 	status := http.StatusFound
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		status = http.StatusSeeOther

@@ -47,6 +47,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-two-factor/caddy-two-factor/policy"
 	"github.com/caddy-two-factor/caddy-two-factor/seal"
 	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
@@ -233,6 +234,20 @@ type TwoFactor struct {
 	// that reaches the handler.
 	MatchersRaw caddy.ModuleMap `json:"match,omitempty" caddy:"namespace=http.matchers"`
 
+	// Step-up rules: a request to a path that a rule's paths match needs a
+	// second factor given within the rule's max_age (the smallest, when
+	// several match). Otherwise a browser is sent to
+	// {path_prefix}/confirm?next=<the request>, which asks a signed-in
+	// session for the second factor only, and any other client gets 401.
+	// Paths are patterns with the meaning of Caddy's path matcher. See
+	// docs/policies.md. Default: none.
+	StepUp []StepUpRule `json:"step_up,omitempty"`
+
+	// Random re-checks: each second factor given draws a deadline
+	// between min and max after it, after which the next guarded request
+	// asks for the second factor again, as step-up does. Default: off.
+	Recheck *RecheckRule `json:"recheck,omitempty"`
+
 	accounts    map[string]signin.Account
 	fakeAccount signin.Account
 	sealer      *seal.Sealer
@@ -253,6 +268,12 @@ type TwoFactor struct {
 	logo      *asset
 	customCSS *asset
 	matchers  caddyhttp.MatcherSet
+	// gate is the policy built from step_up and recheck; stepUpPaths
+	// are the matchers of gate.StepUp, rule by rule; policies says
+	// whether any is on.
+	gate        policy.Policy
+	stepUpPaths []caddyhttp.MatchPath
+	policies    bool
 }
 
 // Account is a user who may sign in.
@@ -327,6 +348,9 @@ func (h *TwoFactor) provision(logger *zap.Logger) error {
 	if err := h.provisionLanguages(repl); err != nil {
 		return err
 	}
+	if err := h.provisionPolicies(); err != nil {
+		return err
+	}
 
 	if h.store == nil {
 		path := repl.ReplaceKnown(h.DB, "")
@@ -346,6 +370,7 @@ func (h *TwoFactor) provision(logger *zap.Logger) error {
 	}
 	db := h.store.opened()
 	h.db = db
+	h.useTestClock(db.path)
 	h.attempts = db.attempts
 	if err := db.checkKeys(h.sealer); err != nil {
 		return err
@@ -492,6 +517,9 @@ func (h *TwoFactor) Validate() error {
 	}
 	if h.MaxAttempts < 0 || h.MaxIPAttempts < 0 || h.MaxAccountAttempts < 0 {
 		return errors.New("max_attempts, max_account_attempts and max_ip_attempts must be positive")
+	}
+	if err := h.validatePolicies(); err != nil {
+		return err
 	}
 	return h.validateBranding()
 }

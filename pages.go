@@ -211,6 +211,7 @@ func (h *TwoFactor) policy() signin.Policy {
 		Limits:             h.limits(),
 		Accounts:           h.accounts,
 		Fake:               h.fakeAccount,
+		Gate:               h.gate,
 	}
 }
 
@@ -373,6 +374,9 @@ func codesFile(issuer, user string, codes []string) template.URL {
 
 func (h *TwoFactor) getConfirm(w http.ResponseWriter, r *http.Request) error {
 	sess, user, err := h.pendingSession(r)
+	if errors.Is(err, signin.ErrNoPending) {
+		return h.getReconfirm(w, r)
+	}
 	if err != nil {
 		return h.noPending(w, err)
 	}
@@ -397,6 +401,9 @@ func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	sess, user, err := h.pendingSession(r)
+	if errors.Is(err, signin.ErrNoPending) {
+		return h.postReconfirm(w, r, form)
+	}
 	if err != nil {
 		return h.noPending(w, err)
 	}

@@ -60,6 +60,10 @@ type pageData struct {
 	// Content-Security-Policy runs only scripts that carry it, so no other
 	// script of the same site (the application's own) runs on them.
 	Nonce string
+
+	// StepUp makes the confirm page ask a signed-in session for a fresh
+	// second factor (a step-up rule or a re-check), to return to Next.
+	StepUp bool
 }
 
 // render writes a page with the module's security headers. Templates run

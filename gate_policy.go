@@ -1,0 +1,106 @@
+package twofactor
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/caddy-two-factor/caddy-two-factor/policy"
+	"github.com/caddy-two-factor/caddy-two-factor/sessioncache"
+)
+
+// The gate's policies on signed-in sessions (package policy decides them;
+// see docs/policies.md): step-up rules for sensitive paths and random
+// re-checks. Both send the browser to the confirm page, which asks a
+// signed-in session for its second factor only (see policy_pages.go).
+
+// StepUpRule is one step_up line.
+type StepUpRule struct {
+	// How recent the session's last second factor must be. Required.
+	MaxAge caddy.Duration `json:"max_age"`
+	// Path patterns with the meaning of Caddy's path matcher
+	// (case-insensitive; /admin/*, *.zip, */edit/*, globs). Required.
+	Paths []string `json:"paths"`
+}
+
+// RecheckRule is the recheck option.
+type RecheckRule struct {
+	// The shortest time from a second factor to the next re-check. Required.
+	Min caddy.Duration `json:"min"`
+	// The longest; at least min. Required.
+	Max caddy.Duration `json:"max"`
+}
+
+// provisionPolicies builds the policy of step_up and recheck and the path
+// matchers of the step-up rules.
+func (h *TwoFactor) provisionPolicies() error {
+	h.gate = policy.Policy{}
+	h.stepUpPaths = nil
+	for _, rule := range h.StepUp {
+		h.gate.StepUp = append(h.gate.StepUp, policy.StepUp{MaxAge: time.Duration(rule.MaxAge), Patterns: rule.Paths})
+		m := caddyhttp.MatchPath(rule.Paths)
+		if err := m.Provision(caddy.Context{}); err != nil {
+			return fmt.Errorf("step_up: %w", err)
+		}
+		h.stepUpPaths = append(h.stepUpPaths, m)
+	}
+	if h.Recheck != nil {
+		h.gate.Recheck = policy.Recheck{Min: time.Duration(h.Recheck.Min), Max: time.Duration(h.Recheck.Max)}
+	}
+	h.policies = len(h.gate.StepUp) > 0 || h.gate.Recheck.Enabled()
+	return nil
+}
+
+// validatePolicies checks step_up and recheck as JSON gives them; the
+// Caddyfile checks the same while parsing, to name the file and line.
+func (h *TwoFactor) validatePolicies() error {
+	if h.Recheck != nil && !h.gate.Recheck.Enabled() {
+		return fmt.Errorf("recheck needs min and max")
+	}
+	return h.gate.Validate()
+}
+
+// policyDecision is what the policies say of a request of the live
+// session e at now. It does not allocate: it runs on every request.
+func (h *TwoFactor) policyDecision(r *http.Request, e *sessioncache.Session, now time.Time) policy.Decision {
+	if !h.policies {
+		return policy.Allow
+	}
+	return h.gate.Check(&e.Policy, now, h.stepUpMaxAge(r))
+}
+
+// stepUpMaxAge is the strictest max age of the step-up rules that match
+// r, as it is now or as the client sent it (as the gate's own matcher is
+// read, see guards), or 0 when none does.
+func (h *TwoFactor) stepUpMaxAge(r *http.Request) time.Duration {
+	if len(h.stepUpPaths) == 0 {
+		return 0
+	}
+	orig, rewritten := sentRequest(r)
+	rewritten = rewritten && orig.URL.Path != r.URL.Path
+	var sent *http.Request
+	if rewritten {
+		sent = asSent(r, orig)
+	}
+	return policy.StrictestMaxAge(h.gate.StepUp, func(i int) bool {
+		return h.stepUpPaths[i].Match(r) || (rewritten && h.stepUpPaths[i].Match(sent))
+	})
+}
+
+// askSecondFactor answers a request of a signed-in session that a policy
+// holds back: a browser goes to the confirm page, to come back to the
+// request; any other client gets 401.
+func (h *TwoFactor) askSecondFactor(w http.ResponseWriter, r *http.Request, d policy.Decision) error {
+	if ce := h.logger.Check(zap.DebugLevel, "two-factor gate asks for the second factor again"); ce != nil {
+		ce.Write(zap.String("decision", d.String()), zap.String("client_ip", clientIP(r)))
+	}
+	if !wantsHTML(r) {
+		return caddyhttp.Error(http.StatusUnauthorized, errSecondFactorRequired)
+	}
+	return h.sendToPage(w, r, "confirm")
+}

@@ -91,6 +91,17 @@ func TestCaddyfileErrorsNameFileAndLine(t *testing.T) {
 		{"unknown redis option", "store redis {\n\t\t\tcluster yes\n\t\t}", 4, `unrecognized store redis option "cluster"`},
 		{"repeated redis option", "store redis {\n\t\t\tdb 1\n\t\t\tdb 2\n\t\t}", 5, "db is set twice"},
 		{"bad redis db", "store redis {\n\t\t\tdb two\n\t\t}", 4, `db must be a database number (0 or more), not "two"`},
+		{"step_up without a path", "step_up 5m", 3, "step_up needs a max age and at least one path pattern"},
+		{"step_up bad max age", "step_up soon /admin/*", 3, "step_up max age:"},
+		{"step_up zero max age", "step_up 0s /admin/*", 3, "step_up max age 0s must be positive"},
+		{"step_up not a pattern", "user alice " + hash + "\n\t\tstep_up 5m /admin/* admin/*", 4, `path pattern "admin/*" must start with / or *`},
+		{"step_up query in pattern", "step_up 5m /admin?x=1", 3, "holds ? or #"},
+		{"step_up broken glob", "step_up 5m /a/[b*/c", 3, "is not a valid glob"},
+		{"recheck min above max", "recheck 6h 3h", 3, "the minimum is above the maximum"},
+		{"recheck one value", "recheck 3h", 3, "recheck needs a minimum and a maximum"},
+		{"recheck three values", "recheck 1h 2h 3h", 3, "recheck needs a minimum and a maximum"},
+		{"recheck bad duration", "recheck 1h later", 3, "recheck maximum:"},
+		{"recheck twice", "recheck 1h 2h\n\t\trecheck 1h 2h", 4, "recheck is set twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			caddyfile := "example.com {\n\ttwo_factor {\n\t\t" + tc.block + "\n\t}\n}\n"

@@ -26,6 +26,10 @@ func (s *Service) Reconfirm(sess *store.Session, factor string, c Client) (strin
 			}
 			var err error
 			token, rec.Key, err = store.NewSessionToken()
+			// Giving a factor is activity. The stored last use may lag
+			// the gate's (it is written behind), and the new key starts
+			// from the stored one.
+			rec.LastSeen = s.deps.Now()
 			method = rec.Method
 			return err
 		})

@@ -45,6 +45,9 @@ func TestReconfirm(t *testing.T) {
 	}
 	fresh := e.signedIn(t, token)
 	now := e.clock()
+	if !fresh.LastSeen.Equal(now) {
+		t.Errorf("last seen %v, want %v: a factor given is activity", fresh.LastSeen, now)
+	}
 	if !fresh.ConfirmedAt.Equal(now) || fresh.Method != MethodTOTP {
 		t.Errorf("confirmed at %v by %q, want %v by totp", fresh.ConfirmedAt, fresh.Method, now)
 	}

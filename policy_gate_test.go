@@ -148,7 +148,7 @@ func TestRecheckOnRealCaddy(t *testing.T) {
 
 	page := b.stepUpPage("/admin/x")
 	wantGoesTo(t, "re-check", b.reconfirm(page, "/admin/x", b.code("bob", secret)), http.StatusSeeOther, "/admin/x")
-	if r := b.get("/admin/x"); r.status != 200 { t.Fatalf("after the re-check: %d %q", r.status, r.location()) }
+	wantStatus(t, "after the re-check", b.get("/admin/x"), http.StatusOK)
 	clock.Advance(time.Hour - time.Second)
 	wantStatus(t, "before the next minimum", b.get("/admin/"), http.StatusOK)
 	clock.Advance(time.Hour + 2*time.Second)

@@ -43,8 +43,8 @@ func (h *TwoFactor) provisionPolicies() error {
 	h.stepUpPaths = nil
 	for _, rule := range h.StepUp {
 		h.gate.StepUp = append(h.gate.StepUp, policy.StepUp{MaxAge: time.Duration(rule.MaxAge), Patterns: rule.Paths})
-		m := caddyhttp.MatchPath(rule.Paths)
-		if err := m.Provision(caddy.Context{}); err != nil {
+		m, err := newPathPatterns(rule.Paths)
+		if err != nil {
 			return fmt.Errorf("step_up: %w", err)
 		}
 		h.stepUpPaths = append(h.stepUpPaths, m)
@@ -81,14 +81,16 @@ func (h *TwoFactor) stepUpMaxAge(r *http.Request) time.Duration {
 	if len(h.stepUpPaths) == 0 {
 		return 0
 	}
-	orig, rewritten := sentRequest(r)
-	rewritten = rewritten && orig.URL.Path != r.URL.Path
-	var sent *http.Request
-	if rewritten {
-		sent = asSent(r, orig)
+	p := matchablePath(r.URL.Path)
+	var (
+		sent     *http.Request
+		sentPath string
+	)
+	if orig, ok := sentRequest(r); ok && orig.URL.Path != r.URL.Path {
+		sent, sentPath = asSent(r, orig), matchablePath(orig.URL.Path)
 	}
 	return policy.StrictestMaxAge(h.gate.StepUp, func(i int) bool {
-		return h.stepUpPaths[i].Match(r) || (rewritten && h.stepUpPaths[i].Match(sent))
+		return h.stepUpPaths[i].match(p, r) || (sent != nil && h.stepUpPaths[i].match(sentPath, sent))
 	})
 }
 

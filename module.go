@@ -272,7 +272,7 @@ type TwoFactor struct {
 	// are the matchers of gate.StepUp, rule by rule; policies says
 	// whether any is on.
 	gate        policy.Policy
-	stepUpPaths []caddyhttp.MatchPath
+	stepUpPaths []pathPatterns
 	policies    bool
 }
 

@@ -226,3 +226,21 @@ func mustURL(t *testing.T, raw string) *url.URL {
 	}
 	return u
 }
+
+// TestStepUpSeesTheRequestAsSent: a rewrite before the gate moves neither
+// a listed path out of its rule nor an unlisted one past a rule it is
+// rewritten into, as with the gate's own matcher.
+func TestStepUpSeesTheRequestAsSent(t *testing.T) {
+	clock, b := clockedSite(t, siteConfig{
+		matcher: "/admin/*",
+		extra:   "step_up 5m /admin/settings/*",
+		routes: `rewrite /admin/settings/* /admin/app.php
+	rewrite /admin/s /admin/settings/mail
+	respond "admin area"`,
+	})
+	b.enroll("carol")
+	clock.Advance(6 * time.Minute)
+	wantStatus(t, "a listed path rewritten out of the rule", b.getAPI("/admin/settings/mail"), http.StatusUnauthorized)
+	wantStatus(t, "an unlisted path rewritten into the rule", b.getAPI("/admin/s"), http.StatusUnauthorized)
+	wantStatus(t, "an unlisted path", b.getAPI("/admin/app.php"), http.StatusOK)
+}

@@ -29,6 +29,10 @@ var (
 	ErrBusy = errors.New("password hashing busy")
 	// ErrNoPending is a step of sign-in without a live password-only session.
 	ErrNoPending = errors.New("no pending sign-in")
+	// ErrNotVouchable is a vouched sign-in (BeginVouched) the policy does
+	// not take: not a policy of vouched sign-ins, no user named, or a user
+	// it does not declare.
+	ErrNotVouchable = errors.New("user may not sign in after another login")
 	// ErrNotSignedIn is an account action without a live signed-in session.
 	ErrNotSignedIn = errors.New("not signed in")
 	// ErrSessionEnded is a session that ended while the action ran (a

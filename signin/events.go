@@ -8,6 +8,9 @@ const (
 	// "unfinished_sign_ins" when the account has had more of these
 	// without a second factor than throttle.UnfinishedAllowance.
 	EventPasswordAccepted = "password_accepted"
+	// An earlier login vouched for the user (user_from): a pending
+	// session is open, for the second factor.
+	EventVouched = "vouched"
 	// A wrong password, or an unknown name (Known false).
 	EventBadPassword = "bad_password"
 	// A wrong second factor (Method totp or recovery).

@@ -26,8 +26,19 @@ func StillHasPassword(u *store.User, s *store.Session) bool {
 // with that hash, or, not declared, is managed in the store and still has
 // it (databaseMatch, see StillHasPassword). A config that shares the store
 // but declares the user with another password, or a password changed
-// since, does not.
+// since, does not. A policy of vouched sign-ins (Policy.Vouched) honours
+// only sessions opened by BeginVouched, of a user it declares, or of any
+// user when it declares none.
 func (p *Policy) Honours(user string, opened store.Credential, databaseMatch bool) bool {
+	if p.Vouched {
+		// Whoever vouched for the user decides on their password; the
+		// config's user lines, when there are any, say who may pass.
+		if opened != VouchedCredential {
+			return false
+		}
+		_, declared := p.Accounts[user]
+		return declared || len(p.Accounts) == 0
+	}
 	if a, declared := p.Accounts[user]; declared {
 		return a.Credential == opened
 	}

@@ -62,6 +62,10 @@ type Policy struct {
 	// (step-up, re-checks): every second factor given is recorded by it
 	// (policy.Policy.Confirm). The zero Gate asks nothing more.
 	Gate policy.Policy
+	// Vouched takes users from an earlier login (user_from): sign-ins
+	// begin with BeginVouched, never with a password, and Accounts, when
+	// not empty, lists the users who may pass (their hashes unused).
+	Vouched bool
 }
 
 // Deps are what a Service works with.

@@ -101,6 +101,9 @@ func TestCaddyfileErrorsNameFileAndLine(t *testing.T) {
 		{"recheck one value", "recheck 3h", 3, "recheck needs a minimum and a maximum"},
 		{"recheck three values", "recheck 1h 2h 3h", 3, "recheck needs a minimum and a maximum"},
 		{"recheck bad duration", "recheck 1h later", 3, "recheck maximum:"},
+		{"user_from without a placeholder", "user_from alice", 3, `user_from needs one placeholder that names the user an earlier handler authenticated, like {http.auth.user.id}, not "alice"`},
+		{"user_from two placeholders", "user_from {a}{b}", 3, "user_from needs one placeholder"},
+		{"user_from without a value", "user_from", 3, "wrong argument count"},
 		{"recheck twice", "recheck 1h 2h\n\t\trecheck 1h 2h", 4, "recheck is set twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

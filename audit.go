@@ -24,6 +24,8 @@ func (h *TwoFactor) auditEvent(e signin.Event) {
 		h.audit(ip, "login_failed", user, "bad_password")
 	case signin.EventBadCode, signin.EventReplayedCode:
 		h.audit(ip, e.Step+"_failed", user, e.Kind, zap.String("method", e.Method))
+	case signin.EventVouched:
+		h.audit(ip, "vouched", user, "")
 	case signin.EventPasswordAccepted:
 		h.audit(ip, "password_accepted", user, e.Reason)
 	case signin.EventSetupComplete:

@@ -77,6 +77,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    messages_dir <directory>    # catalogs <tag>.json over the embedded ones
 //	    step_up <max age> <path pattern>...  # repeatable; see docs/policies.md
 //	    recheck <min> <max>
+//	    user_from <placeholder>     # like {http.auth.user.id}: the second factor after another login
 //	}
 //
 // The matcher says which requests the gate guards. It is matched against
@@ -231,6 +232,13 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "messages_dir":
 			if err := oneArg(d, &h.MessagesDir); err != nil {
 				return err
+			}
+		case "user_from":
+			if err := oneArg(d, &h.UserFrom); err != nil {
+				return err
+			}
+			if err := checkUserFrom(h.UserFrom); err != nil {
+				return d.Errf("%v", err)
 			}
 		case "step_up", "recheck":
 			if err := h.unmarshalPolicy(d); err != nil {

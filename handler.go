@@ -35,6 +35,10 @@ func (h *TwoFactor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	}
 	now := h.now()
 	sess, err := h.fullSession(r, now)
+	if err == nil && h.UserFrom != "" && !h.vouchedFor(repl, sess.User) {
+		// The session is another user's, or the earlier login named none.
+		err = signin.ErrNotSignedIn
+	}
 	if err != nil {
 		setAnonymous(repl)
 		if !errors.Is(err, signin.ErrNotSignedIn) {
@@ -180,6 +184,9 @@ var (
 // challenge answers a request that has no signed-in session: browsers go
 // to the login page, everything else gets 401.
 func (h *TwoFactor) challenge(w http.ResponseWriter, r *http.Request) error {
+	if h.UserFrom != "" {
+		return h.challengeVouched(w, r)
+	}
 	if !wantsHTML(r) {
 		return caddyhttp.Error(http.StatusUnauthorized, errSignInRequired)
 	}

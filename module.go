@@ -248,6 +248,15 @@ type TwoFactor struct {
 	// asks for the second factor again, as step-up does. Default: off.
 	Recheck *RecheckRule `json:"recheck,omitempty"`
 
+	// A placeholder naming the user that an earlier handler authenticated,
+	// such as {http.auth.user.id} after basic_auth: the module then shows
+	// no password page and asks only for the second factor, and a session
+	// counts only while the placeholder names its user. users become
+	// optional: when given, only they may pass (their hashes are not
+	// used). A guarded request on which the placeholder is empty is
+	// refused and logged. Default: none (the module asks for a password).
+	UserFrom string `json:"user_from,omitempty"`
+
 	accounts    map[string]signin.Account
 	fakeAccount signin.Account
 	sealer      *seal.Sealer
@@ -520,6 +529,11 @@ func (h *TwoFactor) Validate() error {
 	}
 	if err := h.validatePolicies(); err != nil {
 		return err
+	}
+	if h.UserFrom != "" {
+		if err := checkUserFrom(h.UserFrom); err != nil {
+			return err
+		}
 	}
 	return h.validateBranding()
 }

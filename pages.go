@@ -136,6 +136,8 @@ func (h *TwoFactor) getLogin(w http.ResponseWriter, r *http.Request) error {
 		return redirectTo(w, next)
 	case !errors.Is(err, signin.ErrNotSignedIn):
 		return err
+	case h.UserFrom != "":
+		return h.loginVouched(w, r, next)
 	}
 	// The form is offered only while the store answers: a user should not
 	// type a password that cannot be checked.
@@ -154,6 +156,10 @@ func (h *TwoFactor) renderLogin(w http.ResponseWriter, r *http.Request, status i
 }
 
 func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
+	if h.UserFrom != "" {
+		// No password here: the earlier login took it.
+		return h.getLogin(w, r)
+	}
 	form, ok := h.readForm(w, r)
 	if !ok {
 		return nil
@@ -212,6 +218,7 @@ func (h *TwoFactor) policy() signin.Policy {
 		Accounts:           h.accounts,
 		Fake:               h.fakeAccount,
 		Gate:               h.gate,
+		Vouched:            h.UserFrom != "",
 	}
 }
 

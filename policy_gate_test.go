@@ -199,11 +199,12 @@ func TestPolicyJSONIsChecked(t *testing.T) {
 		h    TwoFactor
 		want string
 	}{
-		"recheck min above max":  {TwoFactor{Recheck: &RecheckRule{Min: caddy.Duration(2 * time.Hour), Max: caddy.Duration(time.Hour)}}, "the minimum is above the maximum"},
-		"recheck without values": {TwoFactor{Recheck: &RecheckRule{}}, "recheck needs min and max"},
-		"step_up without paths":  {TwoFactor{StepUp: []StepUpRule{{MaxAge: caddy.Duration(time.Minute)}}}, "at least one path pattern"},
-		"step_up bad pattern":    {TwoFactor{StepUp: []StepUpRule{{MaxAge: caddy.Duration(time.Minute), Paths: []string{"admin"}}}}, "must start with / or *"},
-		"step_up no max age":     {TwoFactor{StepUp: []StepUpRule{{Paths: []string{"/admin/*"}}}}, "must be positive"},
+		"recheck min above max":       {TwoFactor{Recheck: &RecheckRule{Min: caddy.Duration(2 * time.Hour), Max: caddy.Duration(time.Hour)}}, "the minimum is above the maximum"},
+		"recheck without values":      {TwoFactor{Recheck: &RecheckRule{}}, "recheck needs min and max"},
+		"step_up without paths":       {TwoFactor{StepUp: []StepUpRule{{MaxAge: caddy.Duration(time.Minute)}}}, "at least one path pattern"},
+		"step_up bad pattern":         {TwoFactor{StepUp: []StepUpRule{{MaxAge: caddy.Duration(time.Minute), Paths: []string{"admin"}}}}, "must start with / or *"},
+		"user_from not a placeholder": {TwoFactor{UserFrom: "{http.auth.user.id"}, "user_from needs one placeholder"},
+		"step_up no max age":          {TwoFactor{StepUp: []StepUpRule{{Paths: []string{"/admin/*"}}}}, "must be positive"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			h := tc.h

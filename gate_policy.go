@@ -52,6 +52,10 @@ func (h *TwoFactor) provisionPolicies() error {
 	if h.Recheck != nil {
 		h.gate.Recheck = policy.Recheck{Min: time.Duration(h.Recheck.Min), Max: time.Duration(h.Recheck.Max)}
 	}
+	h.longestStepUp = 0
+	for _, rule := range h.gate.StepUp {
+		h.longestStepUp = max(h.longestStepUp, rule.MaxAge)
+	}
 	h.policies = len(h.gate.StepUp) > 0 || h.gate.Recheck.Enabled()
 	return nil
 }
@@ -71,7 +75,13 @@ func (h *TwoFactor) policyDecision(r *http.Request, e *sessioncache.Session, now
 	if !h.policies {
 		return policy.Allow
 	}
-	return h.gate.Check(&e.Policy, now, h.stepUpMaxAge(r))
+	var stepUp time.Duration
+	// A factor more recent than every rule's max age satisfies them all,
+	// whichever match: the path need not be looked at.
+	if !policy.Fresh(&e.Policy, now, h.longestStepUp) {
+		stepUp = h.stepUpMaxAge(r)
+	}
+	return h.gate.Check(&e.Policy, now, stepUp)
 }
 
 // stepUpMaxAge is the strictest max age of the step-up rules that match

@@ -278,11 +278,12 @@ type TwoFactor struct {
 	customCSS *asset
 	matchers  caddyhttp.MatcherSet
 	// gate is the policy built from step_up and recheck; stepUpPaths
-	// are the matchers of gate.StepUp, rule by rule; policies says
-	// whether any is on.
-	gate        policy.Policy
-	stepUpPaths []pathPatterns
-	policies    bool
+	// are the matchers of gate.StepUp, rule by rule, and longestStepUp
+	// their longest max age; policies says whether any is on.
+	gate          policy.Policy
+	stepUpPaths   []pathPatterns
+	longestStepUp time.Duration
+	policies      bool
 }
 
 // Account is a user who may sign in.

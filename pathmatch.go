@@ -76,6 +76,9 @@ func newPathPatterns(patterns []string) (pathPatterns, error) {
 // without a double slash: lowered, cleaned, with its trailing slash kept.
 // It allocates only for a path that is not already so.
 func matchablePath(p string) string {
+	if plainPath(p) {
+		return p
+	}
 	p = strings.ToLower(p)
 	cleaned := path.Clean(p)
 	if cleaned == "/" || !strings.HasSuffix(p, "/") {
@@ -108,4 +111,25 @@ func (pp *pathPatterns) match(p string, r *http.Request) bool {
 		}
 	}
 	return pp.slow != nil && pp.slow.Match(r)
+}
+
+// plainPath reports whether p is its own matchablePath: it starts with /,
+// has no upper-case or non-ASCII letter, and no empty, . or .. segment
+// (a trailing slash is kept as it is).
+func plainPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	for i := 1; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c >= 0x80 || 'A' <= c && c <= 'Z':
+			return false
+		case c == '/' && p[i-1] == '/':
+			return false
+		case c == '.' && p[i-1] == '/' && (i+1 == len(p) || p[i+1] == '/' || p[i+1] == '.' && (i+2 == len(p) || p[i+2] == '/')):
+			return false
+		}
+	}
+	return true
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
@@ -95,6 +97,26 @@ func FuzzPathPatterns(f *testing.F) {
 		}
 		if got, want := pp.match(matchablePath(r.URL.Path), r), caddyM.Match(r); got != want {
 			t.Errorf("pattern %q, path %q: got %v, Caddy says %v", pat, u.Path, got, want)
+		}
+	})
+}
+
+// FuzzMatchablePath: the fast check for a path that needs no cleaning
+// never disagrees with cleaning it.
+func FuzzMatchablePath(f *testing.F) {
+	for _, p := range []string{"/", "/a/b", "/a/b/", "/A", "/a//b", "/a/./b", "/a/../b", "/a/.b", "/a/..b", "/.", "/..", "/a/.", "/é"} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if plainPath(p) {
+			lowered := strings.ToLower(p)
+			cleaned := path.Clean(lowered)
+			if cleaned != "/" && strings.HasSuffix(lowered, "/") {
+				cleaned += "/"
+			}
+			if cleaned != p {
+				t.Errorf("%q taken as plain, but it cleans to %q", p, cleaned)
+			}
 		}
 	})
 }

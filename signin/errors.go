@@ -29,6 +29,8 @@ var (
 	ErrBusy = errors.New("password hashing busy")
 	// ErrNoPending is a step of sign-in without a live password-only session.
 	ErrNoPending = errors.New("no pending sign-in")
+	// ErrBadAppToken is an app token that lets no one in.
+	ErrBadAppToken = errors.New("app token refused")
 	// ErrNotVouchable is a vouched sign-in (BeginVouched) the policy does
 	// not take: not a policy of vouched sign-ins, no user named, or a user
 	// it does not declare.

@@ -33,6 +33,12 @@ const (
 	// page (for a step-up rule or a re-check); its token was rotated.
 	// Method is the factor.
 	EventReconfirmed = "reconfirmed"
+	// A request carried an app token that lets no one in (malformed,
+	// unknown, expired, revoked, or given with another user's name).
+	EventBadAppToken = "bad_app_token"
+	// The user created or revoked an app token.
+	EventAppTokenCreated = "app_token_created"
+	EventAppTokenRevoked = "app_token_revoked"
 	// The user signed out.
 	EventSignedOut = "signed_out"
 	// The user ended Sessions of their own; Scope is ScopeOne or
@@ -58,6 +64,7 @@ const (
 	StepReenroll      = "reenroll"
 	StepRecoveryCodes = "recovery_codes"
 	StepReconfirm     = "reconfirm"
+	StepAppToken      = "app_token"
 )
 
 // The scopes of EventSessionsEnded.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-two-factor/caddy-two-factor/policy"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
@@ -261,13 +262,14 @@ func (o *Operator) RemoveUser(name string) (int, error) {
 	})
 }
 
-// Reset drops the enrollment and ends the sessions of name: the user sets
-// up an authenticator again at their next sign-in.
+// Reset drops the enrollment, the app tokens and the sessions of name: the
+// user sets up an authenticator again at their next sign-in.
 func (o *Operator) Reset(name string) (int, error) {
 	return o.change(EventReset, name, mustExist, func(tx store.Tx, u *store.User) (int, error) {
 		if u != nil {
 			u.TOTP = nil
 			u.SessionID = ""
+			policy.RevokeAllAppTokens(u)
 			if err := tx.PutUser(u); err != nil {
 				return 0, err
 			}
@@ -276,12 +278,13 @@ func (o *Operator) Reset(name string) (int, error) {
 	})
 }
 
-// Revoke ends every session of name.
+// Revoke ends every session and app token of name.
 func (o *Operator) Revoke(name string) (int, error) {
 	return o.change(EventRevoked, name, mustExist, func(tx store.Tx, u *store.User) (int, error) {
-		if u != nil && u.SessionID != "" {
+		if u != nil && (u.SessionID != "" || len(u.AppTokens) > 0) {
 			// A new identifier also ends any session a cache still holds.
 			u.SessionID = ""
+			policy.RevokeAllAppTokens(u)
 			if err := tx.PutUser(u); err != nil {
 				return 0, err
 			}

@@ -25,6 +25,7 @@ var accountNotices = map[string]string{
 	"ended":         "That session is signed out.",
 	"others":        "You are signed out everywhere else.",
 	"authenticator": "Your new authenticator is active. You are signed out everywhere else.",
+	"token_revoked": msgAppTokenRevoked,
 }
 
 // accountView is the account page's content.
@@ -34,6 +35,11 @@ type accountView struct {
 	Sessions   []sessionView
 	// Others counts the sessions other than the current one.
 	Others int
+	// AppTokensOn shows the app tokens part: the config accepts them
+	// somewhere. NewAppToken is a token just created, shown once.
+	AppTokensOn bool
+	AppTokens   []appTokenView
+	NewAppToken string
 }
 
 // sessionView is one of the user's sessions on the account page.
@@ -84,6 +90,12 @@ func (h *TwoFactor) getAccount(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *TwoFactor) renderAccount(w http.ResponseWriter, status int, sess *store.Session, u *store.User, now time.Time, notice, msg string) error {
+	return h.renderAccountPage(w, status, sess, u, now, notice, msg, "")
+}
+
+// renderAccountPage is renderAccount, with newToken, an app token just
+// created, shown once.
+func (h *TwoFactor) renderAccountPage(w http.ResponseWriter, status int, sess *store.Session, u *store.User, now time.Time, notice, msg, newToken string) error {
 	sessions, err := h.signin.Sessions(u, sess.Key)
 	if err != nil {
 		return err
@@ -109,6 +121,7 @@ func (h *TwoFactor) renderAccount(w http.ResponseWriter, status int, sess *store
 			LastSeen:  formatTime(s.LastSeen),
 		})
 	}
+	h.appTokenViews(view, u, newToken)
 	return h.render(w, status, "account", pageData{
 		Title:    "Your account",
 		CSRF:     h.sessionCSRF(sess.Key),
@@ -166,6 +179,8 @@ func (h *TwoFactor) postAccount(w http.ResponseWriter, r *http.Request) error {
 		case "others":
 			_, err := h.signin.EndOtherSessions(f.sess, client(r))
 			return h.accountAnswer(w, err, "others")
+		case "app_token", "revoke_token":
+			return h.appTokenAction(w, r, f)
 		}
 		return h.render(w, http.StatusBadRequest, "error", pageData{Title: "Bad request", Error: "The form asked for something this page does not do."})
 	})

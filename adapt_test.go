@@ -104,6 +104,9 @@ func TestCaddyfileErrorsNameFileAndLine(t *testing.T) {
 		{"user_from without a placeholder", "user_from alice", 3, `user_from needs one placeholder that names the user an earlier handler authenticated, like {http.auth.user.id}, not "alice"`},
 		{"user_from two placeholders", "user_from {a}{b}", 3, "user_from needs one placeholder"},
 		{"user_from without a value", "user_from", 3, "wrong argument count"},
+		{"app_tokens without a path", "app_tokens", 3, "app_tokens needs at least one path pattern"},
+		{"app_tokens not a pattern", "app_tokens /api/* api", 3, `app_tokens: path pattern "api" must start with / or *`},
+		{"app_tokens twice", "app_tokens /a/*\n\t\tapp_tokens /b/*", 4, "app_tokens is set twice"},
 		{"recheck twice", "recheck 1h 2h\n\t\trecheck 1h 2h", 4, "recheck is set twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -24,6 +24,12 @@ func (h *TwoFactor) auditEvent(e signin.Event) {
 		h.audit(ip, "login_failed", user, "bad_password")
 	case signin.EventBadCode, signin.EventReplayedCode:
 		h.audit(ip, e.Step+"_failed", user, e.Kind, zap.String("method", e.Method))
+	case signin.EventBadAppToken:
+		h.audit(ip, "app_token_failed", "", "bad_app_token")
+	case signin.EventAppTokenCreated:
+		h.audit(ip, "app_token_created", user, "")
+	case signin.EventAppTokenRevoked:
+		h.audit(ip, "app_token_revoked", user, "")
 	case signin.EventVouched:
 		h.audit(ip, "vouched", user, "")
 	case signin.EventPasswordAccepted:

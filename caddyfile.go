@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
+	"github.com/caddy-two-factor/caddy-two-factor/policy"
 	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
@@ -78,6 +79,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    step_up <max age> <path pattern>...  # repeatable; see docs/policies.md
 //	    recheck <min> <max>
 //	    user_from <placeholder>     # like {http.auth.user.id}: the second factor after another login
+//	    app_tokens <path pattern>...  # where app tokens from the account page are accepted
 //	}
 //
 // The matcher says which requests the gate guards. It is matched against
@@ -239,6 +241,16 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if err := checkUserFrom(h.UserFrom); err != nil {
 				return d.Errf("%v", err)
+			}
+		case "app_tokens":
+			h.AppTokens = d.RemainingArgs()
+			if len(h.AppTokens) == 0 {
+				return d.Errf("app_tokens needs at least one path pattern: app_tokens <path pattern>...")
+			}
+			for _, p := range h.AppTokens {
+				if err := policy.ValidatePattern(p); err != nil {
+					return d.Errf("app_tokens: %v", err)
+				}
 			}
 		case "step_up", "recheck":
 			if err := h.unmarshalPolicy(d); err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-two-factor/caddy-two-factor/policy"
 	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
@@ -86,6 +87,9 @@ const (
 	msgExpiredForm   = "This form has expired or was sent from another site. Please start again."
 	msgLocked        = "Too many failed attempts. Please wait before trying again."
 	msgBusy          = "Too many sign-ins are being checked at once. Please try again in a moment."
+	// The account page's refusals of a new app token.
+	msgAppTokenName     = "Give the token a name of at most 64 characters."
+	msgTooManyAppTokens = "You have as many app tokens as you may. Revoke one first."
 )
 
 // formRefusals are the sign-in service's refusals that a form answers by
@@ -100,6 +104,9 @@ var formRefusals = []struct {
 	{signin.ErrReplayedCode, http.StatusUnauthorized, msgBadCode},
 	{signin.ErrMalformedCode, http.StatusBadRequest, msgCodeFormat},
 	{signin.ErrMalformedFactor, http.StatusBadRequest, msgConfirmFormat},
+	{policy.ErrAppTokenName, http.StatusBadRequest, msgAppTokenName},
+	{policy.ErrAppTokenExpiry, http.StatusBadRequest, "The form could not be read."},
+	{policy.ErrTooManyAppTokens, http.StatusConflict, msgTooManyAppTokens},
 }
 
 // answerRefusal answers err, from the sign-in service, if it is a refusal

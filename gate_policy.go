@@ -52,6 +52,12 @@ func (h *TwoFactor) provisionPolicies() error {
 	if h.Recheck != nil {
 		h.gate.Recheck = policy.Recheck{Min: time.Duration(h.Recheck.Min), Max: time.Duration(h.Recheck.Max)}
 	}
+	if h.AppTokens != nil {
+		var err error
+		if h.appTokenPaths, err = newPathPatterns(h.AppTokens); err != nil {
+			return fmt.Errorf("app_tokens: %w", err)
+		}
+	}
 	h.longestStepUp = 0
 	for _, rule := range h.gate.StepUp {
 		h.longestStepUp = max(h.longestStepUp, rule.MaxAge)

@@ -45,6 +45,9 @@ func (h *TwoFactor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 			// Never let through what the store could not vouch for.
 			return h.answerFailure(h.withLanguage(w, r), r, "checking the session", err)
 		}
+		if answered, err := h.serveAppToken(w, r, next); answered {
+			return err
+		}
 		return h.challenge(w, r)
 	}
 	if d := h.policyDecision(r, sess, now); d != policy.Allow {

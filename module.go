@@ -257,6 +257,13 @@ type TwoFactor struct {
 	// refused and logged. Default: none (the module asks for a password).
 	UserFrom string `json:"user_from,omitempty"`
 
+	// Path patterns (as step_up's) where a request may pass with an app
+	// token instead of a session: Authorization: Bearer <token>, or Basic
+	// with the user's name and the token as the password, for clients
+	// that cannot give a second factor. Users create tokens on the account
+	// page. Never accepted on the module's own pages. Default: none.
+	AppTokens []string `json:"app_tokens,omitempty"`
+
 	accounts    map[string]signin.Account
 	fakeAccount signin.Account
 	sealer      *seal.Sealer
@@ -284,6 +291,8 @@ type TwoFactor struct {
 	stepUpPaths   []pathPatterns
 	longestStepUp time.Duration
 	policies      bool
+	// appTokenPaths are the patterns of app_tokens.
+	appTokenPaths pathPatterns
 }
 
 // Account is a user who may sign in.
@@ -534,6 +543,11 @@ func (h *TwoFactor) Validate() error {
 	if h.UserFrom != "" {
 		if err := checkUserFrom(h.UserFrom); err != nil {
 			return err
+		}
+	}
+	for _, p := range h.AppTokens {
+		if err := policy.ValidatePattern(p); err != nil {
+			return fmt.Errorf("app_tokens: %w", err)
 		}
 	}
 	return h.validateBranding()

@@ -203,6 +203,7 @@ func TestPolicyJSONIsChecked(t *testing.T) {
 		"recheck without values":      {TwoFactor{Recheck: &RecheckRule{}}, "recheck needs min and max"},
 		"step_up without paths":       {TwoFactor{StepUp: []StepUpRule{{MaxAge: caddy.Duration(time.Minute)}}}, "at least one path pattern"},
 		"step_up bad pattern":         {TwoFactor{StepUp: []StepUpRule{{MaxAge: caddy.Duration(time.Minute), Paths: []string{"admin"}}}}, "must start with / or *"},
+		"app_tokens bad pattern":      {TwoFactor{AppTokens: []string{"/api/[x"}}, "app_tokens: path pattern"},
 		"user_from not a placeholder": {TwoFactor{UserFrom: "{http.auth.user.id"}, "user_from needs one placeholder"},
 		"step_up no max age":          {TwoFactor{StepUp: []StepUpRule{{Paths: []string{"/admin/*"}}}}, "must be positive"},
 	} {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/caddy-two-factor/caddy-two-factor/policy"
 	"github.com/caddy-two-factor/caddy-two-factor/recovery"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 	"github.com/caddy-two-factor/caddy-two-factor/totp"
@@ -178,6 +179,19 @@ func (s *Service) Confirm(sess *store.Session, code string, c Client) (SignInRes
 // identifier is rotated and every other session of theirs ends. The
 // caller has already updated u's enrollment.
 func (s *Service) completeSignIn(tx store.Tx, u *store.User, p *store.Session, method string, c Client, now time.Time) (string, error) {
+	if err := tx.DeleteSession(p.Key); err != nil {
+		return "", err
+	}
+	return s.openSignedIn(tx, u, p.Credential, method, c, now)
+}
+
+// openSignedIn starts a signed-in session for u, opened with credential,
+// in tx: after a second factor, or (method policy.MethodRemembered) after
+// the password on a remembered browser, which records no confirmation.
+// Unless concurrent sessions are allowed, the user's session identifier is
+// rotated and every other session of theirs ends. The caller has already
+// updated u's enrollment.
+func (s *Service) openSignedIn(tx store.Tx, u *store.User, credential store.Credential, method string, c Client, now time.Time) (string, error) {
 	concurrent := s.policy.ConcurrentSessions
 	if !concurrent || u.SessionID == "" {
 		id, err := store.NewID()
@@ -187,9 +201,6 @@ func (s *Service) completeSignIn(tx store.Tx, u *store.User, p *store.Session, m
 		u.SessionID = id
 	}
 	if err := tx.PutUser(u); err != nil {
-		return "", err
-	}
-	if err := tx.DeleteSession(p.Key); err != nil {
 		return "", err
 	}
 	if !concurrent {
@@ -205,9 +216,13 @@ func (s *Service) completeSignIn(tx store.Tx, u *store.User, p *store.Session, m
 		LastSeen:      now,
 		Expires:       now.Add(s.policy.SessionLifetime),
 		Method:        method,
-		Credential:    p.Credential,
+		Credential:    credential,
 	}
-	if err := s.policy.Gate.Confirm(&full, now, nil); err != nil {
+	confirm := s.policy.Gate.Confirm
+	if method == policy.MethodRemembered {
+		confirm = s.policy.Gate.SignedInRemembered
+	}
+	if err := confirm(&full, now, nil); err != nil {
 		return "", err
 	}
 	return newSession(tx, c, full)

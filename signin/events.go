@@ -39,6 +39,11 @@ const (
 	// The user created or revoked an app token.
 	EventAppTokenCreated = "app_token_created"
 	EventAppTokenRevoked = "app_token_revoked"
+	// The user asked not to be asked for a second factor on this browser
+	// again (remember_device).
+	EventBrowserRemembered = "browser_remembered"
+	// The user forgot Sessions of their remembered browsers.
+	EventBrowsersForgotten = "browsers_forgotten"
 	// The user signed out.
 	EventSignedOut = "signed_out"
 	// The user ended Sessions of their own; Scope is ScopeOne or

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/caddy-two-factor/caddy-two-factor/policy"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
@@ -19,6 +20,9 @@ const (
 	// NeedsConfirm: the user gives a code of their authenticator or a
 	// recovery code (see Confirm).
 	NeedsConfirm
+	// SignedIn: a remembered browser was spared the second factor; the
+	// token names a signed-in session (method policy.MethodRemembered).
+	SignedIn
 )
 
 // maxUserName bounds the user name looked at; longer names are cut.
@@ -35,6 +39,10 @@ type LoginRequest struct {
 	Replace *store.SessionKey
 	// Next is where to send the user once signed in, kept in the session.
 	Next string
+	// RememberToken is the browser's remember cookie, if any: after the
+	// right password, a browser the user remembered is signed in without
+	// a second factor (see Policy.Remember).
+	RememberToken string
 }
 
 // LoginResult is an open password-only (pending) session.
@@ -114,6 +122,12 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (LoginResult, err
 		if u != nil && u.TOTP != nil {
 			res.Stage = NeedsConfirm
 		}
+		if dev, ok := s.rememberedDevice(u, req.RememberToken, now); ok {
+			dev.LastUsed = now
+			res.Stage = SignedIn
+			res.Token, err = s.openSignedIn(tx, u, acct.Credential, policy.MethodRemembered, c, now)
+			return err
+		}
 		res.Token, err = newSession(tx, c, store.Session{
 			User:     name,
 			Stage:    store.StagePending,
@@ -128,6 +142,11 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (LoginResult, err
 	})
 	if err != nil {
 		return LoginResult{}, err // the deferred release gives the attempt's place back
+	}
+	if res.Stage == SignedIn {
+		s.signedIn(attempt)
+		s.observers.emit(Event{Kind: EventSignedIn, Step: StepLogin, User: name, Known: true, Method: policy.MethodRemembered, Client: c})
+		return res, nil
 	}
 	// A right password that never leads to a second factor counts, past an
 	// allowance, as a failure: the pending session is open all the same.

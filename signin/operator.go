@@ -262,14 +262,16 @@ func (o *Operator) RemoveUser(name string) (int, error) {
 	})
 }
 
-// Reset drops the enrollment, the app tokens and the sessions of name: the
-// user sets up an authenticator again at their next sign-in.
+// Reset drops the enrollment, the app tokens, the remembered browsers and
+// the sessions of name: the user sets up an authenticator again at their
+// next sign-in.
 func (o *Operator) Reset(name string) (int, error) {
 	return o.change(EventReset, name, mustExist, func(tx store.Tx, u *store.User) (int, error) {
 		if u != nil {
 			u.TOTP = nil
 			u.SessionID = ""
 			policy.RevokeAllAppTokens(u)
+			policy.ForgetAllDevices(u)
 			if err := tx.PutUser(u); err != nil {
 				return 0, err
 			}
@@ -278,13 +280,14 @@ func (o *Operator) Reset(name string) (int, error) {
 	})
 }
 
-// Revoke ends every session and app token of name.
+// Revoke ends every session, app token and remembered browser of name.
 func (o *Operator) Revoke(name string) (int, error) {
 	return o.change(EventRevoked, name, mustExist, func(tx store.Tx, u *store.User) (int, error) {
-		if u != nil && (u.SessionID != "" || len(u.AppTokens) > 0) {
+		if u != nil && (u.SessionID != "" || len(u.AppTokens) > 0 || len(u.RememberedDevices) > 0) {
 			// A new identifier also ends any session a cache still holds.
 			u.SessionID = ""
 			policy.RevokeAllAppTokens(u)
+			policy.ForgetAllDevices(u)
 			if err := tx.PutUser(u); err != nil {
 				return 0, err
 			}

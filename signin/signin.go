@@ -66,6 +66,9 @@ type Policy struct {
 	// begin with BeginVouched, never with a password, and Accounts, when
 	// not empty, lists the users who may pass (their hashes unused).
 	Vouched bool
+	// Remember spares a remembered browser the second factor, after the
+	// right password, for its lifetime. The zero Remember is off.
+	Remember policy.Remember
 }
 
 // Deps are what a Service works with.

@@ -26,6 +26,7 @@ var accountNotices = map[string]string{
 	"others":        "You are signed out everywhere else.",
 	"authenticator": "Your new authenticator is active. You are signed out everywhere else.",
 	"token_revoked": msgAppTokenRevoked,
+	"forgotten":     msgBrowsersForgotten,
 }
 
 // accountView is the account page's content.
@@ -40,6 +41,9 @@ type accountView struct {
 	AppTokensOn bool
 	AppTokens   []appTokenView
 	NewAppToken string
+	// RememberOn shows the remembered browsers part (remember_device).
+	RememberOn bool
+	Browsers   []browserView
 }
 
 // sessionView is one of the user's sessions on the account page.
@@ -122,6 +126,7 @@ func (h *TwoFactor) renderAccountPage(w http.ResponseWriter, status int, sess *s
 		})
 	}
 	h.appTokenViews(view, u, newToken)
+	h.browserViews(view, u, now)
 	return h.render(w, status, "account", pageData{
 		Title:    "Your account",
 		CSRF:     h.sessionCSRF(sess.Key),
@@ -181,6 +186,8 @@ func (h *TwoFactor) postAccount(w http.ResponseWriter, r *http.Request) error {
 			return h.accountAnswer(w, err, "others")
 		case "app_token", "revoke_token":
 			return h.appTokenAction(w, r, f)
+		case "forget_browser", "forget_browsers":
+			return h.forgetBrowsers(w, r, f)
 		}
 		return h.render(w, http.StatusBadRequest, "error", pageData{Title: "Bad request", Error: "The form asked for something this page does not do."})
 	})

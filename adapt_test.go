@@ -107,6 +107,8 @@ func TestCaddyfileErrorsNameFileAndLine(t *testing.T) {
 		{"app_tokens without a path", "app_tokens", 3, "app_tokens needs at least one path pattern"},
 		{"app_tokens not a pattern", "app_tokens /api/* api", 3, `app_tokens: path pattern "api" must start with / or *`},
 		{"app_tokens twice", "app_tokens /a/*\n\t\tapp_tokens /b/*", 4, "app_tokens is set twice"},
+		{"remember_device zero", "remember_device 0s", 3, "remember_device must be positive"},
+		{"remember_device not a duration", "remember_device month", 3, "remember_device:"},
 		{"recheck twice", "recheck 1h 2h\n\t\trecheck 1h 2h", 4, "recheck is set twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -240,9 +240,15 @@ func samplePage(b brand) pageData {
 				{ID: "id2", Name: "script", Created: "1 Mar 2026 09:00 UTC"},
 			},
 			NewAppToken: "tfa_token",
+			RememberOn:  true,
+			Browsers: []browserView{
+				{ID: "b1", Browser: "Firefox on Linux", Created: "1 Mar 2026 09:00 UTC", LastUsed: "2 Mar 2026 09:00 UTC", Expires: "31 Mar 2026 09:00 UTC"},
+				{ID: "b2", Browser: "Safari on iPhone", Created: "1 Mar 2026 09:00 UTC", Expires: "31 Mar 2026 09:00 UTC"},
+			},
 		},
-		Brand: b,
-		Nonce: "nonce",
+		Brand:        b,
+		Nonce:        "nonce",
+		RememberDays: 30,
 	}
 }
 

@@ -80,6 +80,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    recheck <min> <max>
 //	    user_from <placeholder>     # like {http.auth.user.id}: the second factor after another login
 //	    app_tokens <path pattern>...  # where app tokens from the account page are accepted
+//	    remember_device <duration>  # offer "don't ask for a code on this browser" for that long
 //	}
 //
 // The matcher says which requests the gate guards. It is matched against
@@ -241,6 +242,10 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if err := checkUserFrom(h.UserFrom); err != nil {
 				return d.Errf("%v", err)
+			}
+		case "remember_device":
+			if err := durationArg(d, &h.RememberDevice); err != nil {
+				return err
 			}
 		case "app_tokens":
 			h.AppTokens = d.RemainingArgs()

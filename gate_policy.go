@@ -69,6 +69,9 @@ func (h *TwoFactor) provisionPolicies() error {
 // validatePolicies checks step_up and recheck as JSON gives them; the
 // Caddyfile checks the same while parsing, to name the file and line.
 func (h *TwoFactor) validatePolicies() error {
+	if h.RememberDevice < 0 {
+		return fmt.Errorf("remember_device must be positive, not %s", time.Duration(h.RememberDevice))
+	}
 	if h.Recheck != nil && !h.gate.Recheck.Enabled() {
 		return fmt.Errorf("recheck needs min and max")
 	}

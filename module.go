@@ -264,6 +264,13 @@ type TwoFactor struct {
 	// page. Never accepted on the module's own pages. Default: none.
 	AppTokens []string `json:"app_tokens,omitempty"`
 
+	// How long a browser is spared the second factor after the user ticks
+	// "don't ask for a code on this browser" on the confirm page: a later
+	// sign-in from it needs only the password. The browser keeps a random
+	// token in a cookie of its own; the store keeps its digest, bound to
+	// the user's current factors. Default: off (no checkbox).
+	RememberDevice caddy.Duration `json:"remember_device,omitempty"`
+
 	accounts    map[string]signin.Account
 	fakeAccount signin.Account
 	sealer      *seal.Sealer

@@ -14,6 +14,7 @@ import (
 	qrcode "github.com/skip2/go-qrcode"
 	"go.uber.org/zap"
 
+	"github.com/caddy-two-factor/caddy-two-factor/policy"
 	"github.com/caddy-two-factor/caddy-two-factor/redirect"
 	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
@@ -178,6 +179,7 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 	if key, ok := sessionKey(r); ok {
 		req.Replace = &key
 	}
+	req.RememberToken = h.rememberToken(r)
 	res, err := h.signin.Login(r.Context(), req)
 	if err != nil {
 		_, err = h.answerRefusal(w, r, err, func(status int, msg string) error {
@@ -186,7 +188,10 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	h.setSessionCookie(w, r, res.Token)
-	if res.Stage == signin.NeedsConfirm {
+	switch res.Stage {
+	case signin.SignedIn: // a remembered browser
+		return redirectTo(w, next)
+	case signin.NeedsConfirm:
 		return redirectTo(w, h.page("confirm"))
 	}
 	return redirectTo(w, h.page("setup"))
@@ -219,6 +224,7 @@ func (h *TwoFactor) policy() signin.Policy {
 		Fake:               h.fakeAccount,
 		Gate:               h.gate,
 		Vouched:            h.UserFrom != "",
+		Remember:           policy.Remember{For: time.Duration(h.RememberDevice)},
 	}
 }
 
@@ -395,10 +401,11 @@ func (h *TwoFactor) getConfirm(w http.ResponseWriter, r *http.Request) error {
 
 func (h *TwoFactor) renderConfirm(w http.ResponseWriter, status int, sess *store.Session, msg string) error {
 	return h.render(w, status, "confirm", pageData{
-		Title:    "Two-factor sign-in",
-		CSRF:     h.sessionCSRF(sess.Key),
-		Username: sess.User,
-		Error:    msg,
+		Title:        "Two-factor sign-in",
+		CSRF:         h.sessionCSRF(sess.Key),
+		Username:     sess.User,
+		Error:        msg,
+		RememberDays: h.rememberDays(),
 	})
 }
 
@@ -432,6 +439,9 @@ func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {
 		return h.noPending(w, err)
 	}
 	h.setSessionCookie(w, r, res.Token)
+	if form.Get("remember") != "" {
+		h.rememberBrowser(w, r, res.Token)
+	}
 	return redirectTo(w, h.safeNext(res.Next))
 }
 

@@ -64,6 +64,9 @@ type pageData struct {
 	// StepUp makes the confirm page ask a signed-in session for a fresh
 	// second factor (a step-up rule or a re-check), to return to Next.
 	StepUp bool
+	// RememberDays offers, on the confirm page, not to ask this browser
+	// for a code for that many days (remember_device); 0: not offered.
+	RememberDays int
 }
 
 // render writes a page with the module's security headers. Templates run

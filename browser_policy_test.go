@@ -2,11 +2,35 @@ package twofactor
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 )
+
+// checkPage checks that every field of the page has a label and that it
+// fits a phone's width, and with TWO_FACTOR_SCREENSHOTS=1 writes its
+// screenshot (desktop, light) to docs/screenshots/<name>.png.
+func (c *tab) checkPage(name string) {
+	c.t.Helper()
+	for _, bad := range run(c, chromedp.Evaluate[[]string](unlabelledJS)) {
+		c.t.Errorf("%s: %s has no label or alt text", name, bad)
+	}
+	c.do(chromedp.EmulateViewport(390, 844))
+	if wide := run(c, chromedp.Evaluate[int](`document.documentElement.scrollWidth - window.innerWidth`)); wide > 0 {
+		c.t.Errorf("%s: the page is %d px wider than a 390 px screen", name, wide)
+	}
+	c.do(chromedp.EmulateViewport(1280, 900))
+	if os.Getenv("TWO_FACTOR_SCREENSHOTS") != "1" {
+		return
+	}
+	png := run(c, chromedp.FullScreenshot(100))
+	if err := os.WriteFile(filepath.Join(screenshotDir, name+".png"), png, 0o644); err != nil {
+		c.t.Fatal(err)
+	}
+}
 
 // TestBrowserRememberAndStepUp drives the remember checkbox and the
 // step-up page in headless Chromium, with JavaScript (the code field
@@ -15,7 +39,7 @@ import (
 // for the code only, and returns to the page asked for.
 func TestBrowserRememberAndStepUp(t *testing.T) {
 	c := newTab(t, true)
-	clock, codes := clockedSite(t, siteConfig{matcher: "/admin/*", extra: "step_up 5m /admin/settings/*\n\t\tremember_device 30d"})
+	clock, codes := clockedSite(t, siteConfig{matcher: "/admin/*", extra: "step_up 5m /admin/settings/*\n\t\tremember_device 30d\n\t\tapp_tokens /api/*"})
 	const user = "judy"
 
 	c.open("/admin/", http.StatusOK)
@@ -38,6 +62,7 @@ func TestBrowserRememberAndStepUp(t *testing.T) {
 	if !c.visible("#remember") {
 		t.Fatal("the confirm page shows no remember checkbox")
 	}
+	c.checkPage("confirm-remember-desktop-light")
 	c.do(chromedp.Click(chromedp.ID("remember")))
 	c.enterCode(codes.code(user, secret), http.StatusOK)
 	c.expectProtected(user, "totp")
@@ -52,6 +77,7 @@ func TestBrowserRememberAndStepUp(t *testing.T) {
 	// A step-up path: the code only, then back to the page.
 	c.open("/admin/settings/mail", http.StatusOK)
 	c.expectPage("Confirm it's you", "")
+	c.checkPage("step-up-desktop-light")
 	if c.visible("#code") == false || run(c, chromedp.Evaluate[bool](`document.querySelector("input[name=password], #remember") !== null`)) {
 		t.Fatal("the step-up page asks for a password or offers to remember")
 	}
@@ -60,4 +86,8 @@ func TestBrowserRememberAndStepUp(t *testing.T) {
 		t.Fatalf("after the step-up the browser is at %s", got)
 	}
 	c.expectProtected(user, "totp")
+
+	// The account page with app tokens and remembered browsers.
+	c.open("/_2fa/account", http.StatusOK)
+	c.checkPage("account-policies-desktop-light")
 }

@@ -205,13 +205,7 @@ func (h *TwoFactor) accountAnswer(w http.ResponseWriter, err error, notice strin
 func (h *TwoFactor) replaceRecoveryCodes(w http.ResponseWriter, r *http.Request, f accountForm) error {
 	codes, err := h.signin.ReplaceRecoveryCodes(f.sess, f.Get("code"), client(r))
 	if err != nil {
-		answered, err := h.answerRefusal(w, r, err, func(status int, msg string) error {
-			return h.renderAccount(w, status, f.sess, f.user, f.now, "", msg)
-		})
-		if answered {
-			return err
-		}
-		return h.toSignIn(w, err)
+		return h.accountRefused(w, r, f, err)
 	}
 	return h.render(w, http.StatusOK, "recovery", pageData{
 		Title:         "Your new recovery codes",

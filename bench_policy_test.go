@@ -17,9 +17,9 @@ import (
 // session is honoured as before: what user_from adds on each request is
 // reading and comparing the placeholder.)
 //
-// confirmed is how long ago the session gave its factor: within every
-// step-up rule's max age, the path is not looked at; past them, every
-// rule's patterns are matched (and none matches the request).
+// confirmed is how long ago the session gave its factor: within the
+// smallest step-up max age, the path is not looked at; past it, the
+// rules' patterns are matched (and none matches the request).
 func withEveryPolicy(b *testing.B, h *TwoFactor, token string, confirmed time.Duration) (func(), string) {
 	b.Helper()
 	h.UserFrom = "{http.auth.user.id}"

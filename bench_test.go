@@ -105,8 +105,8 @@ func BenchmarkGate(b *testing.B) {
 			})
 
 			// With every policy option on, for a request they let through:
-			// a factor given within the step-up rules' max ages, and one
-			// older than them all, so their patterns are matched.
+			// a factor given within the smallest step-up max age, and one
+			// older than every rule's, so their patterns are matched.
 			for name, confirmed := range map[string]time.Duration{"every-policy": time.Minute, "every-policy-stale": 2 * time.Hour} {
 				b.Run("authenticated-"+name, func(b *testing.B) {
 					restore, user := withEveryPolicy(b, h, tokens[0], confirmed)

@@ -58,9 +58,11 @@ func (h *TwoFactor) provisionPolicies() error {
 			return fmt.Errorf("app_tokens: %w", err)
 		}
 	}
-	h.longestStepUp = 0
-	for _, rule := range h.gate.StepUp {
-		h.longestStepUp = max(h.longestStepUp, rule.MaxAge)
+	h.shortestStepUp = 0
+	for i, rule := range h.gate.StepUp {
+		if i == 0 || rule.MaxAge < h.shortestStepUp {
+			h.shortestStepUp = rule.MaxAge
+		}
 	}
 	h.policies = len(h.gate.StepUp) > 0 || h.gate.Recheck.Enabled()
 	return nil
@@ -85,9 +87,9 @@ func (h *TwoFactor) policyDecision(r *http.Request, e *sessioncache.Session, now
 		return policy.Allow
 	}
 	var stepUp time.Duration
-	// A factor more recent than every rule's max age satisfies them all,
-	// whichever match: the path need not be looked at.
-	if !policy.Fresh(&e.Policy, now, h.longestStepUp) {
+	// A factor more recent than the smallest max age satisfies every
+	// rule, whichever match: the path need not be looked at.
+	if !policy.Fresh(&e.Policy, now, h.shortestStepUp) {
 		stepUp = h.stepUpMaxAge(r)
 	}
 	return h.gate.Check(&e.Policy, now, stepUp)

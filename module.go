@@ -292,11 +292,11 @@ type TwoFactor struct {
 	customCSS *asset
 	matchers  caddyhttp.MatcherSet
 	// gate is the policy built from step_up and recheck; stepUpPaths
-	// are the matchers of gate.StepUp, rule by rule, and longestStepUp
-	// their longest max age; policies says whether any is on.
+	// are the matchers of gate.StepUp, rule by rule, and shortestStepUp
+	// their smallest max age; policies says whether any is on.
 	gate          policy.Policy
 	stepUpPaths   []pathPatterns
-	longestStepUp time.Duration
+	shortestStepUp time.Duration
 	policies      bool
 	// appTokenPaths are the patterns of app_tokens.
 	appTokenPaths pathPatterns

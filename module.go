@@ -294,10 +294,10 @@ type TwoFactor struct {
 	// gate is the policy built from step_up and recheck; stepUpPaths
 	// are the matchers of gate.StepUp, rule by rule, and shortestStepUp
 	// their smallest max age; policies says whether any is on.
-	gate          policy.Policy
-	stepUpPaths   []pathPatterns
+	gate           policy.Policy
+	stepUpPaths    []pathPatterns
 	shortestStepUp time.Duration
-	policies      bool
+	policies       bool
 	// appTokenPaths are the patterns of app_tokens.
 	appTokenPaths pathPatterns
 }

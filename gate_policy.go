@@ -1,6 +1,7 @@
 package twofactor
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -68,14 +69,15 @@ func (h *TwoFactor) provisionPolicies() error {
 	return nil
 }
 
-// validatePolicies checks step_up and recheck as JSON gives them; the
-// Caddyfile checks the same while parsing, to name the file and line.
+// validatePolicies checks step_up, recheck and remember_device as JSON
+// gives them; the Caddyfile checks the same while parsing, to name the
+// file and line.
 func (h *TwoFactor) validatePolicies() error {
 	if h.RememberDevice < 0 {
 		return fmt.Errorf("remember_device must be positive, not %s", time.Duration(h.RememberDevice))
 	}
 	if h.Recheck != nil && !h.gate.Recheck.Enabled() {
-		return fmt.Errorf("recheck needs min and max")
+		return errors.New("recheck needs min and max")
 	}
 	return h.gate.Validate()
 }

@@ -1,6 +1,7 @@
 package twofactor
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -245,4 +246,33 @@ func TestStepUpSeesTheRequestAsSent(t *testing.T) {
 	wantStatus(t, "a listed path rewritten out of the rule", b.getAPI("/admin/settings/mail"), http.StatusUnauthorized)
 	wantStatus(t, "an unlisted path rewritten into the rule", b.getAPI("/admin/s"), http.StatusUnauthorized)
 	wantStatus(t, "an unlisted path", b.getAPI("/admin/app.php"), http.StatusOK)
+}
+
+// TestPolicyJSONForm: the JSON of docs/policies.md loads into the fields
+// the Caddyfile sets.
+func TestPolicyJSONForm(t *testing.T) {
+	const doc = `{
+		"handler": "two_factor",
+		"step_up": [{"max_age": "5m", "paths": ["/admin/settings/*", "/admin/users/*"]}],
+		"recheck": {"min": "3h", "max": "6h"},
+		"remember_device": "30d",
+		"user_from": "{http.auth.user.id}",
+		"app_tokens": ["/api/*", "/dav/*"]
+	}`
+	var h TwoFactor
+	if err := json.Unmarshal([]byte(doc), &h); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.StepUp) != 1 || time.Duration(h.StepUp[0].MaxAge) != 5*time.Minute || len(h.StepUp[0].Paths) != 2 ||
+		h.Recheck == nil || time.Duration(h.Recheck.Min) != 3*time.Hour || time.Duration(h.Recheck.Max) != 6*time.Hour ||
+		time.Duration(h.RememberDevice) != 30*24*time.Hour || h.UserFrom != "{http.auth.user.id}" || len(h.AppTokens) != 2 {
+		t.Fatalf("loaded %+v", h)
+	}
+	h.applyDefaults()
+	if err := h.provisionPolicies(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Validate(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -2,11 +2,14 @@ package twofactor
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 )
 
 // Remembered browsers on a real Caddy, with a clock the test moves.
@@ -150,4 +153,22 @@ func sameSiteBrowser(t *testing.T, b *browser, clock *fakeClock) *browser {
 	nb := newBrowser(t)
 	nb.base, nb.now = b.base, clock.Now
 	return nb
+}
+
+// TestRememberCookieOnHTTPS: on HTTPS the remember cookie is a __Host-
+// cookie, Secure, HttpOnly, for path /, so a sibling subdomain can
+// neither read nor plant it.
+func TestRememberCookieOnHTTPS(t *testing.T) {
+	h := &TwoFactor{RememberDevice: caddy.Duration(30 * 24 * time.Hour)}
+	h.applyDefaults()
+	r := httptest.NewRequest(http.MethodGet, "https://example.com/_2fa/confirm", nil)
+	if got := rememberCookieName(r); got != "__Host-two_factor_remember" {
+		t.Fatalf("cookie name %q", got)
+	}
+	w := httptest.NewRecorder()
+	h.setCookie(w, r, rememberCookieName(r), "token", int(time.Duration(h.RememberDevice)/time.Second))
+	c := w.Result().Cookies()[0]
+	if !c.Secure || !c.HttpOnly || c.Path != "/" || c.Domain != "" || c.MaxAge != 30*24*3600 {
+		t.Fatalf("cookie %+v", c)
+	}
 }

@@ -32,6 +32,10 @@ const (
 	caddyBcryptFake   = "$2a$14$X3ulqf/iGxnf1k6oMZ.RZeJUoqI9PX2PM4rS5lkIKJXduLGXGPrt6"
 )
 
+// minArgon2idKey is the shortest argon2id key (tag) accepted, RFC 9106's
+// least tag length.
+const minArgon2idKey = 4
+
 // The hash algorithms, as `caddy hash-password --algorithm` names them.
 const (
 	Argon2id = "argon2id"
@@ -106,6 +110,11 @@ func ClassOf(hash string) (HashClass, error) {
 		// argon2 panics on these rather than refuse them.
 		if c.Time == 0 || c.Threads == 0 || c.Memory == 0 {
 			return HashClass{}, errors.New("invalid argon2id hash: m, t and p must be named and at least 1")
+		}
+		// argon2 panics on an empty key too, and a key of a byte or two
+		// matches one password in a few hundred.
+		if c.KeyLength < minArgon2idKey {
+			return HashClass{}, fmt.Errorf("invalid argon2id hash: the key is %d bytes, at least %d are needed", c.KeyLength, minArgon2idKey)
 		}
 		return c, nil
 	case hash == "":

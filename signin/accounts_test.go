@@ -27,6 +27,8 @@ func TestClassOf(t *testing.T) {
 		{"argon2id without rounds", "$argon2id$v=19$m=64,t=0,p=2$c2FsdHNhbHRzYWx0c2FsdA$AAAAAAAAAAAAAAAAAAAAAA", HashClass{}, "at least 1"},
 		{"argon2id without threads", "$argon2id$v=19$m=64,t=1,p=0$c2FsdHNhbHRzYWx0c2FsdA$AAAAAAAAAAAAAAAAAAAAAA", HashClass{}, "at least 1"},
 		{"argon2id with unnamed parameters", "$argon2id$v=19$64,1,1$c2FsdHNhbHRzYWx0c2FsdA$AAAAAAAAAAAAAAAAAAAAAA", HashClass{}, "at least 1"},
+		{"argon2id without a key", "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$", HashClass{}, "the key is 0 bytes"},
+		{"argon2id with a 3-byte key", "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$AAAA", HashClass{}, "the key is 3 bytes"},
 		{"bad bcrypt", "$2a$xx$nope", HashClass{}, "invalid bcrypt hash"},
 		{"bad argon2id", "$argon2id$nope", HashClass{}, "invalid argon2id hash"},
 		{"empty", "", HashClass{}, "empty"},

@@ -2,7 +2,6 @@ package boltstore
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	"github.com/caddy-two-factor/caddy-two-factor/store/storetest"
 )
 
 // base is an arbitrary instant in the tests' past and future.
@@ -33,45 +33,14 @@ func openTestBolt(t *testing.T) *Store {
 	return b
 }
 
-func update(t *testing.T, s store.Store, fn func(store.Tx) error) {
-	t.Helper()
-	if err := s.Update(fn); err != nil {
-		t.Fatalf("Update: %v", err)
-	}
-}
-
-func view(t *testing.T, s store.Store, fn func(store.Tx) error) {
-	t.Helper()
-	if err := s.View(fn); err != nil {
-		t.Fatalf("View: %v", err)
-	}
-}
-
-// key returns a session key derived from name.
-func key(name string) store.SessionKey { return sha256.Sum256([]byte(name)) }
-
-func session(name, user string, expires time.Time) *store.Session {
-	return &store.Session{
-		Key:      key(name),
-		User:     user,
-		Stage:    store.StageFull,
-		Created:  expires.Add(-time.Hour),
-		LastSeen: expires.Add(-time.Minute),
-		Expires:  expires,
-	}
-}
-
-func putSessions(t *testing.T, s store.Store, sessions ...*store.Session) {
-	t.Helper()
-	update(t, s, func(tx store.Tx) error {
-		for _, sess := range sessions {
-			if err := tx.PutSession(sess); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
+// The conformance suite's helpers, under the short names these tests use.
+var (
+	update      = storetest.Update
+	view        = storetest.View
+	key         = storetest.Key
+	session     = storetest.Session
+	putSessions = storetest.PutSessions
+)
 
 // checkIndexes fails the test unless by_user and by_expiry hold exactly one
 // entry for every stored session, and nothing else.

@@ -113,6 +113,7 @@ func (h *TwoFactor) answerRefusal(w http.ResponseWriter, r *http.Request, err er
 		return true, h.renderLocked(w, locked.RetryAfter(h.now()))
 	}
 	if errors.Is(err, signin.ErrBusy) {
+		countSignIn(signin.StepLogin, outcomeBusy)
 		return true, h.renderBusy(w, r)
 	}
 	for _, f := range formRefusals {

@@ -271,6 +271,9 @@ func (h *TwoFactor) Provision(ctx caddy.Context) error {
 	if err := h.provision(ctx.Logger()); err != nil {
 		return err
 	}
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 	warnLaxTrustedProxies(ctx, h.logger)
 	return nil
 }
@@ -337,6 +340,7 @@ func (h *TwoFactor) provision(logger *zap.Logger) error {
 	})
 	// Each observer of sign-in events is one line here.
 	h.signin.Observe(h.auditEvent)
+	h.signin.Observe(observeSignIn)
 	// The admin API learns from this which users the config declares.
 	return db.register(h)
 }

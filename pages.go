@@ -103,6 +103,8 @@ func (h *TwoFactor) readForm(w http.ResponseWriter, r *http.Request) (url.Values
 
 // rejectForgery answers a POST whose origin or anti-CSRF token is wrong.
 func (h *TwoFactor) rejectForgery(w http.ResponseWriter, r *http.Request, user string) error {
+	page, _ := h.pageName(r.URL.Path)
+	countSignIn(formStep(page), outcomeCSRFRejected)
 	h.audit(clientIP(r), "csrf_rejected", user, "")
 	return h.render(w, http.StatusForbidden, "error", pageData{Title: "Form expired", Error: msgExpiredForm})
 }

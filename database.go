@@ -169,7 +169,7 @@ func (db *database) Destruct() error {
 		<-db.watchDone
 	}
 	if err := db.cache.Flush(db.raw, true); err != nil {
-		db.logger.Error("writing 2FA session activity", zap.Error(err))
+		db.logger.Error("writing 2FA session activity", eventField(eventSessionActivityNotWritten), zap.Error(err))
 	}
 	return db.raw.Close()
 }
@@ -223,13 +223,13 @@ func (db *database) background() {
 			return
 		case <-flush.C:
 			if err := db.cache.Flush(db.raw, false); err != nil {
-				db.logger.Error("writing 2FA session activity", zap.Error(err))
+				db.logger.Error("writing 2FA session activity", eventField(eventSessionActivityNotWritten), zap.Error(err))
 			}
 		case now := <-sweep.C:
 			if n, err := db.sweep(now); err != nil {
-				db.logger.Error("sweeping expired 2FA sessions", zap.Error(err))
+				db.logger.Error("sweeping expired 2FA sessions", eventField(eventSweepFailed), zap.Error(err))
 			} else if n > 0 {
-				db.logger.Debug("swept expired 2FA sessions", zap.Int("count", n))
+				db.logger.Debug("swept expired 2FA sessions", eventField(eventSessionsSwept), zap.Int("count", n))
 			}
 		}
 	}

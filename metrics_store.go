@@ -50,6 +50,9 @@ func (s instrumentedStore) Update(fn func(store.Tx) error) error {
 	return err
 }
 
+// Unwrap returns the store measured.
+func (s instrumentedStore) Unwrap() store.Store { return s.Store }
+
 // observeStoreOp records a transaction that began at start and ended with err.
 func observeStoreOp(took prometheus.Observer, failed prometheus.Counter, start time.Time, err error) {
 	took.Observe(time.Since(start).Seconds())

@@ -66,6 +66,14 @@ func series(name string, labels ...string) string {
 	return name + "{" + b.String() + "}"
 }
 
+// unwrapStore returns the backend under a database's metrics.
+func unwrapStore(st store.Store) store.Store {
+	if i, ok := st.(interface{ Unwrap() store.Store }); ok {
+		return i.Unwrap()
+	}
+	return st
+}
+
 // forgetSessionCount drops the cached session count of the database at
 // path, as the passing of a sweep interval does.
 func forgetSessionCount(path string) {

@@ -268,10 +268,10 @@ func (h *TwoFactor) Provision(ctx caddy.Context) error {
 		}
 		h.store = mod.(storeGuest)
 	}
-	if err := h.provision(ctx.Logger()); err != nil {
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
-	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+	if err := h.provision(ctx.Logger()); err != nil {
 		return err
 	}
 	warnLaxTrustedProxies(ctx, h.logger)

@@ -15,7 +15,7 @@ func (h *TwoFactor) auditEvent(e signin.Event) {
 	user := knownName(e.User, e.Known)
 	switch e.Kind {
 	case signin.EventLocked:
-		event, fields := h.stepEvent(e.Step, true)
+		event, fields := stepEvent(e.Step, true)
 		if e.Scope == signin.ScopeClient {
 			h.audit(ip, event, "", "client_locked", fields...)
 		} else {
@@ -24,7 +24,7 @@ func (h *TwoFactor) auditEvent(e signin.Event) {
 	case signin.EventBadPassword:
 		h.audit(ip, eventLoginFailed, user, "bad_password")
 	case signin.EventBadCode, signin.EventReplayedCode:
-		event, fields := h.stepEvent(e.Step, false)
+		event, fields := stepEvent(e.Step, false)
 		h.audit(ip, event, user, e.Kind, append(fields, zap.String("method", e.Method))...)
 	case signin.EventPasswordAccepted:
 		h.audit(ip, eventPasswordAccepted, user, e.Reason)
@@ -53,7 +53,7 @@ func (h *TwoFactor) auditEvent(e signin.Event) {
 
 // stepEvent names the line of a failure (or, if locked, a lock) at step,
 // with the step as a field when it has no name of its own.
-func (h *TwoFactor) stepEvent(step string, locked bool) (logEvent, []zap.Field) {
+func stepEvent(step string, locked bool) (logEvent, []zap.Field) {
 	if names, ok := stepEvents[step]; ok {
 		if locked {
 			return names.locked, nil

@@ -139,7 +139,7 @@ func init() {
 // registerMetrics registers the module's collectors with reg, the
 // registry of the config being provisioned. Collectors registered there
 // already (by another handler of the same config) are left as they are.
-func registerMetrics(reg prometheus.Registerer) error {
+func registerMetrics(reg *prometheus.Registry) error {
 	if reg == nil {
 		return nil
 	}

@@ -255,6 +255,9 @@ func (TwoFactor) CaddyModule() caddy.ModuleInfo {
 
 // Provision applies defaults, resolves placeholders and opens the database.
 func (h *TwoFactor) Provision(ctx caddy.Context) error {
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 	if err := h.provisionMatchers(ctx); err != nil {
 		return err
 	}
@@ -267,9 +270,6 @@ func (h *TwoFactor) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("loading 2FA store: %w", err)
 		}
 		h.store = mod.(storeGuest)
-	}
-	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
-		return err
 	}
 	if err := h.provision(ctx.Logger()); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/caddy-two-factor/caddy-two-factor/internal/redistest"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
@@ -270,5 +271,42 @@ func TestMetricsCountAStoreOutage(t *testing.T) {
 	}
 	if got := after[viewErrors] - before[viewErrors]; got != 1 {
 		t.Errorf("%s rose by %v, want 1: the session's read", viewErrors, got)
+	}
+}
+
+// TestMetricsOfARedisStore: a Redis store is measured under its own
+// backend and name, and its stored sessions are counted.
+func TestMetricsOfARedisStore(t *testing.T) {
+	srv := redistest.Start(t)
+	var users strings.Builder
+	for _, u := range testUsers {
+		fmt.Fprintf(&users, "\t\tuser %s %s\n", u, testHash())
+	}
+	loadCaddyfile(t, globalOptions()+fmt.Sprintf(`
+http://localhost:%d {
+	two_factor /admin/* {
+		%s
+%s	}
+	%s
+}
+`, testPorts().http, redisStoreBlock(srv, "metrics:"), users.String(), defaultRoutes))
+	t.Cleanup(func() { stopSites(t) }) // before the server stops
+	updates := series("caddy_two_factor_store_operation_seconds_count", "backend", "redis", "operation", "update")
+	before := scrape(t)
+
+	b := newBrowser(t)
+	b.enroll("alice")
+	if r := b.get("/admin/"); r.status != http.StatusOK {
+		t.Fatalf("alice is not signed in: %d", r.status)
+	}
+
+	name := redisDBName(srv, "metrics:")
+	forgetSessionCount(name)
+	after := scrape(t)
+	if got := after[updates] - before[updates]; got <= 0 {
+		t.Errorf("%s rose by %v, want the sign-in's writes counted", updates, got)
+	}
+	if got, ok := after[series("caddy_two_factor_sessions", "backend", "redis", "store", name)]; !ok || got != 1 {
+		t.Errorf("caddy_two_factor_sessions of %s = %v (served %v), want 1", name, got, ok)
 	}
 }

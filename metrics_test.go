@@ -278,18 +278,7 @@ func TestMetricsCountAStoreOutage(t *testing.T) {
 // backend and name, and its stored sessions are counted.
 func TestMetricsOfARedisStore(t *testing.T) {
 	srv := redistest.Start(t)
-	var users strings.Builder
-	for _, u := range testUsers {
-		fmt.Fprintf(&users, "\t\tuser %s %s\n", u, testHash())
-	}
-	loadCaddyfile(t, globalOptions()+fmt.Sprintf(`
-http://localhost:%d {
-	two_factor /admin/* {
-		%s
-%s	}
-	%s
-}
-`, testPorts().http, redisStoreBlock(srv, "metrics:"), users.String(), defaultRoutes))
+	loadCaddyfile(t, redisSiteCaddyfile(srv, "metrics:", ""))
 	t.Cleanup(func() { stopSites(t) }) // before the server stops
 	updates := series("caddy_two_factor_store_operation_seconds_count", "backend", "redis", "operation", "update")
 	before := scrape(t)

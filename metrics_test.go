@@ -11,8 +11,10 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/caddy-two-factor/caddy-two-factor/internal/redistest"
+	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
@@ -298,4 +300,56 @@ func TestMetricsOfARedisStore(t *testing.T) {
 	if got, ok := after[series("caddy_two_factor_sessions", "backend", "redis", "store", name)]; !ok || got != 1 {
 		t.Errorf("caddy_two_factor_sessions of %s = %v (served %v), want 1", name, got, ok)
 	}
+}
+
+// TestSignInOutcomeLabels: the labels of sign-in outcomes come from fixed
+// sets, whatever the page's path or the event's step.
+func TestSignInOutcomeLabels(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		count       func()
+		step, label string
+	}{
+		{"an event at a step", func() { observeSignIn(signin.Event{Kind: signin.EventBadCode, Step: signin.StepConfirm}) }, "confirm", "bad_code"},
+		{"an event at no step", func() { observeSignIn(signin.Event{Kind: signin.EventSignedOut}) }, "none", "signed_out"},
+		{"a forged login", func() { countSignIn(formStep(""), outcomeCSRFRejected) }, "login", "csrf_rejected"},
+		{"a forged new authenticator", func() { countSignIn(formStep("account/authenticator"), outcomeCSRFRejected) }, "reenroll", "csrf_rejected"},
+		{"a forged post to a path of the client's", func() { countSignIn(formStep("../../x?user=alice"), outcomeCSRFRejected) }, "none", "csrf_rejected"},
+	} {
+		before := counterValue(t, signInOutcomes.WithLabelValues(tc.step, tc.label))
+		tc.count()
+		if got := counterValue(t, signInOutcomes.WithLabelValues(tc.step, tc.label)) - before; got != 1 {
+			t.Errorf("%s: {step=%q,outcome=%q} rose by %v, want 1", tc.name, tc.step, tc.label, got)
+		}
+	}
+	// Failures of bookkeeping are for the log, not an outcome.
+	series := seriesOf(signInOutcomes)
+	observeSignIn(signin.Event{Kind: signin.EventError, Reason: "settling a 2FA attempt"})
+	if seriesOf(signInOutcomes) != series {
+		t.Error("an error event made a sign-in outcome")
+	}
+}
+
+// counterValue reads a counter.
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// seriesOf counts the series a collector has.
+func seriesOf(c prometheus.Collector) int {
+	ch := make(chan prometheus.Metric)
+	go func() {
+		c.Collect(ch)
+		close(ch)
+	}()
+	n := 0
+	for range ch {
+		n++
+	}
+	return n
 }

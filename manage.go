@@ -489,7 +489,7 @@ func auditAdmin(logger *zap.Logger, source string, req adminRequest, res adminRe
 		return
 	}
 	fs := append([]zap.Field{
-		zap.String("event", "admin_"+strings.ReplaceAll(req.Action, "-", "_")),
+		eventField(adminEvents[req.Action]),
 		zap.String("source", source),
 		zap.String("db", res.DB),
 	}, fields...)

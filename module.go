@@ -275,6 +275,9 @@ func (TwoFactor) CaddyModule() caddy.ModuleInfo {
 
 // Provision applies defaults, resolves placeholders and opens the database.
 func (h *TwoFactor) Provision(ctx caddy.Context) error {
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 	if err := h.provisionMatchers(ctx); err != nil {
 		return err
 	}
@@ -360,6 +363,7 @@ func (h *TwoFactor) provision(logger *zap.Logger) error {
 	})
 	// Each observer of sign-in events is one line here.
 	h.signin.Observe(h.auditEvent)
+	h.signin.Observe(observeSignIn)
 	// The admin API learns from this which users the config declares.
 	return db.register(h)
 }

@@ -103,7 +103,9 @@ func (h *TwoFactor) readForm(w http.ResponseWriter, r *http.Request) (url.Values
 
 // rejectForgery answers a POST whose origin or anti-CSRF token is wrong.
 func (h *TwoFactor) rejectForgery(w http.ResponseWriter, r *http.Request, user string) error {
-	h.audit(clientIP(r), "csrf_rejected", user, "")
+	page, _ := h.pageName(r.URL.Path)
+	countSignIn(formStep(page), outcomeCSRFRejected)
+	h.audit(clientIP(r), eventCSRFRejected, user, "")
 	return h.render(w, http.StatusForbidden, "error", pageData{Title: "Form expired", Error: msgExpiredForm})
 }
 
@@ -271,7 +273,7 @@ func (h *TwoFactor) renderSetup(w http.ResponseWriter, r *http.Request, status i
 	// made (a URI too long for one) leaves the page without it, not broken.
 	var qr template.URL
 	if png, err := qrcode.Encode(uri, qrcode.Medium, 256); err != nil {
-		h.logger.Warn("two-factor setup page shown without a QR code", zap.Int("uri_length", len(uri)), zap.Error(err))
+		h.logger.Warn("two-factor setup page shown without a QR code", eventField(eventSetupWithoutQR), zap.Int("uri_length", len(uri)), zap.Error(err))
 	} else {
 		qr = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))
 	}

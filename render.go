@@ -72,7 +72,7 @@ func (h *TwoFactor) render(w http.ResponseWriter, status int, name string, data 
 	translateData(printer, &data)
 	var buf bytes.Buffer
 	if err := templates.ExecuteTemplate(&buf, name+".html", data); err != nil {
-		h.logger.Error("rendering 2FA page", zap.String("page", name), zap.Error(err))
+		h.logger.Error("rendering 2FA page", eventField(eventPageRenderFailed), zap.String("page", name), zap.Error(err))
 		return caddyhttpError(err)
 	}
 	hdr := w.Header()

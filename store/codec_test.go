@@ -31,6 +31,7 @@ func TestSessionCodecRoundTrip(t *testing.T) {
 		"agent that is only fragments": {User: "e", UserAgent: strings.Join(agentFragments[:], "")},
 		"non-ASCII":                    {User: "ｆｒａｎｋ", UserAgent: "Agent/1 ☃"},
 		"pending ceremony":             {User: "g", Stage: StagePending, Credential: CredentialOf("h"), Ceremony: []byte{1, 2, 0xff}},
+		"e-mailed code":                {User: "h", Stage: StagePending, EmailCode: bytes.Repeat([]byte{7}, 32), EmailCodeExpires: base},
 	}
 	for name, s := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -65,6 +66,9 @@ func TestUserCodecRoundTrip(t *testing.T) {
 			TOTP:       &Enrollment{Secret: []byte{1}, RecoveryDigests: [][]byte{{2}}, EnrolledAt: base},
 			WebAuthnID: bytes.Repeat([]byte{0xaa}, 64),
 			Passkeys:   []Passkey{fullPasskey(), {ID: []byte{9}, PublicKey: []byte{8}, SignCount: 1<<32 - 1}},
+		},
+		"address and known browsers": {
+			Name: "fay", Email: "fay@example.com", KnownBrowsers: [][]byte{{1, 2}, {3}},
 		},
 		"passkey only, with its recovery codes": {
 			Name: "erin", WebAuthnID: []byte{1}, Passkeys: []Passkey{fullPasskey()},
@@ -113,19 +117,25 @@ func TestCodecRejectsCorruptRecords(t *testing.T) {
 	}
 }
 
+// noEmailCode is how a session without an e-mailed code ends: the code's
+// length (0) and the zero expiry.
+var noEmailCode = appendTime([]byte{0}, time.Time{})
+
 // withAgent replaces the empty packed User-Agent of raw, a session with no
-// credential and no ceremony, by the one byte b.
+// credential, no ceremony and no e-mailed code, by the one byte b.
 func withAgent(raw []byte, b byte) []byte {
-	// raw ends with the agent's length (0), the credential's (0) and the
-	// ceremony's (0).
-	return append(raw[:len(raw)-3:len(raw)-3], 1, b, 0, 0)
+	// raw ends with the agent's length (0), the credential's (0), the
+	// ceremony's (0) and noEmailCode.
+	cut := len(raw) - 3 - len(noEmailCode)
+	return append(append(raw[:cut:cut], 1, b, 0, 0), noEmailCode...)
 }
 
 func TestCodecReadsFirstFormatSessionsWithoutCredential(t *testing.T) {
 	s := Session{User: "alice", Stage: StageFull, Credential: CredentialOf("$2a$04$hash")}
 	raw := encodeSession(&s)
-	// raw ends with the credential and the ceremony's length (0).
-	raw = append([]byte{sessionFormatV2}, raw[1:len(raw)-1]...)
+	// raw ends with the credential, the ceremony's length (0) and
+	// noEmailCode.
+	raw = append([]byte{sessionFormatV2}, raw[1:len(raw)-1-len(noEmailCode)]...)
 	v1 := append([]byte{sessionFormatV1}, raw[1:len(raw)-1-len(s.Credential)]...)
 	var got Session
 	if err := decodeSession(v1, &got); err != nil {
@@ -218,16 +228,51 @@ func TestCodecReadsEarlierFormats(t *testing.T) {
 	if err := decodeSession(rawS, &gotS); err != nil || !reflect.DeepEqual(gotS, wantS) {
 		t.Errorf("session format 2:\n got %+v, %v\nwant %+v", gotS, err, wantS)
 	}
-	if raw := encodeUser(&gotU); raw[0] != userFormat || !bytes.Equal(raw[1:len(raw)-3], rawU[1:]) {
+	if raw := encodeUser(&gotU); raw[0] != userFormat || !bytes.Equal(raw[1:len(raw)-5], rawU[1:]) {
 		t.Errorf("user format 1 re-encoded as %x", raw)
 	}
-	if raw := encodeSession(&gotS); raw[0] != sessionFormat || !bytes.Equal(raw[1:len(raw)-1], rawS[1:]) {
+	if raw := encodeSession(&gotS); raw[0] != sessionFormat || !bytes.Equal(raw[1:len(raw)-1-len(noEmailCode)], rawS[1:]) {
 		t.Errorf("session format 2 re-encoded as %x", raw)
 	}
 	// A first-format user with the fields of the second is corrupt, not
 	// read in part.
 	if err := decodeUser(append(rawU, 0, 0, 0), new(User)); !errors.Is(err, errCorruptUser) {
 		t.Errorf("format 1 user with trailing fields: %v, want errCorruptUser", err)
+	}
+}
+
+// TestCodecReadsPasskeyFormats decodes records as the version before
+// e-mail addresses wrote them (user format 0x02, session format 0x03; the
+// bytes were produced by that version's encoder): they decode with no
+// address, no known browsers and no e-mailed code, and encode again in the
+// current format with those fields, empty, at the end.
+func TestCodecReadsPasskeyFormats(t *testing.T) {
+	at := time.Date(2026, 11, 29, 12, 0, 0, 5, time.UTC)
+	rawU, _ := hex.DecodeString("0205616c6963650b2432612430342468617368037369640080cfe0b00d0501090001020405")
+	wantU := User{Name: "alice", PasswordHash: "$2a$04$hash", SessionID: "sid", Created: at, WebAuthnID: []byte{9}, RecoveryDigests: [][]byte{{4, 5}}}
+	var gotU User
+	if err := decodeUser(rawU, &gotU); err != nil || !reflect.DeepEqual(gotU, wantU) {
+		t.Errorf("user format 2:\n got %+v, %v\nwant %+v", gotU, err, wantU)
+	}
+	rawS, _ := hex.DecodeString("0305616c696365010080cfe0b00d05ffdb8ff9ce0300a087e1b00d05ffdb8ff9ce0300000000093139322e302e322e310010327fbdd5e38c318e8a9cc3f9c810440a020102")
+	wantS := Session{User: "alice", Stage: StagePending, Created: at, Expires: at.Add(time.Hour), ClientIP: "192.0.2.1",
+		Credential: CredentialOf("$2a$04$hash"), Ceremony: []byte{1, 2}}
+	var gotS Session
+	if err := decodeSession(rawS, &gotS); err != nil || !reflect.DeepEqual(gotS, wantS) {
+		t.Errorf("session format 3:\n got %+v, %v\nwant %+v", gotS, err, wantS)
+	}
+	if raw := encodeUser(&gotU); raw[0] != userFormat || !bytes.Equal(raw[1:], append(rawU[1:len(rawU):len(rawU)], 0, 0)) {
+		t.Errorf("user format 2 re-encoded as %x", raw)
+	}
+	if raw := encodeSession(&gotS); raw[0] != sessionFormat || !bytes.Equal(raw[1:], append(rawS[1:len(rawS):len(rawS)], noEmailCode...)) {
+		t.Errorf("session format 3 re-encoded as %x", raw)
+	}
+	// Earlier formats with the new fields are corrupt, not read in part.
+	if err := decodeUser(append(rawU, 0, 0), new(User)); !errors.Is(err, errCorruptUser) {
+		t.Errorf("format 2 user with trailing fields: %v, want errCorruptUser", err)
+	}
+	if err := decodeSession(append(rawS, noEmailCode...), new(Session)); !errors.Is(err, errCorruptSession) {
+		t.Errorf("format 3 session with trailing fields: %v, want errCorruptSession", err)
 	}
 }
 
@@ -250,8 +295,8 @@ func TestCodecRejectsCorruptPasskeys(t *testing.T) {
 		t.Errorf("sign count of 2^32: %v, want errCorruptUser", err)
 	}
 	// A count of passkeys larger than what is left.
-	huge := encodeUser(&User{Name: "a"}) // ends with the handle, 0 passkeys, 0 digests
-	huge[len(huge)-2] = 0x7f
+	huge := encodeUser(&User{Name: "a"}) // ends with the handle, 0 passkeys, 0 digests, no address, 0 browsers
+	huge[len(huge)-4] = 0x7f
 	if err := decodeUser(huge, new(User)); !errors.Is(err, errCorruptUser) {
 		t.Errorf("passkey count past the end: %v, want errCorruptUser", err)
 	}

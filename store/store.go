@@ -141,6 +141,14 @@ type User struct {
 	// user who enrolled with a passkey and has no TOTP; an enrolled TOTP
 	// keeps its codes in TOTP.RecoveryDigests.
 	RecoveryDigests [][]byte `json:"recovery_digests,omitempty"`
+	// Email is the user's e-mail address, for security notices and
+	// e-mailed fallback codes, in bare form (alice@example.com); empty if
+	// none. A user the config declares has theirs in the config instead.
+	Email string `json:"email,omitempty"`
+	// KnownBrowsers are digests of the browsers the user has signed in
+	// from (see signin's browserDigest), newest last, at most a few: a
+	// sign-in from any other is a new browser.
+	KnownBrowsers [][]byte `json:"known_browsers,omitempty"`
 }
 
 // Enrolled reports whether u has a second factor: TOTP or a passkey.
@@ -240,6 +248,11 @@ type Session struct {
 	// expiry). It is single use: finishing takes it out, in the same
 	// transaction that acts on the result.
 	Ceremony []byte `json:"wc,omitempty"`
+	// EmailCode is the digest of the fallback code e-mailed to the user of
+	// a pending session (see notify.CodeDigest), nil if none; it works
+	// until EmailCodeExpires and once only.
+	EmailCode        []byte    `json:"ec,omitempty"`
+	EmailCodeExpires time.Time `json:"ece,omitzero"`
 }
 
 // Live reports whether s is within its absolute end at now and, once

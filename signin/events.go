@@ -38,6 +38,9 @@ const (
 	EventRevoked         = "revoked"
 	EventUnlocked        = "unlocked"
 	EventRemoved         = "removed"
+	// An e-mailed code was made and queued for the user (Step
+	// StepEmailCode); a refused request is EventLocked with that step.
+	EventEmailCodeSent = "email_code_sent"
 	// Something went wrong that does not change the outcome (a count not
 	// written): Reason says what, Err why. For the operator's log.
 	EventError = "error"
@@ -50,6 +53,7 @@ const (
 	StepConfirm       = "confirm"
 	StepReenroll      = "reenroll"
 	StepRecoveryCodes = "recovery_codes"
+	StepEmailCode     = "email_code"
 )
 
 // The scopes of EventSessionsEnded.
@@ -70,7 +74,7 @@ type Event struct {
 	User   string
 	Known  bool
 	Reason string
-	// Method is the second factor: totp or recovery.
+	// Method is the second factor: totp, recovery or email.
 	Method string
 	Client Client
 	// Remaining counts recovery codes left (EventRecoveryUsed).
@@ -83,6 +87,9 @@ type Event struct {
 	Until time.Time
 	// Err is set on EventError.
 	Err error
+	// NewBrowser is set on EventSignedIn when the user signed in from a
+	// browser none of their last sign-ins came from (see browserDigest).
+	NewBrowser bool
 }
 
 // observers are called with every event, in the order they were added,

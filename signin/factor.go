@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/caddy-two-factor/caddy-two-factor/notify"
 	"github.com/caddy-two-factor/caddy-two-factor/recovery"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
@@ -18,10 +19,10 @@ const (
 	MethodSetup = "setup"
 )
 
-// secondFactor is what a user typed as a second factor: a TOTP code or a
-// recovery code, parsed.
+// secondFactor is what a user typed as a second factor: a TOTP code, a
+// recovery code or an e-mailed code, parsed.
 type secondFactor struct {
-	totp, recovery string
+	totp, recovery, email string
 }
 
 func parseSecondFactor(input string) (secondFactor, bool) {
@@ -31,13 +32,19 @@ func parseSecondFactor(input string) (secondFactor, bool) {
 	if code, ok := recovery.Parse(input); ok {
 		return secondFactor{recovery: code}, true
 	}
+	if notify.IsCode(input) {
+		return secondFactor{email: input}, true
+	}
 	return secondFactor{}, false
 }
 
 // method names the factor in sessions and events.
 func (f secondFactor) method() string {
-	if f.totp != "" {
+	switch {
+	case f.totp != "":
 		return MethodTOTP
+	case f.email != "":
+		return MethodEmail
 	}
 	return MethodRecovery
 }
@@ -173,7 +180,9 @@ type StepUpRequest struct {
 func (s *Service) StepUp(req StepUpRequest, change func(tx store.Tx, sess *store.Session, u *store.User) error) error {
 	now := s.deps.Now()
 	factor, ok := parseSecondFactor(req.Factor)
-	if !ok {
+	if !ok || factor.email != "" {
+		// An e-mailed code is sent at sign-in only: none is ever
+		// pending for a signed-in session.
 		return ErrMalformedFactor
 	}
 	user := req.Session.User

@@ -401,6 +401,7 @@ func (db *database) viewLocked(now time.Time) adminView {
 	}
 	v := adminView{db: db, offline: scope.Offline}
 	v.op = signin.NewOperator(scope, signin.Deps{Store: db.store, Attempts: db.attempts, Now: func() time.Time { return now }})
+	v.op.Observe(db.operatorNotices(now))
 	v.classes, v.classFrom = configHashClasses(db.configs)
 	return v
 }

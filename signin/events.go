@@ -15,6 +15,7 @@ const (
 	// A TOTP code of a step already used.
 	EventReplayedCode = "replayed_code"
 	// An attempt refused by a lock; Scope says whose, Until until when.
+	// Reason ReasonFailures: a failure has just locked the account.
 	EventLocked = "locked"
 	// Both factors given (Method totp or recovery).
 	EventSignedIn = "signed_in"

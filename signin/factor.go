@@ -131,7 +131,25 @@ func (s *Service) codeFailed(attempt *throttle.Attempt, step, user, method strin
 		kind = EventReplayedCode
 	}
 	s.observers.emit(Event{Kind: kind, Step: step, User: user, Known: true, Method: method, Client: c})
+	s.lockedByFailure(step, user, true, c)
 	return codeErr
+}
+
+// ReasonFailures is the Reason of an EventLocked reported when a failure
+// has just locked the account (rather than an attempt refused by a lock).
+const ReasonFailures = "failures"
+
+// lockedByFailure reports a lock that a failure by user from c has just
+// set, if it did and user is known.
+func (s *Service) lockedByFailure(step, user string, known bool, c Client) {
+	until, err := s.deps.Attempts.LockedUntil(user, known, c.IP, s.policy.Limits, s.deps.Now())
+	if err != nil {
+		s.failed("reading a 2FA lock", err)
+		return
+	}
+	if known && !until.IsZero() {
+		s.observers.emit(Event{Kind: EventLocked, Step: step, User: user, Known: true, Client: c, Until: until, Scope: ScopeAccount, Reason: ReasonFailures})
+	}
 }
 
 // checkNewSecret checks a code typed for the pending secret of sess (at

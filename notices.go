@@ -168,6 +168,12 @@ func (h *TwoFactor) notifyMessages(repl *caddy.Replacer) (*notify.Messages, erro
 
 // validateNotify checks what provisioning did not.
 func (h *TwoFactor) validateNotify() error {
+	if n := h.Notify; n != nil && n.SMTP == "" && len(n.Webhooks) == 0 {
+		return errors.New("notify needs smtp or a webhook")
+	}
+	if n := h.Notify; n != nil && n.SMTP != "" && n.From == "" {
+		return errors.New("notify: smtp needs from")
+	}
 	if h.EmailCodes && (h.Notify == nil || h.Notify.SMTP == "") {
 		return errors.New("email_codes needs an SMTP server: set smtp in notify")
 	}

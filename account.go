@@ -33,6 +33,9 @@ type accountView struct {
 	Sessions   []sessionView
 	// Others counts the sessions other than the current one.
 	Others int
+	// Email is the user's address for notices and e-mailed codes, shown
+	// to them read-only (the operator sets it); "" if none.
+	Email string
 }
 
 // sessionView is one of the user's sessions on the account page.
@@ -87,7 +90,7 @@ func (h *TwoFactor) renderAccount(w http.ResponseWriter, status int, sess *store
 	if err != nil {
 		return err
 	}
-	view := &accountView{}
+	view := &accountView{Email: h.signin.Address(u.Name, u)}
 	if u.TOTP != nil {
 		view.EnrolledAt = formatTime(u.TOTP.EnrolledAt)
 		view.CodesLeft = len(u.TOTP.RecoveryDigests)

@@ -15,6 +15,10 @@ func (h *TwoFactor) auditEvent(e signin.Event) {
 	user := knownName(e.User, e.Known)
 	switch e.Kind {
 	case signin.EventLocked:
+		if e.Reason == signin.ReasonFailures {
+			h.audit(ip, "account_locked", user, e.Reason)
+			break
+		}
 		if e.Scope == signin.ScopeClient {
 			h.audit(ip, e.Step+"_locked", "", "client_locked")
 		} else {
@@ -42,6 +46,8 @@ func (h *TwoFactor) auditEvent(e signin.Event) {
 		h.audit(ip, event, user, "", zap.Int("sessions_ended", e.Sessions))
 	case signin.EventSignedOut:
 		h.audit(ip, "logout", user, "")
+	case signin.EventEmailCodeSent:
+		h.audit(ip, "email_code_sent", user, "")
 	case signin.EventError:
 		h.logger.Error(e.Reason, zap.Error(e.Err))
 	}

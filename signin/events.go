@@ -39,6 +39,7 @@ const (
 	EventRevoked         = "revoked"
 	EventUnlocked        = "unlocked"
 	EventRemoved         = "removed"
+	EventEmailChanged    = "email_changed"
 	// An e-mailed code was made and queued for the user (Step
 	// StepEmailCode); a refused request is EventLocked with that step.
 	EventEmailCodeSent = "email_code_sent"

@@ -469,3 +469,52 @@ func dispatcherGoroutines() int {
 		buf = make([]byte, 2*len(buf))
 	}
 }
+
+// TestNoticeSentOnceByTwoInstances: two instances on one Redis store both
+// report the same lock (the failure that set it on A, a refused sign-in
+// on B); the notice they queue has one ID, which one instance claims in
+// Redis, so the user gets one e-mail and each webhook one POST.
+func TestNoticeSentOnceByTwoInstances(t *testing.T) {
+	ms := mailtest.Start(t, mailtest.PlainOnly, nil)
+	hk := startHook(t)
+	_, a, b := twoInstances(t, func(h *TwoFactor) {
+		h.MaxAttempts = 2
+		h.Users = append(h.Users, Account{Username: "nadia", Password: testHash(), Email: "nadia@example.com"})
+		h.Notify = &Notify{SMTP: ms.Addr, SMTPSecurity: "insecure", From: "Example Admin <admin@example.com>", Webhooks: []string{hk.srv.URL}}
+	})
+	enroller := a.browser(t)
+	enroller.now = time.Now
+	enroller.enroll("nadia")
+	onA := a.browser(t)
+	onA.login("nadia", testPassword, "/app")
+	for range 2 {
+		if r := onA.confirm("000000"); r.status != http.StatusUnauthorized {
+			t.Fatalf("wrong code on A: %d", r.status)
+		}
+	}
+	hk.wait(t, notify.AccountLocked)
+	onB := b.browser(t)
+	onB.now = time.Now
+	if r := onB.login("nadia", testPassword, "/app"); r.status != http.StatusTooManyRequests {
+		t.Fatalf("sign-in on B while locked: %d", r.status)
+	}
+	// B's notices go out in order: once its revoke notice is in, so is
+	// whatever it did with the lock.
+	if _, err := b.h.db.administer(adminRequest{Action: actionRevoke, Name: "nadia"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	hk.wait(t, notify.OperatorRevoke)
+	mailTo(t, ms, "nadia@example.com", "Your sessions for nadia were signed out")
+	if n := hk.count(notify.AccountLocked); n != 1 {
+		t.Errorf("%d account_locked webhook POSTs from two instances, want 1", n)
+	}
+	locked := 0
+	for _, m := range ms.Received() {
+		if _, subject, _ := mailtest.Read(t, m.Data); strings.Contains(subject, "is locked") {
+			locked++
+		}
+	}
+	if locked != 1 {
+		t.Errorf("%d account_locked e-mails from two instances, want 1", locked)
+	}
+}

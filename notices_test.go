@@ -518,3 +518,65 @@ func TestNoticeSentOnceByTwoInstances(t *testing.T) {
 		t.Errorf("%d account_locked e-mails from two instances, want 1", locked)
 	}
 }
+
+// TestCommandEmail gives database users addresses from the command line,
+// through the admin API and, with Caddy stopped, on the file; the users
+// list shows them, and bad or declared ones are refused.
+func TestCommandEmail(t *testing.T) {
+	site := startSite(t, siteConfig{matcher: "/admin/*"})
+	run := cliFor(t)
+	run("", "add-user", "zoe", "--email", "zoe@example.com", "--password-file", passwordFile(t, testPassword)).mustSucceed(t)
+	if zoe := usersOf(t, run)["zoe"]; zoe.Email != "zoe@example.com" {
+		t.Fatalf("zoe after add-user --email: %+v", zoe)
+	}
+	if out := run("", "set-email", "zoe", "Zoe <z@example.org>").mustSucceed(t); !strings.Contains(out.stdout, "Set the e-mail address of zoe") {
+		t.Errorf("set-email said %q", out.stdout)
+	}
+	if zoe := usersOf(t, run)["zoe"]; zoe.Email != "z@example.org" {
+		t.Fatalf("zoe after set-email: %+v", zoe)
+	}
+	for _, tc := range []struct {
+		args []string
+		code string
+	}{
+		{[]string{"set-email", "zoe", "z@example.org\r\nBcc: x@example.net"}, codeBadRequest},
+		{[]string{"set-email", "zoe", "not an address"}, codeBadRequest},
+		{[]string{"set-email", "alice", "alice@example.com"}, codeDefinedInConfig},
+		{[]string{"set-email", "nobody", "n@example.com"}, codeUnknownUser},
+	} {
+		if code := run("", append(tc.args, "--json")...).refusal(t); code != tc.code {
+			t.Errorf("%q: code %q, want %q", tc.args, code, tc.code)
+		}
+	}
+	stopSites(t)
+	twoFactorCommand(t, "", "set-email", "zoe", "", "--address", adminAddress(), "--db", site.db).mustSucceed(t)
+	startSite(t, siteConfig{matcher: "/admin/*", db: site.db})
+	if zoe := usersOf(t, cliFor(t))["zoe"]; zoe.Email != "" {
+		t.Fatalf("zoe after set-email \"\" on the file: %+v", zoe)
+	}
+}
+
+// TestNoticeAuthenticatorReplaced: the account page shows the user's
+// address, and a new authenticator from it tells the user.
+func TestNoticeAuthenticatorReplaced(t *testing.T) {
+	site := startNoticeSite(t, mailtest.Start(t, mailtest.PlainOnly, nil), "")
+	b := newBrowser(t)
+	oldSecret, _ := b.enroll("quinn")
+	if acct := b.account(); !strings.Contains(acct.body, `<dd id="email">quinn@example.com `) {
+		t.Errorf("the account page does not show the address:\n%s", acct.body)
+	}
+	page := b.get("/_2fa/account/authenticator")
+	m := secretPattern.FindStringSubmatch(page.body)
+	if m == nil {
+		t.Fatalf("replace page: %d\n%s", page.status, page.body)
+	}
+	newSecret, err := totpDecode(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := b.post("/_2fa/account/authenticator", url.Values{"csrf": {b.csrfFrom(page)}, "current": {b.code("quinn", oldSecret)}, "code": {b.code("quinn", newSecret)}})
+	wantRedirect(t, r, "/_2fa/account?done=authenticator")
+	msg, _ := mailTo(t, site.mail, "quinn@example.com", "An authenticator was added to quinn")
+	checkMail(t, msg, "quinn")
+	site.hook.wait(t, notify.AuthenticatorAdded)
+}

@@ -20,7 +20,7 @@
 //
 //	{http.auth.user.id}              the user name
 //	{http.two_factor.user}           the user name
-//	{http.two_factor.method}         how the second factor was given: totp, recovery or setup
+//	{http.two_factor.method}         how the second factor was given: totp, recovery, setup or email
 //	{http.two_factor.confirmed_at}   when it was given (RFC 3339)
 //	{http.two_factor.session_expires} when the session ends at the latest (RFC 3339)
 package twofactor

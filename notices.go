@@ -121,7 +121,7 @@ func (h *TwoFactor) provisionNotify(repl *caddy.Replacer) error {
 		events:     events,
 		accountURL: resolve(n.AccountURL),
 		hasMail:    n.SMTP != "",
-		recent:     store.LocalClaims{Now: h.now},
+		recent:     store.LocalClaims{Now: func() time.Time { return h.now() }},
 	}
 	return nil
 }

@@ -265,8 +265,8 @@ func (h *TwoFactor) enqueueNotice(n notify.Notice) {
 // the config's, or the store's for a user it does not declare.
 func (h *TwoFactor) addressed(n notify.Notice) notify.Notice {
 	n.AccountURL = h.notifier.accountURL
-	if !h.notifier.hasMail {
-		return n
+	if !h.notifier.hasMail || n.To != "" {
+		return n // no e-mail, or addressed already (an e-mailed code)
 	}
 	if acct, ok := h.accounts[n.User]; ok {
 		n.To = acct.Email

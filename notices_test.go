@@ -99,6 +99,13 @@ type noticeSite struct {
 // server that is down) and a webhook, with extra lines in two_factor.
 func startNoticeSite(t *testing.T, ms *mailtest.Server, extra string) *noticeSite {
 	t.Helper()
+	return startNoticeSiteLogging(t, ms, extra, "")
+}
+
+// startNoticeSiteLogging is startNoticeSite with Caddy's logs written to
+// logFile ("" for none).
+func startNoticeSiteLogging(t *testing.T, ms *mailtest.Server, extra, logFile string) *noticeSite {
+	t.Helper()
 	h := startHook(t)
 	addr := ""
 	if ms != nil {
@@ -110,7 +117,7 @@ func startNoticeSite(t *testing.T, ms *mailtest.Server, extra string) *noticeSit
 	for _, u := range mailUsers {
 		fmt.Fprintf(&users, "user %s %s %s@example.com\n\t\t", u, testHash(), u)
 	}
-	site := startSite(t, siteConfig{matcher: "/admin/*", extra: users.String() + fmt.Sprintf(`notify {
+	site := startSite(t, siteConfig{matcher: "/admin/*", logFile: logFile, extra: users.String() + fmt.Sprintf(`notify {
 			smtp %s insecure
 			from "Example Admin <admin@example.com>"
 			webhook %s/hook
@@ -317,7 +324,8 @@ func (b *browser) askForCode() response {
 }
 
 func TestEmailCodeSignIn(t *testing.T) {
-	site := startNoticeSite(t, mailtest.Start(t, mailtest.PlainOnly, nil), "")
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	site := startNoticeSiteLogging(t, mailtest.Start(t, mailtest.PlainOnly, nil), "", logFile)
 	newBrowser(t).enroll("rupert")
 	b := newBrowser(t)
 	b.login("rupert", testPassword, "/admin/")
@@ -351,6 +359,19 @@ func TestEmailCodeSignIn(t *testing.T) {
 	b2.login("rupert", testPassword, "/admin/")
 	if r := b2.confirm(code[1]); r.status != http.StatusUnauthorized {
 		t.Fatalf("the code a second time: %d", r.status)
+	}
+	// The log tells of the code, never the code or the address.
+	logs, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(logs), `"email_code_sent"`) {
+		t.Error("no audit line of the e-mailed code")
+	}
+	for _, secret := range []string{code[1], "rupert@example.com"} {
+		if strings.Contains(string(logs), secret) {
+			t.Errorf("the log holds %q", secret)
+		}
 	}
 }
 

@@ -15,6 +15,10 @@ func (h *TwoFactor) auditEvent(e signin.Event) {
 	user := knownName(e.User, e.Known)
 	switch e.Kind {
 	case signin.EventLocked:
+		if e.Reason == signin.ReasonFailures {
+			h.audit(ip, eventAccountLocked, user, e.Reason)
+			break
+		}
 		event, fields := stepEvent(e.Step, true)
 		if e.Scope == signin.ScopeClient {
 			h.audit(ip, event, "", "client_locked", fields...)
@@ -44,6 +48,8 @@ func (h *TwoFactor) auditEvent(e signin.Event) {
 		h.audit(ip, event, user, "", zap.Int("sessions_ended", e.Sessions))
 	case signin.EventSignedOut:
 		h.audit(ip, eventLogout, user, "")
+	case signin.EventEmailCodeSent:
+		h.audit(ip, eventEmailCodeSent, user, "")
 	case signin.EventError:
 		h.logger.Error(e.Reason, eventField(eventSignInBookkeepingFailed), zap.Error(e.Err))
 	}

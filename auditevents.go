@@ -34,6 +34,8 @@ const (
 	eventSessionEnded            logEvent = "session_ended"
 	eventOtherSessionsEnded      logEvent = "other_sessions_ended"
 	eventLogout                  logEvent = "logout"
+	eventAccountLocked           logEvent = "account_locked"
+	eventEmailCodeSent           logEvent = "email_code_sent"
 	eventCSRFRejected            logEvent = "csrf_rejected"
 	eventSignInStepFailed        logEvent = "sign_in_step_failed"
 	eventSignInStepLocked        logEvent = "sign_in_step_locked"

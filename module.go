@@ -20,7 +20,7 @@
 //
 //	{http.auth.user.id}              the user name
 //	{http.two_factor.user}           the user name
-//	{http.two_factor.method}         how the second factor was given: totp, recovery or setup
+//	{http.two_factor.method}         how the second factor was given: totp, recovery, setup or email
 //	{http.two_factor.confirmed_at}   when it was given (RFC 3339)
 //	{http.two_factor.session_expires} when the session ends at the latest (RFC 3339)
 package twofactor
@@ -47,6 +47,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-two-factor/caddy-two-factor/notify"
 	"github.com/caddy-two-factor/caddy-two-factor/seal"
 	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
@@ -233,6 +234,15 @@ type TwoFactor struct {
 	// that reaches the handler.
 	MatchersRaw caddy.ModuleMap `json:"match,omitempty" caddy:"namespace=http.matchers"`
 
+	// Security notices by e-mail and webhook (see Notify and
+	// docs/notifications.md). Default: none.
+	Notify *Notify `json:"notify,omitempty"`
+
+	// Let a user with an e-mail address ask for a fallback sign-in code by
+	// e-mail on the confirm page (8 digits, 10 minutes, once). Needs
+	// notify's smtp. Default: off.
+	EmailCodes bool `json:"email_codes,omitempty"`
+
 	accounts    map[string]signin.Account
 	fakeAccount signin.Account
 	sealer      *seal.Sealer
@@ -253,6 +263,8 @@ type TwoFactor struct {
 	logo      *asset
 	customCSS *asset
 	matchers  caddyhttp.MatcherSet
+	// notifier sends notices; nil without notify.
+	notifier *notifier
 }
 
 // Account is a user who may sign in.
@@ -263,6 +275,10 @@ type Account struct {
 	// The password hash, from `caddy hash-password` (bcrypt or argon2id,
 	// in Modular Crypt Format).
 	Password string `json:"password"` //nolint:gosec // a hash, not a password
+
+	// The user's e-mail address, for notices and e-mailed codes.
+	// Default: none.
+	Email string `json:"email,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -353,17 +369,23 @@ func (h *TwoFactor) provision(logger *zap.Logger) error {
 	if err := db.checkKeys(h.sealer); err != nil {
 		return err
 	}
-	h.signin = signin.New(h.policy(), signin.Deps{
+	if err := h.provisionNotify(repl); err != nil {
+		return err
+	}
+	policy, deps := h.policy(), signin.Deps{
 		Store:    db.store,
 		Attempts: db.attempts,
 		Hashing:  db.hashing,
 		Sealer:   h.sealer,
 		// Read at each call: tests set h.now after provisioning.
 		Now: func() time.Time { return h.now() },
-	})
+	}
+	h.emailCodes(&policy, &deps)
+	h.signin = signin.New(policy, deps)
 	// Each observer of sign-in events is one line here.
 	h.signin.Observe(h.auditEvent)
 	h.signin.Observe(observeSignIn)
+	h.signin.Observe(h.noticeEvent)
 	// The admin API learns from this which users the config declares.
 	return db.register(h)
 }
@@ -421,6 +443,11 @@ func (h *TwoFactor) provisionAccounts(repl *caddy.Replacer) error {
 		acct, err := signin.NewAccount(repl.ReplaceKnown(u.Password, ""))
 		if err != nil {
 			return fmt.Errorf("user %q: %w", name, err)
+		}
+		if u.Email != "" {
+			if acct.Email, err = notify.ParseAddress(repl.ReplaceKnown(u.Email, "")); err != nil {
+				return fmt.Errorf("user %q: %w", name, err)
+			}
 		}
 		h.accounts[name] = acct
 	}
@@ -497,11 +524,15 @@ func (h *TwoFactor) Validate() error {
 	if h.MaxAttempts < 0 || h.MaxIPAttempts < 0 || h.MaxAccountAttempts < 0 {
 		return errors.New("max_attempts, max_account_attempts and max_ip_attempts must be positive")
 	}
+	if err := h.validateNotify(); err != nil {
+		return err
+	}
 	return h.validateBranding()
 }
 
 // Cleanup releases this config's use of the database.
 func (h *TwoFactor) Cleanup() error {
+	h.closeNotify()
 	if h.db == nil {
 		return nil
 	}

@@ -37,6 +37,8 @@ func (h *TwoFactor) servePage(w http.ResponseWriter, r *http.Request, page strin
 		hs = handlers{h.getSetup, h.postSetup}
 	case "confirm":
 		hs = handlers{h.getConfirm, h.postConfirm}
+	case "confirm/email":
+		hs = handlers{post: h.postConfirmEmail}
 	case "logout":
 		hs = handlers{h.getLogout, h.postLogout}
 	case "account":
@@ -390,6 +392,8 @@ func (h *TwoFactor) renderConfirm(w http.ResponseWriter, status int, sess *store
 		CSRF:     h.sessionCSRF(sess.Key),
 		Username: sess.User,
 		Error:    msg,
+		// The e-mailed code's offer (emailcode.go).
+		EmailCodeTo: h.emailOffer(sess),
 	})
 }
 

@@ -54,6 +54,10 @@ type pageData struct {
 	// Account is the account page's content.
 	Account *accountView
 
+	// EmailCodeTo offers an e-mailed code on the confirm page, to this
+	// masked address (email_codes); "" offers none.
+	EmailCodeTo string
+
 	// Brand is the site's branding, set by render.
 	Brand brand
 	// Nonce is the page's script nonce, set by render: the pages'

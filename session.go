@@ -163,10 +163,3 @@ func (h *TwoFactor) pendingSession(r *http.Request) (*store.Session, *store.User
 	}
 	return h.signin.Pending(key)
 }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}

@@ -214,6 +214,9 @@ type Account struct {
 	salt, key []byte
 	// Credential names the hash in the sessions opened with it.
 	Credential store.Credential
+	// Email is the user's e-mail address for notices and e-mailed codes,
+	// as the config gives it (checked with notify.ParseAddress); "" if none.
+	Email string
 }
 
 // NewAccount checks a hash made by `caddy hash-password` and returns the

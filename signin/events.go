@@ -15,6 +15,7 @@ const (
 	// A TOTP code of a step already used.
 	EventReplayedCode = "replayed_code"
 	// An attempt refused by a lock; Scope says whose, Until until when.
+	// Reason ReasonFailures: a failure has just locked the account.
 	EventLocked = "locked"
 	// Both factors given (Method totp or recovery).
 	EventSignedIn = "signed_in"
@@ -38,6 +39,10 @@ const (
 	EventRevoked         = "revoked"
 	EventUnlocked        = "unlocked"
 	EventRemoved         = "removed"
+	EventEmailChanged    = "email_changed"
+	// An e-mailed code was made and queued for the user (Step
+	// StepEmailCode); a refused request is EventLocked with that step.
+	EventEmailCodeSent = "email_code_sent"
 	// Something went wrong that does not change the outcome (a count not
 	// written): Reason says what, Err why. For the operator's log.
 	EventError = "error"
@@ -50,6 +55,7 @@ const (
 	StepConfirm       = "confirm"
 	StepReenroll      = "reenroll"
 	StepRecoveryCodes = "recovery_codes"
+	StepEmailCode     = "email_code"
 )
 
 // The scopes of EventSessionsEnded.
@@ -70,7 +76,7 @@ type Event struct {
 	User   string
 	Known  bool
 	Reason string
-	// Method is the second factor: totp or recovery.
+	// Method is the second factor: totp, recovery or email.
 	Method string
 	Client Client
 	// Remaining counts recovery codes left (EventRecoveryUsed).
@@ -83,6 +89,9 @@ type Event struct {
 	Until time.Time
 	// Err is set on EventError.
 	Err error
+	// NewBrowser is set on EventSignedIn when the user signed in from a
+	// browser none of their last sign-ins came from (see browserDigest).
+	NewBrowser bool
 }
 
 // observers are called with every event, in the order they were added,

@@ -93,6 +93,8 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (LoginResult, err
 			return LoginResult{}, err
 		}
 		s.observers.emit(Event{Kind: EventBadPassword, Step: StepLogin, User: name, Known: known, Client: c})
+		// Read for unknown names too: the answer takes as long.
+		s.lockedByFailure(StepLogin, name, known, c)
 		return LoginResult{}, ErrBadCredentials
 	}
 	var res LoginResult

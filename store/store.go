@@ -150,6 +150,14 @@ type User struct {
 	// AppTokens are the user's tokens for clients that cannot give a
 	// second factor (see package policy).
 	AppTokens []AppToken `json:"app_tokens,omitempty"`
+	// Email is the user's e-mail address, for security notices and
+	// e-mailed fallback codes, in bare form (alice@example.com); empty if
+	// none. A user the config declares has theirs in the config instead.
+	Email string `json:"email,omitempty"`
+	// KnownBrowsers are digests of the browsers the user has signed in
+	// from (see signin's browserDigest), newest last, at most a few: a
+	// sign-in from any other is a new browser.
+	KnownBrowsers [][]byte `json:"known_browsers,omitempty"`
 }
 
 // RememberedDevice is a browser that signs in with the password alone. The
@@ -295,6 +303,11 @@ type Session struct {
 	// the session must give a second factor again before it passes. Zero
 	// when none was drawn.
 	RecheckAt time.Time `json:"rc,omitzero"`
+	// EmailCode is the digest of the fallback code e-mailed to the user of
+	// a pending session (see notify.CodeDigest), nil if none; it works
+	// until EmailCodeExpires and once only.
+	EmailCode        []byte    `json:"ec,omitempty"`
+	EmailCodeExpires time.Time `json:"ece,omitzero"`
 }
 
 // Live reports whether s is within its absolute end at now and, once

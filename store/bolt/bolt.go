@@ -58,6 +58,14 @@ type Store struct {
 	// commits counts the write transactions committed, so tests and
 	// benchmarks can tell which requests write.
 	commits atomic.Uint64
+	// claims are kept in memory: a bbolt file is opened by one process,
+	// so the configs that share it share this Store, and its claims.
+	claims store.LocalClaims
+}
+
+// Claim implements store.Claimer, for this process.
+func (b *Store) Claim(key string, ttl time.Duration) (bool, error) {
+	return b.claims.Claim(key, ttl)
 }
 
 // Open opens (creating if needed) the bbolt database at path.

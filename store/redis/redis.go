@@ -14,6 +14,7 @@
 //	P users               zset     user names, score 0 (name order)
 //	P expiry              zset     session key + user name, score = expiry in Unix ms
 //	P attempts            zset     counter keys, score 0 (key order)
+//	P c:<claim key>       string   "1": a claim (Store.Claim); expires at its TTL
 //
 // Names and keys are stored as they are, bytes included: a user key ends
 // in "}:user" and a set's in "}:sessions", neither a suffix of the other,
@@ -234,6 +235,22 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}()
 		return nil, fmt.Errorf("connecting to %s: %w", where, ctx.Err())
 	}
+}
+
+// Claim implements store.Claimer with SET key NX PX ttl: the first
+// instance to claim key within ttl wins.
+func (s *Store) Claim(key string, ttl time.Duration) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	name := s.keys.claim(key)
+	err := s.client.Do(ctx, s.client.B().Set().Key(name).Value("1").Nx().PxMilliseconds(max(ttl.Milliseconds(), 1)).Build()).Error()
+	switch {
+	case rueidis.IsRedisNil(err):
+		return false, nil // taken
+	case err != nil:
+		return false, fmt.Errorf("claiming redis key %q: %w: %w", name, store.ErrUnavailable, err)
+	}
+	return true, nil
 }
 
 // Close implements store.Store.

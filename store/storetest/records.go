@@ -85,7 +85,9 @@ func alice() *store.User {
 			Digest:  []byte{2},
 			Expires: base.Add(time.Hour),
 		}},
-		AppTokens: []store.AppToken{appToken(1), {ID: "2", Digest: []byte{2}}},
+		AppTokens:     []store.AppToken{appToken(1), {ID: "2", Digest: []byte{2}}},
+		Email:         "alice@example.com",
+		KnownBrowsers: [][]byte{{9, 10}, {11}},
 	}
 }
 
@@ -345,22 +347,24 @@ func testForEachUser(t *testing.T, open func(*testing.T) store.Store) {
 // fullSession is a session with every field set.
 func fullSession() *store.Session {
 	return &store.Session{
-		Key:           key("full"),
-		User:          "alice",
-		Stage:         store.StageFull,
-		UserSessionID: "sid",
-		Created:       base.Add(-2 * time.Hour),
-		LastSeen:      base.Add(-time.Minute),
-		Expires:       base.Add(time.Hour),
-		ConfirmedAt:   base.Add(-time.Hour),
-		Method:        "totp",
-		Next:          "/admin?x=1",
-		PendingSecret: []byte{0, 1, 2},
-		ClientIP:      "2001:db8::1",
-		UserAgent:     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
-		Credential:    store.CredentialOf("$2a$04$hash"),
-		Ceremony:      []byte{1, 2, 0, 0xff},
-		RecheckAt:     base.Add(3 * time.Hour),
+		Key:              key("full"),
+		User:             "alice",
+		Stage:            store.StageFull,
+		UserSessionID:    "sid",
+		Created:          base.Add(-2 * time.Hour),
+		LastSeen:         base.Add(-time.Minute),
+		Expires:          base.Add(time.Hour),
+		ConfirmedAt:      base.Add(-time.Hour),
+		Method:           "totp",
+		Next:             "/admin?x=1",
+		PendingSecret:    []byte{0, 1, 2},
+		ClientIP:         "2001:db8::1",
+		UserAgent:        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+		Credential:       store.CredentialOf("$2a$04$hash"),
+		Ceremony:         []byte{1, 2, 0, 0xff},
+		RecheckAt:        base.Add(3 * time.Hour),
+		EmailCode:        []byte{3, 4, 0, 0xff},
+		EmailCodeExpires: base.Add(10 * time.Minute),
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/caddy-two-factor/caddy-two-factor/i18n"
+	"github.com/caddy-two-factor/caddy-two-factor/internal/mailtest"
 	"github.com/caddy-two-factor/caddy-two-factor/notify"
 )
 
@@ -326,7 +327,7 @@ func FuzzSubjectOneLine(f *testing.F) {
 // In every language, a user name with a line break does not reach a mail
 // header: the message is refused, for good.
 func TestEveryLanguageRefusesHeaderInjection(t *testing.T) {
-	ms := startMailServer(t, offerSTARTTLS, nil)
+	ms := mailtest.Start(t, mailtest.OfferSTARTTLS, nil)
 	for _, lang := range notify.Languages() {
 		s := newSMTP(t, ms, func(c *notify.SMTPConfig) { c.Messages = notify.MessagesFor(lang) })
 		for _, user := range subjectUsers[:4] {
@@ -337,7 +338,7 @@ func TestEveryLanguageRefusesHeaderInjection(t *testing.T) {
 			}
 		}
 	}
-	if got := ms.received(); len(got) != 0 {
+	if got := ms.Received(); len(got) != 0 {
 		t.Errorf("%d messages reached the server", len(got))
 	}
 }

@@ -158,7 +158,10 @@ func registerMetrics(reg *prometheus.Registry) error {
 // Label values come from the signin package's constants, never from the
 // request.
 func observeSignIn(e signin.Event) {
-	if e.Kind == signin.EventError {
+	// An error is no outcome, and a lock that a failure started is
+	// reported beside that failure (it is counted by lockouts_total):
+	// "locked" counts the attempts a lock turned away.
+	if e.Kind == signin.EventError || (e.Kind == signin.EventLocked && e.Reason == signin.ReasonFailures) {
 		return
 	}
 	step := e.Step

@@ -18,8 +18,9 @@ type instrumentedStore struct {
 	viewErrors, updateErrors prometheus.Counter
 }
 
-// instrumentStore returns st measured under the backend label. A store
-// that can compact its file stays one.
+// instrumentStore returns st measured under the backend label. What else
+// st can do (compact its file, claim notices) stays reachable through
+// Unwrap (see store.As).
 func instrumentStore(st store.Store, backend string) store.Store {
 	i := instrumentedStore{
 		Store:        st,
@@ -27,9 +28,6 @@ func instrumentStore(st store.Store, backend string) store.Store {
 		update:       storeOperationSeconds.WithLabelValues(backend, "update"),
 		viewErrors:   storeErrors.WithLabelValues(backend, "view"),
 		updateErrors: storeErrors.WithLabelValues(backend, "update"),
-	}
-	if c, ok := st.(compacter); ok {
-		return instrumentedCompacter{i, c}
 	}
 	return i
 }
@@ -59,13 +57,6 @@ func observeStoreOp(took prometheus.Observer, failed prometheus.Counter, start t
 	if storeUnavailable(err) {
 		failed.Inc()
 	}
-}
-
-// instrumentedCompacter is an instrumentedStore of a store that can
-// compact its file (see resealLocked).
-type instrumentedCompacter struct {
-	instrumentedStore
-	compacter
 }
 
 // storesCollector reports, at each scrape, every open store's session
@@ -162,6 +153,5 @@ func (db *database) storedSessions(now time.Time) (int64, bool) {
 // Interface guards
 var (
 	_ store.Store          = instrumentedStore{}
-	_ compacter            = instrumentedCompacter{}
 	_ prometheus.Collector = storesCollector{}
 )

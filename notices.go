@@ -113,7 +113,7 @@ func (h *TwoFactor) provisionNotify(repl *caddy.Replacer) error {
 		senders = append(senders, w)
 	}
 	cfg := notify.Config{Senders: senders, Events: events, Logger: h.logger.Named("notify")}
-	if c, ok := h.db.raw.(store.Claimer); ok {
+	if c, ok := store.As[store.Claimer](h.db.raw); ok {
 		cfg.Claim = func(key string) (bool, error) { return c.Claim("notice:"+key, claimTTL) }
 	}
 	h.notifier = &notifier{
@@ -241,6 +241,10 @@ func (h *TwoFactor) noticeEvent(e signin.Event) {
 func (h *TwoFactor) sendNotice(n notify.Notice, e signin.Event) {
 	n.User, n.Time = e.User, h.now()
 	n.ClientIP, n.Browser = e.Client.IP, ""
+	// The language the pages chose for the client (the operator's
+	// language and languages apply); an operator's action has no client
+	// and gets the default language.
+	n.Language = h.languagePages().bundle.Negotiate(e.Client.Language).Lang()
 	if e.Client.UserAgent != "" {
 		n.Browser = signin.Device(e.Client.UserAgent)
 	}
@@ -257,7 +261,7 @@ func (h *TwoFactor) enqueueNotice(n notify.Notice) {
 		return
 	}
 	if err := h.notifier.dispatcher.Enqueue(h.addressed(n)); err != nil && !errors.Is(err, notify.ErrClosed) {
-		h.logger.Debug("notice not queued", zap.String("event", string(n.Event)), zap.Error(err))
+		h.logger.Debug("notice not queued", zap.String("notice", string(n.Event)), zap.Error(err))
 	}
 }
 
@@ -281,7 +285,7 @@ func (h *TwoFactor) addressed(n notify.Notice) notify.Notice {
 	})
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		h.logger.Warn("reading the address for a notice; it goes to webhooks only",
-			zap.String("event", string(n.Event)), zap.String("user", n.User), zap.Error(err))
+			zap.String("notice", string(n.Event)), zap.String("user", n.User), zap.Error(err))
 	}
 	return n
 }

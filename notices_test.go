@@ -213,6 +213,41 @@ func TestNoticeNewBrowser(t *testing.T) {
 	}
 }
 
+// A notice is written in the language the pages chose for the browser
+// that caused it; an operator's action, with no browser, in the default.
+func TestNoticeInTheBrowsersLanguage(t *testing.T) {
+	site := startNoticeSite(t, mailtest.Start(t, mailtest.PlainOnly, nil), "")
+	secret, _ := newBrowser(t).enroll("nadia")
+	b := browserAs(t, firefoxUA)
+	b.client.Transport = withHeader{b.client.Transport, "Accept-Language", "de-AT,de;q=0.9,en;q=0.5"}
+	if r := b.signIn("nadia", secret); r.status != http.StatusSeeOther {
+		t.Fatalf("sign-in from Firefox: %d", r.status)
+	}
+	_, body := mailTo(t, site.mail, "nadia@example.com", "Neue Anmeldung bei Ihrem Konto nadia")
+	if !strings.Contains(body, "caddy two-factor revoke nadia") {
+		t.Errorf("German body lacks the revoke command:\n%s", body)
+	}
+	if v, raw := site.hook.wait(t, notify.SignInNewBrowser); v["language"] != "de" || !strings.Contains(raw, "Neue Anmeldung") {
+		t.Errorf("webhook payload %s", raw)
+	}
+	if status, body := adminCall(t, http.MethodPost, "/two_factor/users/nadia/revoke", ""); status != http.StatusOK {
+		t.Fatalf("revoke: %d %s", status, body)
+	}
+	mailTo(t, site.mail, "nadia@example.com", "Your sessions for nadia were signed out")
+}
+
+// withHeader sets one more request header on every request.
+type withHeader struct {
+	next        http.RoundTripper
+	name, value string
+}
+
+func (h withHeader) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(h.name, h.value)
+	return h.next.RoundTrip(r)
+}
+
 func TestNoticeRecoveryCodes(t *testing.T) {
 	site := startNoticeSite(t, mailtest.Start(t, mailtest.PlainOnly, nil), "recovery_codes 4")
 	_, codes := newBrowser(t).enroll("oscar")

@@ -96,7 +96,7 @@ func sessionKey(r *http.Request) (store.SessionKey, bool) {
 
 // client is who sends r, as the sign-in service sees it.
 func client(r *http.Request) signin.Client {
-	return signin.Client{IP: clientIP(r), UserAgent: r.UserAgent()}
+	return signin.Client{IP: clientIP(r), UserAgent: r.UserAgent(), Language: r.Header.Get("Accept-Language")}
 }
 
 // fullSession returns the request's signed-in session. It is served from

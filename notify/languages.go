@@ -134,6 +134,17 @@ func MessagesFor(tag string) *Messages {
 	return c.messages[i]
 }
 
+// For returns the messages to write a notice in lang with: the built-in
+// catalog of that language when m is the built-in English
+// (DefaultMessages), and m itself otherwise, so an operator's own texts
+// are never replaced.
+func (m *Messages) For(lang string) *Messages {
+	if m == defaultMessages {
+		return MessagesFor(lang)
+	}
+	return m
+}
+
 // Localized returns m writing the notice's time, the code's lifetime and
 // the plural category of counts (RecoveryCodesPlural) as p's language
 // does. Use it for a catalog in that language, such as an operator's

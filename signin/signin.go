@@ -112,6 +112,10 @@ func (s *Service) SetHashing(l *throttle.HashLimiter) { s.deps.Hashing = l }
 type Client struct {
 	IP        string
 	UserAgent string
+	// Language is the client's Accept-Language, as sent: the notices an
+	// event causes are written in the language it asks for (as the pages
+	// are). Never stored.
+	Language string
 }
 
 // maxUserAgent bounds what is stored of a client's User-Agent.

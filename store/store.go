@@ -408,3 +408,22 @@ func NewID() (string, error) {
 	}
 	return base64.RawURLEncoding.EncodeToString(raw), nil
 }
+
+// As finds a capability T (an optional interface such as Claimer) on st
+// or on a store it wraps: a wrapper that adds behaviour around a backend
+// (timing, a cache) has Unwrap() Store, and the capability of the backend
+// stays reachable through it, as errors.As reaches a wrapped error.
+func As[T any](st Store) (T, bool) {
+	for st != nil {
+		if t, ok := st.(T); ok {
+			return t, true
+		}
+		w, ok := st.(interface{ Unwrap() Store })
+		if !ok {
+			break
+		}
+		st = w.Unwrap()
+	}
+	var zero T
+	return zero, false
+}

@@ -197,7 +197,7 @@ func (h *TwoFactor) replaceRecoveryCodes(w http.ResponseWriter, r *http.Request,
 		Title:         "Your new recovery codes",
 		Username:      f.sess.User,
 		RecoveryCodes: codes,
-		CodesFile:     codesFile(h.issuer(r), f.sess.User, codes),
+		CodesFile:     h.codesFile(w, h.issuer(r), f.sess.User, codes),
 		Next:          h.page("account"),
 	})
 }

@@ -356,17 +356,18 @@ func (h *TwoFactor) postSetup(w http.ResponseWriter, r *http.Request) error {
 		Title:         "Save your recovery codes",
 		Username:      sess.User,
 		RecoveryCodes: res.RecoveryCodes,
-		CodesFile:     codesFile(h.issuer(r), sess.User, res.RecoveryCodes),
+		CodesFile:     h.codesFile(w, h.issuer(r), sess.User, res.RecoveryCodes),
 		Next:          h.safeNext(res.Next),
 	})
 }
 
 // codesFile is a data: URL of a text file with the codes, for the page's
 // download link; it is built here so the template never writes a URL.
-func codesFile(issuer, user string, codes []string) template.URL {
+func (h *TwoFactor) codesFile(w http.ResponseWriter, issuer, user string, codes []string) template.URL {
+	_, p := h.pageTemplates(w) // the page's language
 	var b strings.Builder
-	b.WriteString("Recovery codes for " + user + " at " + issuer + "\n")
-	b.WriteString("Each code works once, in place of an authenticator code.\n\n")
+	b.WriteString(p.T("codes_file.heading", user, issuer) + "\n")
+	b.WriteString(p.T("codes_file.hint") + "\n\n")
 	for _, c := range codes {
 		b.WriteString(c + "\n")
 	}

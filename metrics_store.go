@@ -148,7 +148,8 @@ func (db *database) storedSessions(now time.Time) (int64, bool) {
 	var n int
 	err := db.raw.View(func(tx store.Tx) error {
 		var err error
-		n, err = tx.CountSessions()
+		c, err := tx.CountSessions()
+		n = c.Total()
 		return err
 	})
 	if err != nil {

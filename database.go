@@ -56,10 +56,11 @@ type database struct {
 	path string
 	// backend is the kind of store, bolt or redis, for metrics.
 	backend string
-	// sessionsCount is the number of stored sessions counted at
-	// sessionsCountedAt (ns since the epoch; 0: never), for metrics.
-	sessionsCount, sessionsCountedAt atomic.Int64
-	csrfKey                          []byte
+	// sessionsCount is the number of stored sessions by stage counted
+	// at sessionsCountedAt (ns since the epoch; 0: never), for metrics.
+	sessionsCount     atomic.Pointer[store.SessionCounts]
+	sessionsCountedAt atomic.Int64
+	csrfKey           []byte
 	// attempts is shared so that a reload does not reset failure counts.
 	attempts *throttle.Tracker
 	logger   *zap.Logger

@@ -60,14 +60,14 @@ func observeStoreOp(took prometheus.Observer, failed prometheus.Counter, start t
 }
 
 // storesCollector reports, at each scrape, every open store's session
-// count and its session cache's counts.
+// counts by stage and its session cache's counts.
 type storesCollector struct{}
 
 var (
 	storeLabels  = []string{"backend", "store"}
 	sessionsDesc = prometheus.NewDesc(metricName("sessions"),
-		"Sessions in the store, pending or signed in, including expired ones the sweep has not deleted yet; counted at most once per sweep interval.",
-		storeLabels, nil)
+		"Sessions in the store by stage (pending: password only; full: signed in), including expired ones the sweep has not deleted yet; counted at most once per sweep interval.",
+		[]string{"backend", "store", "stage"}, nil)
 	cacheHitsDesc = prometheus.NewDesc(metricName("session_cache_hits_total"),
 		"Signed-in requests whose session was served from memory.", storeLabels, nil)
 	cacheMissesDesc = prometheus.NewDesc(metricName("session_cache_misses_total"),
@@ -86,8 +86,9 @@ func (storesCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // storeSample is what one scrape reports of a store.
 type storeSample struct {
-	sessions, hits, misses, invalidations float64
-	counted                               bool
+	sessions                    store.SessionCounts
+	hits, misses, invalidations float64
+	counted                     bool
 }
 
 // Collect implements prometheus.Collector. Databases that are one store
@@ -110,9 +111,7 @@ func (storesCollector) Collect(ch chan<- prometheus.Metric) {
 			samples[id] = s
 		}
 		if !s.counted {
-			if n, ok := db.storedSessions(now); ok {
-				s.sessions, s.counted = float64(n), true
-			}
+			s.sessions, s.counted = db.storedSessions(now)
 		}
 		stats := db.cache.Stats()
 		s.hits += float64(stats.Hits)
@@ -121,7 +120,8 @@ func (storesCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for id, s := range samples {
 		if s.counted {
-			ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, s.sessions, id[0], id[1])
+			ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(s.sessions.Pending), id[0], id[1], "pending")
+			ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(s.sessions.Full), id[0], id[1], "full")
 		}
 		ch <- prometheus.MustNewConstMetric(cacheHitsDesc, prometheus.CounterValue, s.hits, id[0], id[1])
 		ch <- prometheus.MustNewConstMetric(cacheMissesDesc, prometheus.CounterValue, s.misses, id[0], id[1])
@@ -129,25 +129,26 @@ func (storesCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// storedSessions returns the number of sessions in the store, counted at
-// most once per sweepInterval (a count can cost a walk of the file's
-// pages); false if the store could not count them.
-func (db *database) storedSessions(now time.Time) (int64, bool) {
-	if at := db.sessionsCountedAt.Load(); at != 0 && now.Sub(time.Unix(0, at)) < sweepInterval {
-		return db.sessionsCount.Load(), true
+// storedSessions returns the number of sessions in the store by stage,
+// counted at most once per sweepInterval (the counts change with every
+// sign-in; a scrape need not ask the store each time); false if the store
+// could not count them.
+func (db *database) storedSessions(now time.Time) (store.SessionCounts, bool) {
+	if at, n := db.sessionsCountedAt.Load(), db.sessionsCount.Load(); at != 0 && n != nil && now.Sub(time.Unix(0, at)) < sweepInterval {
+		return *n, true
 	}
-	var n int
+	var n store.SessionCounts
 	err := db.raw.View(func(tx store.Tx) error {
 		var err error
 		n, err = tx.CountSessions()
 		return err
 	})
 	if err != nil {
-		return 0, false
+		return n, false
 	}
-	db.sessionsCount.Store(int64(n))
+	db.sessionsCount.Store(&n)
 	db.sessionsCountedAt.Store(now.UnixNano())
-	return int64(n), true
+	return n, true
 }
 
 // Interface guards

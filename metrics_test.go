@@ -77,6 +77,20 @@ func unwrapStore(st store.Store) store.Store {
 	return st
 }
 
+// checkSessionGauges counts the sessions of the store named name afresh
+// and fails unless the scrape reports pending and full sessions.
+func checkSessionGauges(t *testing.T, backend, name string, pending, full float64) {
+	t.Helper()
+	forgetSessionCount(name)
+	got := scrape(t)
+	for stage, want := range map[string]float64{"pending": pending, "full": full} {
+		s := series("caddy_two_factor_sessions", "backend", backend, "stage", stage, "store", name)
+		if v, ok := got[s]; !ok || v != want {
+			t.Errorf("%s = %v (served %v), want %v", s, v, ok, want)
+		}
+	}
+}
+
 // forgetSessionCount drops the cached session count of the database at
 // path, as the passing of a sweep interval does.
 func forgetSessionCount(path string) {
@@ -107,6 +121,8 @@ func TestMetricsAfterAScriptedSignIn(t *testing.T) {
 	if r := b2.login("alice", testPassword, "/admin/"); r.location() != "/_2fa/confirm" {
 		t.Fatalf("second login: %d to %q", r.status, r.location())
 	}
+	// b is signed in, b2 has given its password only.
+	checkSessionGauges(t, "bolt", site.db, 1, 1)
 	if r := b2.confirm("000000"); r.status != http.StatusUnauthorized {
 		t.Fatalf("wrong code: status %d", r.status)
 	}
@@ -179,12 +195,10 @@ func TestMetricsAfterAScriptedSignIn(t *testing.T) {
 		}
 	}
 
-	// The store holds b2's session: b's ended when b2 signed in, and the
-	// pending sessions were replaced as each sign-in went on.
+	// The store holds b2's session, signed in: b's ended when b2 signed
+	// in, and the pending sessions were replaced as each sign-in went on.
+	checkSessionGauges(t, "bolt", site.db, 0, 1)
 	labels := []string{"backend", "bolt", "store", site.db}
-	if got, ok := after[series("caddy_two_factor_sessions", labels...)]; !ok || got != 1 {
-		t.Errorf("caddy_two_factor_sessions of %s = %v (served %v), want 1", site.db, got, ok)
-	}
 	// The second request of b was served from memory; sign-ins wrote
 	// sessions and users, which dropped them from the cache.
 	for _, name := range []string{"hits", "misses", "invalidations"} {
@@ -297,9 +311,7 @@ func TestMetricsOfARedisStore(t *testing.T) {
 	if got := after[updates] - before[updates]; got <= 0 {
 		t.Errorf("%s rose by %v, want the sign-in's writes counted", updates, got)
 	}
-	if got, ok := after[series("caddy_two_factor_sessions", "backend", "redis", "store", name)]; !ok || got != 1 {
-		t.Errorf("caddy_two_factor_sessions of %s = %v (served %v), want 1", name, got, ok)
-	}
+	checkSessionGauges(t, "redis", name, 0, 1)
 }
 
 // TestSignInOutcomeLabels: the labels of sign-in outcomes come from fixed

@@ -93,10 +93,11 @@ type Tx interface {
 	// ForEachSession calls fn for every session, in key order. It reads
 	// them all: it is for rare operator actions, not for requests.
 	ForEachSession(fn func(*Session) error) error
-	// CountSessions returns the number of stored sessions (a store that
-	// drops expired sessions itself may count them until
-	// DeleteExpiredSessions has run).
-	CountSessions() (int, error)
+	// CountSessions returns the number of stored sessions by stage (a
+	// store that drops expired sessions itself may count them until
+	// DeleteExpiredSessions has run). It reads no session: stores keep
+	// the counts, or an index by stage, beside the sessions.
+	CountSessions() (SessionCounts, error)
 
 	// Attempts returns a failure counter, or ErrNotFound.
 	Attempts(key string) (*Attempts, error)
@@ -259,6 +260,25 @@ const (
 	// StageFull sessions have passed both steps.
 	StageFull Stage = 2
 )
+
+// SessionCounts are the numbers of stored sessions at each stage.
+type SessionCounts struct {
+	Pending int `json:"pending"`
+	Full    int `json:"full"`
+}
+
+// Total is the number of sessions of every stage.
+func (c SessionCounts) Total() int { return c.Pending + c.Full }
+
+// Add adds n sessions of stage st: full if st is StageFull, pending
+// otherwise (as Live and HeldBy take them).
+func (c *SessionCounts) Add(st Stage, n int) {
+	if st == StageFull {
+		c.Full += n
+	} else {
+		c.Pending += n
+	}
+}
 
 // Session is a server-side session. Its key is a digest of the token the
 // client holds, so the database alone does not let anyone in.

@@ -288,3 +288,44 @@ func TestTransactionErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenCountsTheSessionsOfAnOlderFile opens a file written before the
+// session counts were kept (the counts bucket taken out): Open counts its
+// sessions by stage once, and the counts go on from there.
+func TestOpenCountsTheSessionsOfAnOlderFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "2fa.db")
+	b, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	pending := session("p", "alice", base)
+	pending.Stage = store.StagePending
+	putSessions(t, b, pending, session("f1", "alice", base), session("f2", "bob", base))
+	if err := b.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketVersion).DeleteBucket(bucketCounts) }); err != nil {
+		t.Fatalf("taking the counts out: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b, err = Open(path)
+	if err != nil {
+		t.Fatalf("Open of the older file: %v", err)
+	}
+	defer b.Close()
+	count := func() (n store.SessionCounts) {
+		t.Helper()
+		view(t, b, func(tx store.Tx) (err error) {
+			n, err = tx.CountSessions()
+			return err
+		})
+		return n
+	}
+	if n := count(); n != (store.SessionCounts{Pending: 1, Full: 2}) {
+		t.Errorf("CountSessions after Open = %+v, want 1 pending and 2 full", n)
+	}
+	update(t, b, func(tx store.Tx) error { return tx.PutSession(session("p", "alice", base)) })
+	if n := count(); n != (store.SessionCounts{Full: 3}) {
+		t.Errorf("CountSessions after the pending one signed in = %+v, want 3 full", n)
+	}
+}

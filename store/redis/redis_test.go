@@ -151,6 +151,8 @@ func TestKeyLayout(t *testing.T) {
 		p + "users":                 {"zset", -1},
 		p + "expiry":                {"zset", -1},
 		p + "attempts":              {"zset", -1},
+		p + "pending":               {"set", -1}, // the session has no stage: pending
+		p + "pending:built":         {"string", -1},
 	}
 	names, err := raw(t, s, "KEYS", p+"*").AsStrSlice()
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/caddy-two-factor/caddy-two-factor/signin"
@@ -44,6 +43,9 @@ type accountView struct {
 	// RememberOn shows the remembered browsers part (remember_device).
 	RememberOn bool
 	Browsers   []browserView
+	// Email is the user's address for notices and e-mailed codes, shown
+	// to them read-only (the operator sets it); "" if none.
+	Email string
 }
 
 // sessionView is one of the user's sessions on the account page.
@@ -104,7 +106,7 @@ func (h *TwoFactor) renderAccountPage(w http.ResponseWriter, status int, sess *s
 	if err != nil {
 		return err
 	}
-	view := &accountView{}
+	view := &accountView{Email: h.signin.Address(u.Name, u)}
 	if u.TOTP != nil {
 		view.EnrolledAt = formatTime(u.TOTP.EnrolledAt)
 		view.CodesLeft = len(u.TOTP.RecoveryDigests)
@@ -211,7 +213,7 @@ func (h *TwoFactor) replaceRecoveryCodes(w http.ResponseWriter, r *http.Request,
 		Title:         "Your new recovery codes",
 		Username:      f.sess.User,
 		RecoveryCodes: codes,
-		CodesFile:     codesFile(h.issuer(r), f.sess.User, codes),
+		CodesFile:     h.codesFile(w, h.issuer(r), f.sess.User, codes),
 		Next:          h.page("account"),
 	})
 }
@@ -268,24 +270,4 @@ func (h *TwoFactor) replaceAuthenticator(w http.ResponseWriter, r *http.Request,
 
 // device names the browser and system of a User-Agent, roughly; the page
 // shows the full string beside it.
-func device(ua string) string {
-	pick := func(names [][2]string) string {
-		for _, n := range names {
-			if strings.Contains(ua, n[0]) {
-				return n[1]
-			}
-		}
-		return ""
-	}
-	browser := pick([][2]string{{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"Chrome/", "Chrome"}, {"Safari/", "Safari"}})
-	system := pick([][2]string{{"Android", "Android"}, {"iPhone", "iPhone"}, {"iPad", "iPad"}, {"Windows", "Windows"}, {"Mac OS X", "macOS"}, {"CrOS", "ChromeOS"}, {"Linux", "Linux"}})
-	switch {
-	case browser != "" && system != "":
-		return browser + " on " + system
-	case browser != "" || system != "":
-		return browser + system
-	case ua != "":
-		return truncate(ua, 40)
-	}
-	return "Unknown device"
-}
+func device(ua string) string { return signin.Device(ua) }

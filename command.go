@@ -44,6 +44,10 @@ running Caddy, so changes take effect at once:
   add-user <name>    add a user managed in the database; they set up their
                      authenticator at their first sign-in
   passwd <name>      set a database-managed user's password
+  set-email <name> <address>
+                     set a database-managed user's e-mail address for
+                     notices and e-mailed codes ("" removes it); add-user
+                     takes --email too
   remove-user <name> remove a database-managed user
   reset <name>       drop the user's authenticator and recovery codes (they
                      enroll again at next sign-in), ending their sessions
@@ -97,12 +101,14 @@ type cliCommand struct {
 	short    string
 	name     bool // takes a user name
 	password bool // reads a password
+	address  bool // takes an e-mail address after the name
 }
 
 var cliCommands = []cliCommand{
 	{action: actionUsers, short: "Lists the users, their enrollment, sessions and lockout"},
 	{action: actionAddUser, name: true, password: true, short: "Adds a user managed in the database"},
 	{action: actionPasswd, name: true, password: true, short: "Sets the password of a database-managed user and ends their sessions"},
+	{action: actionSetEmail, name: true, address: true, short: "Sets the e-mail address of a database-managed user"},
 	{action: actionRemoveUser, name: true, short: "Removes a database-managed user and ends their sessions"},
 	{action: actionReset, name: true, short: "Drops a user's authenticator and recovery codes and ends their sessions"},
 	{action: actionRevoke, name: true, short: "Ends all sessions of a user"},
@@ -115,6 +121,13 @@ func (c cliCommand) cobraCommand() *cobra.Command {
 	if c.name {
 		cmd.Use += " <name>"
 		cmd.Args = cobra.ExactArgs(1)
+	}
+	if c.address {
+		cmd.Use += " <address>"
+		cmd.Args = cobra.ExactArgs(2)
+	}
+	if c.action == actionAddUser {
+		cmd.Flags().String("email", "", "The user's e-mail address, for security notices and e-mailed codes")
 	}
 	if c.password {
 		cmd.Flags().String("password-file", "", "Read the password from the first line of this file (- for standard input)")
@@ -143,6 +156,8 @@ type cli struct {
 	db           string
 	json         bool
 	passwordFile string
+	// email is the address of set-email and add-user --email.
+	email string
 	// algorithm is the one --algorithm names, or "" for the config's.
 	algorithm string
 	// direct is set once the command acts on the --db file itself.
@@ -172,6 +187,12 @@ func newCLI(action string, fl caddycmd.Flags, args []string) (*cli, error) {
 	}
 	if len(args) > 0 {
 		c.name = args[0]
+	}
+	if len(args) > 1 {
+		c.email = args[1]
+	}
+	if fl.Lookup("email") != nil {
+		c.email = fl.String("email")
 	}
 	if db := fl.String("db"); isRedisName(db) {
 		c.db = db
@@ -218,7 +239,7 @@ func (c *cli) finish(res any, err error, text func() error) (int, error) {
 }
 
 func (c *cli) do() (adminResult, error) {
-	req := adminRequest{Action: c.action, Name: normalizeUsername(c.name)}
+	req := adminRequest{Action: c.action, Name: normalizeUsername(c.name), Email: c.email}
 	if namedAction(c.action) {
 		if err := checkUsername(req.Name); err != nil {
 			return adminResult{}, refuse(codeBadRequest, "%v", err)
@@ -303,10 +324,20 @@ func (c *cli) request(req adminRequest) (adminResult, error) {
 		path += "?db=" + url.QueryEscape(c.db)
 	}
 	var body io.Reader
+	if req.Action == actionSetEmail {
+		raw, err := json.Marshal(map[string]string{"email": req.Email})
+		if err != nil {
+			return adminResult{}, err
+		}
+		body = bytes.NewReader(raw)
+	}
 	if req.PasswordHash != "" {
 		fields := map[string]any{"password_hash": req.PasswordHash}
 		if req.Action == actionAddUser {
 			fields["name"] = req.Name
+			if req.Email != "" {
+				fields["email"] = req.Email
+			}
 		}
 		if req.OtherHashClass {
 			fields["other_hash_class"] = true
@@ -459,6 +490,8 @@ func (c *cli) printText(res adminResult) error {
 		_, err = fmt.Fprintf(c.stdout, "Signed %s out: %s ended.\n", name, ended)
 	case actionUnlock:
 		_, err = fmt.Fprintf(c.stdout, "Unlocked %s.\n", name)
+	case actionSetEmail:
+		_, err = fmt.Fprintf(c.stdout, "Set the e-mail address of %s.\n", name)
 	case actionReseal:
 		err = c.printResealed(res)
 	}

@@ -68,6 +68,7 @@ func (h *TwoFactor) serveAppToken(w http.ResponseWriter, r *http.Request, next c
 	}
 	req.Client = client(r)
 	user, err := h.signin.UseAppToken(req)
+	countAppToken(err)
 	if locked, ok := errors.AsType[*signin.LockedError](err); ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int(locked.RetryAfter(h.now()).Seconds())))
 		return true, caddyhttp.Error(http.StatusTooManyRequests, errAppTokenRefused)
@@ -83,4 +84,19 @@ func (h *TwoFactor) serveAppToken(w http.ResponseWriter, r *http.Request, next c
 	repl.Set("http.two_factor.user", user)
 	repl.Set("http.two_factor.method", policy.MethodAppToken)
 	return true, next.ServeHTTP(w, r)
+}
+
+// countAppToken counts the gate's decision on a request that carried an
+// app token, by UseAppToken's answer.
+func countAppToken(err error) {
+	switch {
+	case err == nil:
+		gateCounters.appToken.Inc()
+	case errors.Is(err, signin.ErrBadAppToken) || errors.As(err, new(*signin.LockedError)):
+		gateCounters.refused.Inc()
+	case storeUnavailable(err):
+		gateCounters.unavailable.Inc()
+	default:
+		gateCounters.failed.Inc()
+	}
 }

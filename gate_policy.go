@@ -124,6 +124,11 @@ func (h *TwoFactor) askSecondFactor(w http.ResponseWriter, r *http.Request, d po
 	if ce := h.logger.Check(zap.DebugLevel, "two-factor gate asks for the second factor again"); ce != nil {
 		ce.Write(zap.String("decision", d.String()), zap.String("client_ip", clientIP(r)))
 	}
+	if d == policy.NeedsRecheck {
+		gateCounters.recheck.Inc()
+	} else {
+		gateCounters.stepUp.Inc()
+	}
 	if !wantsHTML(r) {
 		return caddyhttp.Error(http.StatusUnauthorized, errSecondFactorRequired)
 	}

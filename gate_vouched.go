@@ -71,11 +71,14 @@ func (h *TwoFactor) challengeVouched(w http.ResponseWriter, r *http.Request) err
 	if user == "" {
 		h.logger.Error("two-factor request refused: user_from names no user, so the login that should set it did not run before two_factor on this request; check that it is ordered before two_factor and guards the same paths",
 			zap.String("user_from", h.UserFrom), zap.String("path", r.URL.Path), zap.String("client_ip", clientIP(r)))
+		gateCounters.refused.Inc()
 		return caddyhttp.Error(http.StatusUnauthorized, errNoVouchedUser)
 	}
 	if !wantsHTML(r) {
+		gateCounters.refused.Inc()
 		return caddyhttp.Error(http.StatusUnauthorized, errSignInRequired)
 	}
+	gateCounters.challenged.Inc()
 	return h.beginVouched(w, r, user, originalRequestURI(r), http.StatusFound)
 }
 
@@ -89,7 +92,7 @@ func (h *TwoFactor) beginVouched(w http.ResponseWriter, r *http.Request, user, n
 	}
 	res, err := h.signin.BeginVouched(req)
 	if errors.Is(err, signin.ErrNotVouchable) {
-		h.audit(clientIP(r), "vouched_refused", user, "not_declared")
+		h.audit(clientIP(r), eventVouchedRefused, user, "not_declared")
 		return caddyhttp.Error(http.StatusForbidden, errNotVouchable)
 	}
 	if err != nil {

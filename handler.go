@@ -29,6 +29,7 @@ func (h *TwoFactor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		if err != nil {
 			// As Caddy does with a route's matchers: the error decides
 			// the status (400 or 500), and the request never passes.
+			gateCounters.failed.Inc()
 			return err
 		}
 		return next.ServeHTTP(w, r)
@@ -43,6 +44,11 @@ func (h *TwoFactor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		setAnonymous(repl)
 		if !errors.Is(err, signin.ErrNotSignedIn) {
 			// Never let through what the store could not vouch for.
+			if storeUnavailable(err) {
+				gateCounters.unavailable.Inc()
+			} else {
+				gateCounters.failed.Inc()
+			}
 			return h.answerFailure(h.withLanguage(w, r), r, "checking the session", err)
 		}
 		if answered, err := h.serveAppToken(w, r, next); answered {
@@ -54,6 +60,7 @@ func (h *TwoFactor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		setAnonymous(repl)
 		return h.askSecondFactor(w, r, d)
 	}
+	gateCounters.allowed.Inc()
 	// The values were boxed when the session was cached: no allocation.
 	repl.Set("http.auth.user.id", sess.UserValue)
 	repl.Set("http.two_factor.user", sess.UserValue)
@@ -191,8 +198,10 @@ func (h *TwoFactor) challenge(w http.ResponseWriter, r *http.Request) error {
 		return h.challengeVouched(w, r)
 	}
 	if !wantsHTML(r) {
+		gateCounters.refused.Inc()
 		return caddyhttp.Error(http.StatusUnauthorized, errSignInRequired)
 	}
+	gateCounters.challenged.Inc()
 	return h.sendToPage(w, r, "login")
 }
 

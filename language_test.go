@@ -1,13 +1,16 @@
 package twofactor
 
 import (
+	"encoding/base64"
 	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"html/template"
 	"net/http"
+	"net/url"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -73,6 +76,37 @@ func formWith(b *browser, page response, user, password string) map[string][]str
 
 // TestLanguageOptions: language forces one language, languages limits
 // the choice, and messages_dir overrides and adds catalogs.
+// The recovery codes' download file speaks the page's language too.
+func TestRecoveryCodesFileInTheBrowsersLanguage(t *testing.T) {
+	startSite(t, siteConfig{})
+	b := newBrowser(t)
+	b.client.Transport = withHeader{http.DefaultTransport, "Accept-Language", "de"}
+	resp := b.login("alice", testPassword, "/admin/")
+	page := b.get("/_2fa/setup")
+	m := secretPattern.FindStringSubmatch(page.body)
+	if resp.status != http.StatusSeeOther || m == nil {
+		t.Fatalf("login: %d; setup page:\n%s", resp.status, page.body)
+	}
+	secret, err := totpDecode(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := b.post("/_2fa/setup", url.Values{"csrf": {b.csrfFrom(page)}, "code": {b.code("alice", secret)}})
+	file := regexp.MustCompile(`href="data:text/plain;charset=utf-8;base64,([^"]+)"`).FindStringSubmatch(done.body)
+	if file == nil {
+		t.Fatalf("no codes file on the recovery page:\n%s", done.body)
+	}
+	text, err := base64.StdEncoding.DecodeString(file[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Wiederherstellungscodes für alice bei ", "Jeder Code gilt einmal"} {
+		if !strings.Contains(string(text), want) {
+			t.Errorf("codes file lacks %q:\n%s", want, text)
+		}
+	}
+}
+
 func TestLanguageOptions(t *testing.T) {
 	messages := writeFiles(t, map[string]string{
 		"de.json": `{"login.submit": "Einloggen"}`,

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-two-factor/caddy-two-factor/notify"
 	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
@@ -32,6 +33,7 @@ const (
 	actionReset      = "reset"
 	actionRevoke     = "revoke"
 	actionUnlock     = "unlock"
+	actionSetEmail   = "set-email"
 	actionReseal     = "reseal"
 	// actionHashClass asks which hash class new passwords must have; the
 	// command line asks it before add-user and passwd.
@@ -52,6 +54,8 @@ type adminRequest struct {
 	Name           string
 	PasswordHash   string
 	OtherHashClass bool
+	// Email is the address of set-email ("" removes it) and add-user.
+	Email string
 }
 
 // userInfo is what an operator sees of a user.
@@ -324,9 +328,16 @@ func (db *database) administer(req adminRequest, now time.Time) (adminResult, er
 			return res, err
 		}
 	}
+	if req.Email != "" {
+		if req.Email, err = notify.ParseAddress(req.Email); err != nil {
+			return res, refuse(codeBadRequest, "user %q: %v", res.Name, err)
+		}
+	}
 	switch req.Action {
 	case actionAddUser:
-		ended, err = v.op.AddUser(res.Name, req.PasswordHash)
+		ended, err = v.op.AddUserWithEmail(res.Name, req.PasswordHash, req.Email)
+	case actionSetEmail:
+		err = v.op.SetEmail(res.Name, req.Email)
 	case actionPasswd:
 		ended, err = v.op.SetPassword(res.Name, req.PasswordHash)
 	case actionRemoveUser:
@@ -401,6 +412,7 @@ func (db *database) viewLocked(now time.Time) adminView {
 	}
 	v := adminView{db: db, offline: scope.Offline}
 	v.op = signin.NewOperator(scope, signin.Deps{Store: db.store, Attempts: db.attempts, Now: func() time.Time { return now }})
+	v.op.Observe(db.operatorNotices(now))
 	v.classes, v.classFrom = configHashClasses(db.configs)
 	return v
 }
@@ -489,7 +501,7 @@ func auditAdmin(logger *zap.Logger, source string, req adminRequest, res adminRe
 		return
 	}
 	fs := append([]zap.Field{
-		zap.String("event", "admin_"+strings.ReplaceAll(req.Action, "-", "_")),
+		eventField(adminEvents[req.Action]),
 		zap.String("source", source),
 		zap.String("db", res.DB),
 	}, fields...)

@@ -20,7 +20,7 @@
 //
 //	{http.auth.user.id}              the user name
 //	{http.two_factor.user}           the user name
-//	{http.two_factor.method}         how the second factor was given: totp, recovery or setup;
+//	{http.two_factor.method}         how the second factor was given: totp, recovery, setup or email;
 //	                                 remembered (remember_device) or app_token (app_tokens)
 //	{http.two_factor.confirmed_at}   when it was given (RFC 3339)
 //	{http.two_factor.session_expires} when the session ends at the latest (RFC 3339)
@@ -48,6 +48,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-two-factor/caddy-two-factor/notify"
 	"github.com/caddy-two-factor/caddy-two-factor/policy"
 	"github.com/caddy-two-factor/caddy-two-factor/seal"
 	"github.com/caddy-two-factor/caddy-two-factor/signin"
@@ -271,6 +272,14 @@ type TwoFactor struct {
 	// token in a cookie of its own; the store keeps its digest, bound to
 	// the user's current factors. Default: off (no checkbox).
 	RememberDevice caddy.Duration `json:"remember_device,omitempty"`
+	// Security notices by e-mail and webhook (see Notify and
+	// docs/notifications.md). Default: none.
+	Notify *Notify `json:"notify,omitempty"`
+
+	// Let a user with an e-mail address ask for a fallback sign-in code by
+	// e-mail on the confirm page (8 digits, 10 minutes, once). Needs
+	// notify's smtp. Default: off.
+	EmailCodes bool `json:"email_codes,omitempty"`
 
 	accounts    map[string]signin.Account
 	fakeAccount signin.Account
@@ -301,6 +310,8 @@ type TwoFactor struct {
 	policies       bool
 	// appTokenPaths are the patterns of app_tokens.
 	appTokenPaths pathPatterns
+	// notifier sends notices; nil without notify.
+	notifier *notifier
 }
 
 // Account is a user who may sign in.
@@ -311,6 +322,10 @@ type Account struct {
 	// The password hash, from `caddy hash-password` (bcrypt or argon2id,
 	// in Modular Crypt Format).
 	Password string `json:"password"` //nolint:gosec // a hash, not a password
+
+	// The user's e-mail address, for notices and e-mailed codes.
+	// Default: none.
+	Email string `json:"email,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -323,6 +338,9 @@ func (TwoFactor) CaddyModule() caddy.ModuleInfo {
 
 // Provision applies defaults, resolves placeholders and opens the database.
 func (h *TwoFactor) Provision(ctx caddy.Context) error {
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 	if err := h.provisionMatchers(ctx); err != nil {
 		return err
 	}
@@ -402,16 +420,23 @@ func (h *TwoFactor) provision(logger *zap.Logger) error {
 	if err := db.checkKeys(h.sealer); err != nil {
 		return err
 	}
-	h.signin = signin.New(h.policy(), signin.Deps{
+	if err := h.provisionNotify(repl); err != nil {
+		return err
+	}
+	policy, deps := h.policy(), signin.Deps{
 		Store:    db.store,
 		Attempts: db.attempts,
 		Hashing:  db.hashing,
 		Sealer:   h.sealer,
 		// Read at each call: tests set h.now after provisioning.
 		Now: func() time.Time { return h.now() },
-	})
+	}
+	h.emailCodes(&policy, &deps)
+	h.signin = signin.New(policy, deps)
 	// Each observer of sign-in events is one line here.
 	h.signin.Observe(h.auditEvent)
+	h.signin.Observe(observeSignIn)
+	h.signin.Observe(h.noticeEvent)
 	// The admin API learns from this which users the config declares.
 	return db.register(h)
 }
@@ -469,6 +494,11 @@ func (h *TwoFactor) provisionAccounts(repl *caddy.Replacer) error {
 		acct, err := signin.NewAccount(repl.ReplaceKnown(u.Password, ""))
 		if err != nil {
 			return fmt.Errorf("user %q: %w", name, err)
+		}
+		if u.Email != "" {
+			if acct.Email, err = notify.ParseAddress(repl.ReplaceKnown(u.Email, "")); err != nil {
+				return fmt.Errorf("user %q: %w", name, err)
+			}
 		}
 		h.accounts[name] = acct
 	}
@@ -558,11 +588,15 @@ func (h *TwoFactor) Validate() error {
 			return fmt.Errorf("app_tokens: %w", err)
 		}
 	}
+	if err := h.validateNotify(); err != nil {
+		return err
+	}
 	return h.validateBranding()
 }
 
 // Cleanup releases this config's use of the database.
 func (h *TwoFactor) Cleanup() error {
+	h.closeNotify()
 	if h.db == nil {
 		return nil
 	}

@@ -54,6 +54,10 @@ type pageData struct {
 	// Account is the account page's content.
 	Account *accountView
 
+	// EmailCodeTo offers an e-mailed code on the confirm page, to this
+	// masked address (email_codes); "" offers none.
+	EmailCodeTo string
+
 	// Brand is the site's branding, set by render.
 	Brand brand
 	// Nonce is the page's script nonce, set by render: the pages'
@@ -79,7 +83,7 @@ func (h *TwoFactor) render(w http.ResponseWriter, status int, name string, data 
 	translateData(printer, &data)
 	var buf bytes.Buffer
 	if err := templates.ExecuteTemplate(&buf, name+".html", data); err != nil {
-		h.logger.Error("rendering 2FA page", zap.String("page", name), zap.Error(err))
+		h.logger.Error("rendering 2FA page", eventField(eventPageRenderFailed), zap.String("page", name), zap.Error(err))
 		return caddyhttpError(err)
 	}
 	hdr := w.Header()

@@ -132,7 +132,9 @@ func New(opts Options) (*Bundle, error) {
 	b := &Bundle{english: english, byText: make(map[string]string, len(english)), patterns: compilePatterns(english)}
 	for key, m := range english {
 		if m.Forms == nil {
-			b.byText[m.Text] = key
+			if other, ok := b.byText[m.Text]; !ok || goSideFirst(key, other) {
+				b.byText[m.Text] = key
+			}
 		}
 	}
 	offered := available
@@ -243,6 +245,20 @@ func (b *Bundle) Negotiate(acceptLanguage string) *Printer {
 func (b *Bundle) Has(key string) bool {
 	_, ok := b.english[key]
 	return ok
+}
+
+// goSideFirst reports whether key a is chosen over key b for an English
+// text they share: the messages the Go code passes as text (titles,
+// messages, device names) before the pages' own keys, then the first by
+// name, so the choice never depends on map order.
+func goSideFirst(a, b string) bool {
+	goSide := func(k string) bool {
+		return strings.HasPrefix(k, "title.") || strings.HasPrefix(k, "msg.") || strings.HasPrefix(k, "device.")
+	}
+	if goSide(a) != goSide(b) {
+		return goSide(a)
+	}
+	return a < b
 }
 
 // Key returns the key of the message whose English text is text.

@@ -338,3 +338,31 @@ func FuzzNegotiate(f *testing.F) {
 		}
 	})
 }
+
+// An English text that several keys share is always looked up to the same
+// key: the Go side's (a page title) before a template's, whatever the map
+// order of the bundle that was built.
+func TestKeyOfASharedTextIsStable(t *testing.T) {
+	for range 20 {
+		b, err := New(Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key, ok := b.Key("Sign in"); !ok || key != "title.sign_in" {
+			t.Fatalf(`Key("Sign in") = %q, %v; want title.sign_in`, key, ok)
+		}
+	}
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"title.sign_in", "login.submit", true},
+		{"login.submit", "title.sign_in", false},
+		{"login.submit", "logout.sign_in", true},
+		{"msg.a", "title.b", true},
+	} {
+		if got := goSideFirst(tc.a, tc.b); got != tc.want {
+			t.Errorf("goSideFirst(%q, %q) = %v", tc.a, tc.b, got)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package signin
 
 import (
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/caddy-two-factor/caddy-two-factor/policy"
@@ -114,18 +115,24 @@ func (s *Service) CreateAppToken(sess *store.Session, factor, name string, expir
 	if err != nil {
 		return "", err
 	}
-	s.observers.emit(Event{Kind: EventAppTokenCreated, Step: StepAppToken, User: sess.User, Known: true, Client: c})
+	s.observers.emit(Event{Kind: EventAppTokenCreated, Step: StepAppToken, User: sess.User, Known: true, Client: c, Item: name})
 	return token, nil
 }
 
 // RevokeAppToken removes the app token id of the user of sess. Revoking
 // one's own token asks for no factor, as ending a session does not.
 func (s *Service) RevokeAppToken(sess *store.Session, id string, c Client) error {
-	var revoked bool
+	var (
+		revoked bool
+		name    string
+	)
 	err := s.deps.Store.Update(func(tx store.Tx) error {
 		u, err := tx.User(sess.User)
 		if err != nil {
 			return asEnded(err)
+		}
+		if i := slices.IndexFunc(u.AppTokens, func(t store.AppToken) bool { return t.ID == id }); i >= 0 {
+			name = u.AppTokens[i].Name
 		}
 		if revoked = policy.RevokeAppToken(u, id); revoked {
 			return tx.PutUser(u)
@@ -136,7 +143,7 @@ func (s *Service) RevokeAppToken(sess *store.Session, id string, c Client) error
 		return err
 	}
 	if revoked {
-		s.observers.emit(Event{Kind: EventAppTokenRevoked, User: sess.User, Known: true, Client: c})
+		s.observers.emit(Event{Kind: EventAppTokenRevoked, User: sess.User, Known: true, Client: c, Item: name})
 	}
 	return nil
 }

@@ -37,7 +37,7 @@ func TestAppTokens(t *testing.T) {
 		"basic, its user":     {AppTokenRequest{Token: token, Basic: true, BasicUser: "alice"}, "alice", nil},
 		"basic, another user": {AppTokenRequest{Token: token, Basic: true, BasicUser: "bob"}, "", ErrBadAppToken},
 		"garbage":             {AppTokenRequest{Token: "tfa_nope"}, "", ErrBadAppToken},
-		"one character off":   {AppTokenRequest{Token: token[:20] + flip(token[20]) + token[21:]}, "", ErrBadAppToken},
+		"one character off":   {AppTokenRequest{Token: token[:20] + otherChar(token[20]) + token[21:]}, "", ErrBadAppToken},
 	} {
 		t.Run(name, func(t *testing.T) {
 			user, err := use(tc.req)
@@ -72,7 +72,8 @@ func TestAppTokens(t *testing.T) {
 	}
 }
 
-func flip(c byte) string {
+// otherChar is a token character other than c.
+func otherChar(c byte) string {
 	if c == 'A' {
 		return "B"
 	}

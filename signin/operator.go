@@ -29,6 +29,9 @@ type UserInfo struct {
 	// Sessions counts the user's live signed-in sessions.
 	Sessions    int       `json:"sessions"`
 	LockedUntil time.Time `json:"locked_until,omitzero"`
+	// Email is the address of a user managed in the store (a declared
+	// user's is in the config).
+	Email string `json:"email,omitempty"`
 }
 
 // Scope is what an Operator acts on: one store, as the configs that have
@@ -150,6 +153,7 @@ func (o *Operator) info(tx store.Tx, name string, now time.Time) (UserInfo, erro
 	if u == nil {
 		return info, nil
 	}
+	info.Email = u.Email
 	if u.TOTP != nil {
 		info.Enrolled = true
 		info.EnrolledAt = u.TOTP.EnrolledAt
@@ -214,6 +218,13 @@ func mustBeManaged(name string) func(*store.User, string) error {
 // sessions of an earlier record of that name it ended. It returns a
 // *ConflictError if the name is declared in a config or exists.
 func (o *Operator) AddUser(name, hash string) (int, error) {
+	return o.AddUserWithEmail(name, hash, "")
+}
+
+// AddUserWithEmail is AddUser, giving the user the e-mail address email
+// ("" for none), in bare form (see notify.ParseAddress, which the caller
+// has checked it with).
+func (o *Operator) AddUserWithEmail(name, hash, email string) (int, error) {
 	check := func(_ *store.User, where string) error {
 		switch {
 		case o.scope.Declared[name]:
@@ -230,8 +241,19 @@ func (o *Operator) AddUser(name, hash string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		return ended, tx.PutUser(&store.User{Name: name, PasswordHash: hash, Created: o.deps.Now()})
+		return ended, tx.PutUser(&store.User{Name: name, PasswordHash: hash, Email: email, Created: o.deps.Now()})
 	})
+}
+
+// SetEmail sets the e-mail address of a user managed in the store ("" to
+// remove it), checked by the caller. Errors are SetPassword's: a user the
+// config declares has their address in the config.
+func (o *Operator) SetEmail(name, email string) error {
+	_, err := o.change(EventEmailChanged, name, mustBeManaged(name), func(tx store.Tx, u *store.User) (int, error) {
+		u.Email = email
+		return 0, tx.PutUser(u)
+	})
+	return err
 }
 
 // SetPassword sets the password hash of a user managed in the store and

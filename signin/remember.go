@@ -1,6 +1,7 @@
 package signin
 
 import (
+	"slices"
 	"time"
 
 	"github.com/caddy-two-factor/caddy-two-factor/policy"
@@ -53,18 +54,24 @@ func (s *Service) RememberBrowser(sessionToken string, c Client) (string, error)
 	if err != nil {
 		return "", err
 	}
-	s.observers.emit(Event{Kind: EventBrowserRemembered, User: user, Known: true, Client: c})
+	s.observers.emit(Event{Kind: EventBrowserRemembered, User: user, Known: true, Client: c, Item: Device(c.UserAgent)})
 	return token, nil
 }
 
 // ForgetBrowsers forgets the remembered browser id of the user of sess,
 // or all of them when id is empty.
 func (s *Service) ForgetBrowsers(sess *store.Session, id string, c Client) error {
-	var n int
+	var (
+		n     int
+		label string
+	)
 	err := s.deps.Store.Update(func(tx store.Tx) error {
 		u, err := tx.User(sess.User)
 		if err != nil {
 			return asEnded(err)
+		}
+		if i := slices.IndexFunc(u.RememberedDevices, func(d store.RememberedDevice) bool { return d.ID == id }); i >= 0 {
+			label = Device(u.RememberedDevices[i].Browser)
 		}
 		if id == "" {
 			n = policy.ForgetAllDevices(u)
@@ -80,7 +87,7 @@ func (s *Service) ForgetBrowsers(sess *store.Session, id string, c Client) error
 		return err
 	}
 	if n > 0 {
-		s.observers.emit(Event{Kind: EventBrowsersForgotten, User: sess.User, Known: true, Sessions: n, Client: c})
+		s.observers.emit(Event{Kind: EventBrowsersForgotten, User: sess.User, Known: true, Sessions: n, Client: c, Item: label})
 	}
 	return nil
 }

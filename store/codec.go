@@ -29,15 +29,19 @@ import (
 // formats are read with none of these. Session format 0x04 adds the
 // re-check deadline after the ceremony, and user format 0x03 adds the
 // remembered devices and the app tokens after the recovery digests; older
-// records are read with none.
+// records are read with none. User format 0x04 adds the e-mail address and
+// the known browsers after the app tokens, and session format 0x05 the
+// e-mailed code's digest and expiry after the re-check deadline.
 const (
 	sessionFormatV1 byte = 0x01
 	sessionFormatV2 byte = 0x02
 	sessionFormatV3 byte = 0x03
-	sessionFormat   byte = 0x04
+	sessionFormatV4 byte = 0x04
+	sessionFormat   byte = 0x05
 	userFormatV1    byte = 0x01
 	userFormatV2    byte = 0x02
-	userFormat      byte = 0x03
+	userFormatV3    byte = 0x03
+	userFormat      byte = 0x04
 )
 
 // Records that cannot be decoded.
@@ -71,6 +75,10 @@ func encodeUser(u *User) []byte {
 		a := &u.AppTokens[i]
 		n += 3*binary.MaxVarintLen64 + 3*(2*binary.MaxVarintLen64) + len(a.ID) + len(a.Name) + len(a.Digest)
 	}
+	n += 2*binary.MaxVarintLen64 + len(u.Email)
+	for _, d := range u.KnownBrowsers {
+		n += binary.MaxVarintLen64 + len(d)
+	}
 	b := make([]byte, 0, n)
 	b = append(b, userFormat)
 	b = appendString(b, u.Name)
@@ -100,7 +108,8 @@ func encodeUser(u *User) []byte {
 	for i := range u.AppTokens {
 		b = appendAppToken(b, &u.AppTokens[i])
 	}
-	return b
+	b = appendString(b, u.Email)
+	return appendDigests(b, u.KnownBrowsers)
 }
 
 // A remembered device and an app token are their fields in the order of
@@ -240,9 +249,13 @@ func decodeUser(raw []byte, u *User) error {
 		u.Passkeys = list(&d, (*decoder).passkey)
 		u.RecoveryDigests = list(&d, (*decoder).bytes)
 	}
-	if raw[0] >= userFormat {
+	if raw[0] >= userFormatV3 {
 		u.RememberedDevices = list(&d, (*decoder).remembered)
 		u.AppTokens = list(&d, (*decoder).appToken)
+	}
+	if raw[0] >= userFormat {
+		u.Email = d.string()
+		u.KnownBrowsers = list(&d, (*decoder).bytes)
 	}
 	if d.bad || len(d.raw) != 0 {
 		return errCorruptUser
@@ -254,7 +267,7 @@ func decodeUser(raw []byte, u *User) error {
 // and is not part of it).
 func encodeSession(s *Session) []byte {
 	n := 1 + 1 + 5*(2*binary.MaxVarintLen64)
-	for _, f := range []int{len(s.User), len(s.UserSessionID), len(s.Method), len(s.Next), len(s.PendingSecret), len(s.ClientIP), len(s.UserAgent), len(s.Credential), len(s.Ceremony)} {
+	for _, f := range []int{len(s.User), len(s.UserSessionID), len(s.Method), len(s.Next), len(s.PendingSecret), len(s.ClientIP), len(s.UserAgent), len(s.Credential), len(s.Ceremony), len(s.EmailCode)} {
 		n += binary.MaxVarintLen64 + f
 	}
 	b := make([]byte, 0, n)
@@ -277,7 +290,9 @@ func encodeSession(s *Session) []byte {
 		b = appendBytes(b, s.Credential[:])
 	}
 	b = appendBytes(b, s.Ceremony)
-	return appendTime(b, s.RecheckAt)
+	b = appendTime(b, s.RecheckAt)
+	b = appendBytes(b, s.EmailCode)
+	return appendTime(b, s.EmailCodeExpires)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -323,8 +338,12 @@ func decodeSession(raw []byte, s *Session) error {
 	if raw[0] >= sessionFormatV3 {
 		s.Ceremony = d.bytes()
 	}
-	if raw[0] >= sessionFormat {
+	if raw[0] >= sessionFormatV4 {
 		s.RecheckAt = d.time()
+	}
+	if raw[0] >= sessionFormat {
+		s.EmailCode = d.bytes()
+		s.EmailCodeExpires = d.time()
 	}
 	if d.bad || len(d.raw) != 0 {
 		return errCorruptSession

@@ -93,10 +93,11 @@ type Tx interface {
 	// ForEachSession calls fn for every session, in key order. It reads
 	// them all: it is for rare operator actions, not for requests.
 	ForEachSession(fn func(*Session) error) error
-	// CountSessions returns the number of stored sessions (a store that
-	// drops expired sessions itself may count them until
-	// DeleteExpiredSessions has run).
-	CountSessions() (int, error)
+	// CountSessions returns the number of stored sessions by stage (a
+	// store that drops expired sessions itself may count them until
+	// DeleteExpiredSessions has run). It reads no session: stores keep
+	// the counts, or an index by stage, beside the sessions.
+	CountSessions() (SessionCounts, error)
 
 	// Attempts returns a failure counter, or ErrNotFound.
 	Attempts(key string) (*Attempts, error)
@@ -150,6 +151,14 @@ type User struct {
 	// AppTokens are the user's tokens for clients that cannot give a
 	// second factor (see package policy).
 	AppTokens []AppToken `json:"app_tokens,omitempty"`
+	// Email is the user's e-mail address, for security notices and
+	// e-mailed fallback codes, in bare form (alice@example.com); empty if
+	// none. A user the config declares has theirs in the config instead.
+	Email string `json:"email,omitempty"`
+	// KnownBrowsers are digests of the browsers the user has signed in
+	// from (see signin's browserDigest), newest last, at most a few: a
+	// sign-in from any other is a new browser.
+	KnownBrowsers [][]byte `json:"known_browsers,omitempty"`
 }
 
 // RememberedDevice is a browser that signs in with the password alone. The
@@ -252,6 +261,25 @@ const (
 	StageFull Stage = 2
 )
 
+// SessionCounts are the numbers of stored sessions at each stage.
+type SessionCounts struct {
+	Pending int `json:"pending"`
+	Full    int `json:"full"`
+}
+
+// Total is the number of sessions of every stage.
+func (c SessionCounts) Total() int { return c.Pending + c.Full }
+
+// Add adds n sessions of stage st: full if st is StageFull, pending
+// otherwise (as Live and HeldBy take them).
+func (c *SessionCounts) Add(st Stage, n int) {
+	if st == StageFull {
+		c.Full += n
+	} else {
+		c.Pending += n
+	}
+}
+
 // Session is a server-side session. Its key is a digest of the token the
 // client holds, so the database alone does not let anyone in.
 type Session struct {
@@ -295,6 +323,11 @@ type Session struct {
 	// the session must give a second factor again before it passes. Zero
 	// when none was drawn.
 	RecheckAt time.Time `json:"rc,omitzero"`
+	// EmailCode is the digest of the fallback code e-mailed to the user of
+	// a pending session (see notify.CodeDigest), nil if none; it works
+	// until EmailCodeExpires and once only.
+	EmailCode        []byte    `json:"ec,omitempty"`
+	EmailCodeExpires time.Time `json:"ece,omitzero"`
 }
 
 // Live reports whether s is within its absolute end at now and, once
@@ -394,4 +427,23 @@ func NewID() (string, error) {
 		return "", fmt.Errorf("generating identifier: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(raw), nil
+}
+
+// As finds a capability T (an optional interface such as Claimer) on st
+// or on a store it wraps: a wrapper that adds behaviour around a backend
+// (timing, a cache) has Unwrap() Store, and the capability of the backend
+// stays reachable through it, as errors.As reaches a wrapped error.
+func As[T any](st Store) (T, bool) {
+	for st != nil {
+		if t, ok := st.(T); ok {
+			return t, true
+		}
+		w, ok := st.(interface{ Unwrap() Store })
+		if !ok {
+			break
+		}
+		st = w.Unwrap()
+	}
+	var zero T
+	return zero, false
 }

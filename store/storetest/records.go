@@ -85,7 +85,9 @@ func alice() *store.User {
 			Digest:  []byte{2},
 			Expires: base.Add(time.Hour),
 		}},
-		AppTokens: []store.AppToken{appToken(1), {ID: "2", Digest: []byte{2}}},
+		AppTokens:     []store.AppToken{appToken(1), {ID: "2", Digest: []byte{2}}},
+		Email:         "alice@example.com",
+		KnownBrowsers: [][]byte{{9, 10}, {11}},
 	}
 }
 
@@ -345,22 +347,24 @@ func testForEachUser(t *testing.T, open func(*testing.T) store.Store) {
 // fullSession is a session with every field set.
 func fullSession() *store.Session {
 	return &store.Session{
-		Key:           key("full"),
-		User:          "alice",
-		Stage:         store.StageFull,
-		UserSessionID: "sid",
-		Created:       base.Add(-2 * time.Hour),
-		LastSeen:      base.Add(-time.Minute),
-		Expires:       base.Add(time.Hour),
-		ConfirmedAt:   base.Add(-time.Hour),
-		Method:        "totp",
-		Next:          "/admin?x=1",
-		PendingSecret: []byte{0, 1, 2},
-		ClientIP:      "2001:db8::1",
-		UserAgent:     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
-		Credential:    store.CredentialOf("$2a$04$hash"),
-		Ceremony:      []byte{1, 2, 0, 0xff},
-		RecheckAt:     base.Add(3 * time.Hour),
+		Key:              key("full"),
+		User:             "alice",
+		Stage:            store.StageFull,
+		UserSessionID:    "sid",
+		Created:          base.Add(-2 * time.Hour),
+		LastSeen:         base.Add(-time.Minute),
+		Expires:          base.Add(time.Hour),
+		ConfirmedAt:      base.Add(-time.Hour),
+		Method:           "totp",
+		Next:             "/admin?x=1",
+		PendingSecret:    []byte{0, 1, 2},
+		ClientIP:         "2001:db8::1",
+		UserAgent:        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+		Credential:       store.CredentialOf("$2a$04$hash"),
+		Ceremony:         []byte{1, 2, 0, 0xff},
+		RecheckAt:        base.Add(3 * time.Hour),
+		EmailCode:        []byte{3, 4, 0, 0xff},
+		EmailCodeExpires: base.Add(10 * time.Minute),
 	}
 }
 
@@ -600,31 +604,91 @@ func testForEachSession(t *testing.T, open func(*testing.T) store.Store) {
 	}
 }
 
+// pendingSession is session at the password step only.
+func pendingSession(name, user string, expires time.Time) *store.Session {
+	s := session(name, user, expires)
+	s.Stage = store.StagePending
+	return s
+}
+
+// testCountSessions follows the counts by stage through every way a
+// session comes, changes stage or goes, read in the transaction that made
+// the change and after it.
 func testCountSessions(t *testing.T, open func(*testing.T) store.Store) {
 	s := open(t)
+	type counts = store.SessionCounts
+	put := func(sessions ...*store.Session) func(store.Tx) error {
+		return func(tx store.Tx) error {
+			for _, sess := range sessions {
+				if err := tx.PutSession(sess); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
 	steps := []struct {
 		name string
 		do   func(store.Tx) error
-		want int
+		want counts
 	}{
-		{"empty", func(store.Tx) error { return nil }, 0},
-		{"two put", func(tx store.Tx) error {
-			if err := tx.PutSession(session("a", "alice", base)); err != nil {
+		{"empty", func(store.Tx) error { return nil }, counts{}},
+		{"two full put", put(session("a", "alice", base), session("b", "bob", base)), counts{Full: 2}},
+		{"three pending put", put(
+			pendingSession("p1", "alice", base.Add(time.Minute)),
+			pendingSession("p2", "alice", base.Add(2*time.Minute)),
+			pendingSession("p3", "carol", base.Add(time.Hour)),
+		), counts{Pending: 3, Full: 2}},
+		{"a full one put again", put(session("a", "alice", base.Add(time.Hour))), counts{Pending: 3, Full: 2}},
+		{"a pending one put again", put(pendingSession("p1", "alice", base.Add(time.Minute))), counts{Pending: 3, Full: 2}},
+		{"a pending one signed in on the same key", put(session("p1", "alice", base.Add(time.Minute))), counts{Pending: 2, Full: 3}},
+		{"a full one back to pending", put(pendingSession("b", "bob", base)), counts{Pending: 3, Full: 2}},
+		{"a pending one moved to another user", put(pendingSession("p2", "bob", base.Add(2*time.Minute))), counts{Pending: 3, Full: 2}},
+		{"a full one moved and signed out", put(pendingSession("a", "carol", base.Add(time.Hour))), counts{Pending: 4, Full: 1}},
+		{"a missing one deleted", func(tx store.Tx) error { return tx.DeleteSession(key("missing")) }, counts{Pending: 4, Full: 1}},
+		{"a pending one deleted", func(tx store.Tx) error { return tx.DeleteSession(key("p3")) }, counts{Pending: 3, Full: 1}},
+		{"a full one deleted", func(tx store.Tx) error { return tx.DeleteSession(key("p1")) }, counts{Pending: 3}},
+		{"the user deleted, not the sessions", func(tx store.Tx) error { return tx.DeleteUser("bob") }, counts{Pending: 3}},
+		{"more put", put(
+			session("f1", "dave", base.Add(-time.Minute)),
+			pendingSession("p4", "dave", base.Add(-time.Minute)),
+			session("f2", "dave", base.Add(time.Hour)),
+		), counts{Pending: 4, Full: 2}},
+		{"the expired ones deleted", func(tx store.Tx) error {
+			_, err := tx.DeleteExpiredSessions(base.Add(-time.Second), 10)
+			return err
+		}, counts{Pending: 3, Full: 1}},
+		{"a user's sessions deleted one by one", func(tx store.Tx) error {
+			sessions, err := tx.UserSessions("bob")
+			if err != nil {
 				return err
 			}
-			return tx.PutSession(session("b", "bob", base))
-		}, 2},
-		{"one put again", func(tx store.Tx) error { return tx.PutSession(session("a", "alice", base.Add(time.Hour))) }, 2},
-		{"one moved to another user", func(tx store.Tx) error { return tx.PutSession(session("a", "bob", base)) }, 2},
-		{"a missing one deleted", func(tx store.Tx) error { return tx.DeleteSession(key("missing")) }, 2},
-		{"one deleted", func(tx store.Tx) error { return tx.DeleteSession(key("a")) }, 1},
-		{"the user deleted", func(tx store.Tx) error { return tx.DeleteUser("bob") }, 1},
+			for _, sess := range sessions {
+				if err := tx.DeleteSession(sess.Key); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, counts{Pending: 1, Full: 1}},
+		{"the rest expired and deleted", func(tx store.Tx) error {
+			_, err := tx.DeleteExpiredSessions(base.Add(time.Hour), 10)
+			return err
+		}, counts{}},
 	}
 	for _, st := range steps {
-		update(t, s, st.do)
+		update(t, s, func(tx store.Tx) error {
+			if err := st.do(tx); err != nil {
+				return err
+			}
+			if n, err := tx.CountSessions(); err != nil || n != st.want {
+				t.Errorf("after %s, in its transaction: CountSessions = %+v, %v; want %+v", st.name, n, err, st.want)
+			}
+			return nil
+		})
 		if n := countSessions(t, s); n != st.want {
-			t.Errorf("after %s: CountSessions = %d, want %d", st.name, n, st.want)
+			t.Errorf("after %s: CountSessions = %+v, want %+v", st.name, n, st.want)
 		}
+		checkConsistent(t, s, "alice", "bob", "carol", "dave")
 	}
 }
 

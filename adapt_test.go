@@ -117,7 +117,8 @@ func TestCaddyfileErrorsNameFileAndLine(t *testing.T) {
 		{"smtp without from", "notify {\n\t\t\tsmtp localhost:25\n\t\t}", 5, "notify: smtp needs from"},
 		{"empty notify", "notify {\n\t\t}", 4, "notify needs smtp or a webhook"},
 		{"unknown event", "notify_events sign_in", 3, `notify_events: unknown notify event "sign_in"`},
-		{"email_codes step_up", "email_codes step_up", 3, "step-up does not take e-mailed codes yet"},
+		{"email_codes other argument", "email_codes always", 3, "wrong argument count"},
+		{"email_codes step_up and more", "email_codes step_up now", 3, "wrong argument count"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			caddyfile := "example.com {\n\ttwo_factor {\n\t\t" + tc.block + "\n\t}\n}\n"

@@ -86,7 +86,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	        ...
 //	    }
 //	    notify_events <event>...    # default: all
-//	    email_codes
+//	    email_codes [step_up]        # step_up: step-up and re-checks take them too
 //	}
 //
 // The matcher says which requests the gate guards. It is matched against
@@ -288,10 +288,10 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.notifyConfig().Events = names
 		case "email_codes":
 			if d.NextArg() {
-				if d.Val() == "step_up" {
-					return d.Errf("email_codes step_up: step-up does not take e-mailed codes yet")
+				if d.Val() != "step_up" || d.NextArg() {
+					return d.ArgErr()
 				}
-				return d.ArgErr()
+				h.EmailCodesStepUp = true
 			}
 			h.EmailCodes = true
 		default:

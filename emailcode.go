@@ -53,6 +53,9 @@ func (h *TwoFactor) postConfirmEmail(w http.ResponseWriter, r *http.Request) err
 		return nil
 	}
 	sess, user, err := h.pendingSession(r)
+	if errors.Is(err, signin.ErrNoPending) {
+		return h.postReconfirmEmail(w, r, form)
+	}
 	if err != nil {
 		return h.noPending(w, err)
 	}
@@ -63,21 +66,27 @@ func (h *TwoFactor) postConfirmEmail(w http.ResponseWriter, r *http.Request) err
 		return redirectTo(w, h.page("setup"))
 	}
 	masked, err := h.signin.SendEmailCode(sess, client(r))
+	if answered, err := h.answerEmailCode(w, masked, err, func(status int, d pageData) error {
+		return h.render(w, status, "confirm", h.confirmPage(sess, d))
+	}); answered {
+		return err
+	}
+	return h.noPending(w, err)
+}
+
+// answerEmailCode shows the confirm page, through show, after a request
+// for an e-mailed code: where it went, or why none was sent. It reports
+// whether it answered; an error it did not is the caller's.
+func (h *TwoFactor) answerEmailCode(w http.ResponseWriter, masked string, err error, show func(status int, d pageData) error) (bool, error) {
 	switch tooMany, isTooMany := errors.AsType[*signin.TooManyCodesError](err); {
 	case err == nil:
-		return h.render(w, http.StatusOK, "confirm", pageData{
-			Title:       "Two-factor sign-in",
-			CSRF:        h.sessionCSRF(sess.Key),
-			Username:    sess.User,
-			EmailCodeTo: masked,
-			Notice:      fmt.Sprintf(msgEmailCodeSent, masked),
-		})
+		return true, show(http.StatusOK, pageData{EmailCodeTo: masked, Notice: fmt.Sprintf(msgEmailCodeSent, masked)})
 	case isTooMany:
 		wait := max(tooMany.Until.Sub(h.now()).Round(time.Second), time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
-		return h.renderConfirm(w, http.StatusTooManyRequests, sess, fmt.Sprintf(msgEmailCodeTooMany, humanDuration(wait)))
+		return true, show(http.StatusTooManyRequests, pageData{Error: fmt.Sprintf(msgEmailCodeTooMany, humanDuration(wait))})
 	case errors.Is(err, signin.ErrNoAddress), errors.Is(err, signin.ErrEmailCodesOff):
-		return h.renderConfirm(w, http.StatusBadRequest, sess, msgEmailCodeNone)
+		return true, show(http.StatusBadRequest, pageData{Error: msgEmailCodeNone})
 	}
-	return h.noPending(w, err)
+	return false, err
 }

@@ -281,6 +281,13 @@ type TwoFactor struct {
 	// notify's smtp. Default: off.
 	EmailCodes bool `json:"email_codes,omitempty"`
 
+	// Let the confirm page that a step_up rule or a recheck sends a
+	// signed-in browser to offer the e-mailed code too (Caddyfile:
+	// email_codes step_up). A new authenticator, new recovery codes and
+	// app tokens still need the authenticator or a recovery code. Needs
+	// email_codes. Default: off.
+	EmailCodesStepUp bool `json:"email_codes_step_up,omitempty"`
+
 	accounts    map[string]signin.Account
 	fakeAccount signin.Account
 	sealer      *seal.Sealer

@@ -174,6 +174,9 @@ func (h *TwoFactor) validateNotify() error {
 	if n := h.Notify; n != nil && n.SMTP != "" && n.From == "" {
 		return errors.New("notify: smtp needs from")
 	}
+	if h.EmailCodesStepUp && !h.EmailCodes {
+		return errors.New("email_codes_step_up needs email_codes")
+	}
 	if h.EmailCodes && (h.Notify == nil || h.Notify.SMTP == "") {
 		return errors.New("email_codes needs an SMTP server: set smtp in notify")
 	}
@@ -197,6 +200,7 @@ func (h *TwoFactor) emailCodes(policy *signin.Policy, deps *signin.Deps) {
 		return
 	}
 	policy.EmailCodes = true
+	policy.EmailCodesStepUp = h.EmailCodesStepUp
 	deps.Mailer = h.mailCode
 	mac := hmac.New(sha256.New, h.db.csrfKey)
 	mac.Write([]byte("e-mailed sign-in codes"))

@@ -106,6 +106,14 @@ func startNoticeSite(t *testing.T, ms *mailtest.Server, extra string) *noticeSit
 // logFile ("" for none).
 func startNoticeSiteLogging(t *testing.T, ms *mailtest.Server, extra, logFile string) *noticeSite {
 	t.Helper()
+	return startNoticeSiteConfig(t, ms, extra, siteConfig{logFile: logFile})
+}
+
+// startNoticeSiteConfig is startNoticeSite on cfg's database and log
+// file. e-mailed codes are on; extra may turn them on its own way
+// (email_codes step_up).
+func startNoticeSiteConfig(t *testing.T, ms *mailtest.Server, extra string, cfg siteConfig) *noticeSite {
+	t.Helper()
 	h := startHook(t)
 	addr := ""
 	if ms != nil {
@@ -117,14 +125,20 @@ func startNoticeSiteLogging(t *testing.T, ms *mailtest.Server, extra, logFile st
 	for _, u := range mailUsers {
 		fmt.Fprintf(&users, "user %s %s %s@example.com\n\t\t", u, testHash(), u)
 	}
-	site := startSite(t, siteConfig{matcher: "/admin/*", logFile: logFile, extra: users.String() + fmt.Sprintf(`notify {
+	emailCodes := "email_codes"
+	if strings.Contains(extra, "email_codes") {
+		emailCodes = ""
+	}
+	cfg.matcher = "/admin/*"
+	cfg.extra = users.String() + fmt.Sprintf(`notify {
 			smtp %s insecure
 			from "Example Admin <admin@example.com>"
 			webhook %s/hook
 			account_url %s/_2fa/account
 		}
-		email_codes
-		%s`, addr, h.srv.URL, testBase(), extra)})
+		%s
+		%s`, addr, h.srv.URL, testBase(), emailCodes, extra)
+	site := startSite(t, cfg)
 	return &noticeSite{testSite: site, mail: ms, hook: h}
 }
 
@@ -688,4 +702,63 @@ func TestNoticeAppTokensAndRememberedBrowsers(t *testing.T) {
 		t.Errorf("the notice does not name the browser:\n%s", body)
 	}
 	site.hook.wait(t, notify.RememberedBrowserRemoved)
+}
+
+// TestEmailCodeAtStepUp: with email_codes step_up, the confirm page that
+// a step-up rule sends a signed-in browser to offers the e-mailed code,
+// sends it, takes it and returns to the request; with email_codes alone
+// it offers none and sends none to a signed-in session.
+func TestEmailCodeAtStepUp(t *testing.T) {
+	for _, tc := range []struct {
+		name, extra string
+		offered     bool
+	}{
+		{"email_codes step_up", "email_codes step_up", true},
+		{"email_codes", "", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := filepath.Join(t.TempDir(), "two_factor.db")
+			clock := &fakeClock{now: time.Now().UTC()}
+			testClocks.Store(db, clock.Now)
+			t.Cleanup(func() { testClocks.Delete(db) })
+			site := startNoticeSiteConfig(t, mailtest.Start(t, mailtest.PlainOnly, nil), "step_up 5m /admin/settings/*\n\t\t"+tc.extra, siteConfig{db: db})
+			b := newBrowser(t)
+			b.now = clock.Now
+			b.enroll("peggy")
+			clock.Advance(10 * time.Minute)
+
+			const target = "/admin/settings/x"
+			wantGoesTo(t, "a stale factor", b.get(target), http.StatusFound, "/_2fa/confirm?next="+url.QueryEscape(target))
+			page := b.get("/_2fa/confirm?next=" + url.QueryEscape(target))
+			m := emailOfferPattern.FindStringSubmatch(page.body)
+			if !tc.offered {
+				if m != nil {
+					t.Fatalf("the step-up page offers an e-mailed code:\n%s", page.body)
+				}
+				r := b.post("/_2fa/confirm/email", url.Values{"csrf": {b.csrfFrom(page)}, "next": {target}})
+				wantStatus(t, "asking for a code anyway", r, http.StatusBadRequest)
+				if n := len(site.mail.Received()); n != 0 {
+					t.Fatalf("%d mails sent", n)
+				}
+				return
+			}
+			if m == nil || m[1] != "p***@example.com" {
+				t.Fatalf("the step-up page offers no e-mailed code to p***@example.com:\n%s", page.body)
+			}
+			sent := b.post("/_2fa/confirm/email", url.Values{"csrf": {b.csrfFrom(page)}, "next": {target}})
+			if sent.status != http.StatusOK || !strings.Contains(sent.body, "a code is on its way to p***@example.com") || !strings.Contains(sent.body, `name="next" value="`+target+`"`) {
+				t.Fatalf("asking for a code: %d\n%s", sent.status, sent.body)
+			}
+			_, body := mailTo(t, site.mail, "peggy@example.com", "Your sign-in code for peggy")
+			code := mailedCodePattern.FindStringSubmatch(body)
+			if code == nil {
+				t.Fatalf("no code in the mail:\n%s", body)
+			}
+			done := b.post("/_2fa/confirm", url.Values{"csrf": {b.csrfFrom(sent)}, "code": {code[1]}, "next": {target}})
+			wantGoesTo(t, "the e-mailed code", done, http.StatusSeeOther, target)
+			if r := b.get(target); r.status != http.StatusOK || !strings.Contains(r.body, "method=email") {
+				t.Fatalf("after the e-mailed code: %d %s", r.status, r.body)
+			}
+		})
+	}
 }

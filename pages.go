@@ -405,15 +405,21 @@ func (h *TwoFactor) getConfirm(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *TwoFactor) renderConfirm(w http.ResponseWriter, status int, sess *store.Session, msg string) error {
-	return h.render(w, status, "confirm", pageData{
-		Title:        "Two-factor sign-in",
-		CSRF:         h.sessionCSRF(sess.Key),
-		Username:     sess.User,
-		Error:        msg,
-		RememberDays: h.rememberDays(),
+	return h.render(w, status, "confirm", h.confirmPage(sess, pageData{Error: msg}))
+}
+
+// confirmPage fills in d, an error or notice, as the confirm page of the
+// pending session sess.
+func (h *TwoFactor) confirmPage(sess *store.Session, d pageData) pageData {
+	d.Title = "Two-factor sign-in"
+	d.CSRF = h.sessionCSRF(sess.Key)
+	d.Username = sess.User
+	d.RememberDays = h.rememberDays()
+	if d.EmailCodeTo == "" {
 		// The e-mailed code's offer (emailcode.go).
-		EmailCodeTo: h.emailOffer(sess),
-	})
+		d.EmailCodeTo = h.emailOffer(sess)
+	}
+	return d
 }
 
 func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {

@@ -27,26 +27,66 @@ func (h *TwoFactor) getReconfirm(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *TwoFactor) renderReconfirm(w http.ResponseWriter, status int, sess *store.Session, next, msg string) error {
-	return h.render(w, status, "confirm", pageData{
-		Title:    "Confirm it's you",
-		CSRF:     h.sessionCSRF(sess.Key),
-		Username: sess.User,
-		Next:     next,
-		StepUp:   true,
-		Error:    msg,
-	})
+	return h.render(w, status, "confirm", h.reconfirmPage(sess, next, pageData{Error: msg}))
+}
+
+// reconfirmPage fills in d, an error or notice, as the confirm page of
+// the signed-in session sess, to return to next. It offers an e-mailed
+// code only with email_codes step_up.
+func (h *TwoFactor) reconfirmPage(sess *store.Session, next string, d pageData) pageData {
+	d.Title = "Confirm it's you"
+	d.CSRF = h.sessionCSRF(sess.Key)
+	d.Username = sess.User
+	d.Next = next
+	d.StepUp = true
+	if d.EmailCodeTo == "" && h.signin.Policy().EmailCodesStepUp {
+		d.EmailCodeTo = h.emailOffer(sess)
+	}
+	return d
+}
+
+// postReconfirmEmail e-mails a code to the user of a signed-in session
+// that the confirm page asks for a fresh factor (email_codes step_up),
+// and shows the page again.
+func (h *TwoFactor) postReconfirmEmail(w http.ResponseWriter, r *http.Request, form url.Values) error {
+	sess, next, ok, err := h.reconfirmPost(w, r, form)
+	if !ok {
+		return err
+	}
+	masked, err := h.signin.SendEmailCode(sess, client(r))
+	if errors.Is(err, signin.ErrSessionEnded) && !h.signin.Policy().EmailCodesStepUp {
+		// A signed-in session is never sent a code without step_up.
+		err = signin.ErrEmailCodesOff
+	}
+	if answered, err := h.answerEmailCode(w, masked, err, func(status int, d pageData) error {
+		return h.render(w, status, "confirm", h.reconfirmPage(sess, next, d))
+	}); answered {
+		return err
+	}
+	return h.toSignInThen(w, err, next)
+}
+
+// reconfirmPost reads the signed-in session and next of a post to the
+// confirm page that a policy sent the browser to. Unless ok, it has
+// answered the request (sign in first, or a forged post), with err.
+func (h *TwoFactor) reconfirmPost(w http.ResponseWriter, r *http.Request, form url.Values) (sess *store.Session, next string, ok bool, err error) {
+	next = h.safeNext(form.Get("next"))
+	sess, _, err = h.accountSession(r, h.now())
+	if err != nil {
+		return nil, next, false, h.toSignInThen(w, err, next)
+	}
+	if !h.validSessionPost(r, form, sess.Key) {
+		return nil, next, false, h.rejectForgery(w, r, sess.User)
+	}
+	return sess, next, true, nil
 }
 
 // postReconfirm takes a signed-in session's fresh second factor, puts the
 // new session token in the cookie and returns to next.
 func (h *TwoFactor) postReconfirm(w http.ResponseWriter, r *http.Request, form url.Values) error {
-	next := h.safeNext(form.Get("next"))
-	sess, _, err := h.accountSession(r, h.now())
-	if err != nil {
-		return h.toSignInThen(w, err, next)
-	}
-	if !h.validSessionPost(r, form, sess.Key) {
-		return h.rejectForgery(w, r, sess.User)
+	sess, next, ok, err := h.reconfirmPost(w, r, form)
+	if !ok {
+		return err
 	}
 	token, err := h.signin.Reconfirm(sess, form.Get("code"), client(r))
 	if err != nil {

@@ -80,7 +80,9 @@ func (s *Service) OffersEmailCode(name string, u *store.User) (masked string, ok
 }
 
 // SendEmailCode e-mails a new fallback code to the user of the pending
-// session sess and returns their address, masked. The code (notify.NewCode)
+// session sess, or of the signed-in session sess when step-up takes
+// e-mailed codes (Policy.EmailCodesStepUp; see Reconfirm), and returns
+// their address, masked. The code (notify.NewCode)
 // works for notify.CodeLifetime, once, in this session only; a new one
 // replaces it. Only its digest is stored. Whether the mail goes out is not
 // known here (it is queued), so every answer is the same whatever the mail
@@ -105,7 +107,7 @@ func (s *Service) SendEmailCode(sess *store.Session, c Client) (string, error) {
 		if err != nil {
 			return asEnded(err)
 		}
-		if rec.Stage != store.StagePending {
+		if rec.Stage != store.StagePending && (rec.Stage != store.StageFull || !s.policy.EmailCodesStepUp) {
 			return ErrSessionEnded
 		}
 		u, err := tx.User(rec.User)
@@ -160,8 +162,8 @@ func countCodeRequest(tx store.Tx, key string, limit int, scope string, now time
 	return tx.PutAttempts(key, a)
 }
 
-// useEmailCode checks code against the e-mailed code of the pending
-// session rec and uses it up. It returns ErrBadCode if there is none, it
+// useEmailCode checks code against the e-mailed code of the session rec
+// (pending, or signed in at a step-up) and uses it up. It returns ErrBadCode if there is none, it
 // has expired or code is not it.
 func (s *Service) useEmailCode(rec *store.Session, code string, now time.Time) error {
 	ok := rec.EmailCode != nil && now.Before(rec.EmailCodeExpires) &&

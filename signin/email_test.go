@@ -35,17 +35,73 @@ func (m *mailbox) last(t *testing.T) CodeMail {
 // and alice enrolled.
 func emailEnv(t *testing.T) (*env, *mailbox) {
 	t.Helper()
+	e, box, _ := emailEnvWith(t, func(*Policy) {})
+	return e, box
+}
+
+// emailEnvWith is emailEnv with the policy changed by change; it returns
+// the signed-in session of alice's enrollment too.
+func emailEnvWith(t *testing.T, change func(*Policy)) (*env, *mailbox, *store.Session) {
+	t.Helper()
 	e := newEnv(t, func(p *Policy) {
 		p.EmailCodes = true
 		a := p.Accounts["alice"]
 		a.Email = "alice@example.com"
 		p.Accounts["alice"] = a
+		change(p)
 	})
 	box := &mailbox{}
 	e.svc.deps.Mailer = box.send
 	e.svc.deps.CodeKey = []byte("0123456789abcdef0123456789abcdef")
-	e.enroll(t, "alice")
-	return e, box
+	_, _, sess := e.enroll(t, "alice")
+	return e, box, sess
+}
+
+// TestEmailCodeAtStepUp: with EmailCodesStepUp, a signed-in session that
+// must give its factor again is e-mailed a code that Reconfirm takes,
+// once; without it, a signed-in session is sent no code and a code typed
+// anyway is no factor. Other actions behind a fresh factor (an app token
+// here) never take an e-mailed code.
+func TestEmailCodeAtStepUp(t *testing.T) {
+	t.Run("off", func(t *testing.T) {
+		e, box, sess := emailEnvWith(t, func(*Policy) {})
+		if _, err := e.svc.SendEmailCode(sess, alpha); !errors.Is(err, ErrSessionEnded) {
+			t.Fatalf("SendEmailCode to a signed-in session: %v", err)
+		}
+		if len(box.mails) != 0 {
+			t.Fatal("a code was queued")
+		}
+		if _, err := e.svc.Reconfirm(sess, "12345678", alpha); !errors.Is(err, ErrMalformedFactor) {
+			t.Fatalf("Reconfirm with an e-mail-like code: %v", err)
+		}
+	})
+	t.Run("on", func(t *testing.T) {
+		e, box, sess := emailEnvWith(t, func(p *Policy) { p.EmailCodesStepUp = true })
+		if _, err := e.svc.SendEmailCode(sess, alpha); err != nil {
+			t.Fatal(err)
+		}
+		code := box.last(t).Code
+		if _, err := e.svc.CreateAppToken(sess, code, "cli", time.Time{}, alpha); !errors.Is(err, ErrMalformedFactor) {
+			t.Fatalf("an app token made with an e-mailed code: %v", err)
+		}
+		if _, err := e.svc.Reconfirm(sess, flip(code), alpha); !errors.Is(err, ErrBadCode) {
+			t.Fatalf("a wrong e-mailed code: %v", err)
+		}
+		if ev := e.last(t); ev.Kind != EventBadCode || ev.Step != StepReconfirm || ev.Method != MethodEmail {
+			t.Fatalf("event %+v, want a bad e-mailed code at reconfirm", ev)
+		}
+		token, err := e.svc.Reconfirm(sess, code, alpha)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh := e.signedIn(t, token)
+		if fresh.Method != MethodEmail || !fresh.ConfirmedAt.Equal(e.clock()) || fresh.EmailCode != nil {
+			t.Fatalf("after the e-mailed code: method %q, confirmed %v, code kept %v", fresh.Method, fresh.ConfirmedAt, fresh.EmailCode != nil)
+		}
+		if _, err := e.svc.Reconfirm(fresh, code, alpha); !errors.Is(err, ErrBadCode) {
+			t.Fatalf("the e-mailed code used again: %v", err)
+		}
+	})
 }
 
 func TestEmailCodeSignsIn(t *testing.T) {

@@ -188,8 +188,10 @@ type StepUpRequest struct {
 }
 
 // StepUp makes change, in one transaction, once req.Factor is a right
-// second factor of the signed-in user: a current code or a recovery code,
-// checked and used up as at sign-in, with the same attempt limits. The
+// second factor of the signed-in user: a current code or a recovery code
+// (or, at StepReconfirm with Policy.EmailCodesStepUp, the code e-mailed
+// to the session), checked and used up as at sign-in, with the same
+// attempt limits. The
 // session's confirmation time and method become the factor's, and a
 // re-check deadline is drawn anew (see policy.Policy.Confirm). change gets
 // the session and user as read in tx; StepUp stores both after it.
@@ -199,9 +201,7 @@ type StepUpRequest struct {
 func (s *Service) StepUp(req StepUpRequest, change func(tx store.Tx, sess *store.Session, u *store.User) error) error {
 	now := s.deps.Now()
 	factor, ok := parseSecondFactor(req.Factor)
-	if !ok || factor.email != "" {
-		// An e-mailed code is sent at sign-in only: none is ever
-		// pending for a signed-in session.
+	if !ok || (factor.email != "" && !s.takesEmailCode(req.Step)) {
 		return ErrMalformedFactor
 	}
 	user := req.Session.User
@@ -216,7 +216,12 @@ func (s *Service) StepUp(req StepUpRequest, change func(tx store.Tx, sess *store
 		if err != nil {
 			return err
 		}
-		if err := s.useSecondFactor(u, factor, now); err != nil {
+		if factor.email != "" {
+			err = s.useEmailCode(sess, factor.email, now)
+		} else {
+			err = s.useSecondFactor(u, factor, now)
+		}
+		if err != nil {
 			return err
 		}
 		if err := s.policy.Gate.Confirm(sess, now, nil); err != nil {
@@ -243,6 +248,13 @@ func (s *Service) StepUp(req StepUpRequest, change func(tx store.Tx, sess *store
 	s.signedIn(attempt)
 	s.recoveryUsed(user, remaining, req.Client)
 	return nil
+}
+
+// takesEmailCode reports whether StepUp takes an e-mailed code at step:
+// only when the session gives its factor again for a step-up rule or a
+// re-check, and the policy allows it there.
+func (s *Service) takesEmailCode(step string) bool {
+	return step == StepReconfirm && s.policy.EmailCodes && s.policy.EmailCodesStepUp
 }
 
 // recoveryUsed reports a recovery code used up, if one was (remaining >= 0).

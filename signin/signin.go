@@ -74,6 +74,12 @@ type Policy struct {
 	// code by e-mail at the confirm step (see SendEmailCode); it needs
 	// Deps.Mailer.
 	EmailCodes bool
+	// EmailCodesStepUp lets a signed-in session that a step-up rule or a
+	// re-check asks for its second factor again ask for an e-mailed code
+	// and give it to Reconfirm (email_codes step_up). It needs
+	// EmailCodes. Other actions behind a fresh factor (a new
+	// authenticator, new recovery codes, an app token) never take one.
+	EmailCodesStepUp bool
 }
 
 // Deps are what a Service works with.

@@ -22,7 +22,7 @@
 //	{http.two_factor.user}           the user name
 //	{http.two_factor.method}         how the second factor was given: totp, recovery, setup or email;
 //	                                 remembered (remember_device) or app_token (app_tokens)
-//	{http.two_factor.confirmed_at}   when it was given (RFC 3339)
+//	{http.two_factor.confirmed_at}   when it was last given (RFC 3339); empty when none was
 //	{http.two_factor.session_expires} when the session ends at the latest (RFC 3339)
 package twofactor
 

@@ -65,7 +65,11 @@ var browserIDPattern = regexp.MustCompile(`name="browser" value="([A-Za-z0-9_-]+
 // gets nothing; it dies with its expiry, the account page's forget, the
 // operator's revoke and reset, and a new authenticator.
 func TestRememberDeviceOnRealCaddy(t *testing.T) {
-	clock, b := clockedSite(t, siteConfig{matcher: "/admin/*", extra: "remember_device 30d\n\t\tstep_up 5m /admin/settings/*\n\t\tconcurrent_sessions"})
+	clock, b := clockedSite(t, siteConfig{
+		matcher: "/admin/*",
+		extra:   "remember_device 30d\n\t\tstep_up 5m /admin/settings/*\n\t\tconcurrent_sessions",
+		routes:  "respond /admin/confirmed \"confirmed at {http.two_factor.confirmed_at}\"\n\t" + defaultRoutes,
+	})
 	secret, _ := b.enroll("alice")
 	bobSecret, _ := sameSiteBrowser(t, b, clock).enroll("bob")
 	b.logout()
@@ -79,6 +83,9 @@ func TestRememberDeviceOnRealCaddy(t *testing.T) {
 	r := b.get("/admin/")
 	if r.status != http.StatusOK || !strings.Contains(r.body, "method=remembered") {
 		t.Fatalf("remembered sign-in: %d %s", r.status, r.body)
+	}
+	if r := b.get("/admin/confirmed"); r.body != "confirmed at " {
+		t.Errorf("a remembered session's confirmation time: %q, want none", r.body)
 	}
 	wantGoesTo(t, "step-up on a remembered session", b.get("/admin/settings/x"), http.StatusFound, "/_2fa/confirm?next="+url.QueryEscape("/admin/settings/x"))
 

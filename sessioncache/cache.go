@@ -115,7 +115,7 @@ func newSession(s *store.Session, databaseUser bool) *Session {
 		expires:        s.Expires.UnixNano(),
 		UserValue:      s.User,
 		MethodValue:    s.Method,
-		ConfirmedValue: s.ConfirmedAt.UTC().Format(time.RFC3339),
+		ConfirmedValue: confirmedValue(s.ConfirmedAt),
 		ExpiresValue:   s.Expires.UTC().Format(time.RFC3339),
 		stored:         s.LastSeen.UnixNano(),
 		Credential:     s.Credential,
@@ -128,6 +128,15 @@ func newSession(s *store.Session, databaseUser bool) *Session {
 	}
 	e.lastSeen.Store(e.stored)
 	return e
+}
+
+// confirmedValue is the {http.two_factor.confirmed_at} of a session: empty
+// for one that has given no second factor (a remembered browser's).
+func confirmedValue(at time.Time) string {
+	if at.IsZero() {
+		return ""
+	}
+	return at.UTC().Format(time.RFC3339)
 }
 
 // Live reports whether the session is within its absolute and idle limits

@@ -99,7 +99,7 @@ func (s *Service) FinishSetup(sess *store.Session, code string, c Client) (SignI
 		if err != nil {
 			return err
 		}
-		if u.TOTP != nil {
+		if u.Enrolled() {
 			return ErrAlreadyEnrolled
 		}
 		var digests [][]byte
@@ -107,6 +107,7 @@ func (s *Service) FinishSetup(sess *store.Session, code string, c Client) (SignI
 			return err
 		}
 		u.TOTP = &store.Enrollment{Secret: rec.PendingSecret, LastStep: step, RecoveryDigests: digests, EnrolledAt: now}
+		u.RecoveryDigests = nil // left by passkeys an operator removed
 		res.Next = rec.Next
 		res.Token, err = s.completeSignIn(tx, u, rec, MethodSetup, c, now)
 		return err
@@ -148,14 +149,14 @@ func (s *Service) Confirm(sess *store.Session, code string, c Client) (SignInRes
 		if err != nil {
 			return asEnded(err)
 		}
-		if u.TOTP == nil {
+		if !u.Enrolled() {
 			return ErrNotEnrolled
 		}
 		if err := s.useSecondFactor(u, factor, now); err != nil {
 			return err
 		}
 		if factor.recovery != "" {
-			remaining = len(u.TOTP.RecoveryDigests)
+			remaining = len(*recoveryDigests(u))
 		}
 		res.Next = rec.Next
 		res.Token, err = s.completeSignIn(tx, u, rec, res.Method, c, now)

@@ -10,7 +10,9 @@ const (
 	EventPasswordAccepted = "password_accepted"
 	// A wrong password, or an unknown name (Known false).
 	EventBadPassword = "bad_password"
-	// A wrong second factor (Method totp or recovery).
+	// A wrong second factor (Method totp, recovery or webauthn; for
+	// webauthn, Reason says why: verification, unknown_credential,
+	// cloned or malformed).
 	EventBadCode = "bad_code"
 	// A TOTP code of a step already used.
 	EventReplayedCode = "replayed_code"
@@ -28,6 +30,10 @@ const (
 	EventAuthenticatorReplaced = "authenticator_replaced"
 	// The user signed out.
 	EventSignedOut = "signed_out"
+	// A passkey was added, renamed or removed (Reason: its name).
+	EventPasskeyAdded   = "passkey_added"
+	EventPasskeyRenamed = "passkey_renamed"
+	EventPasskeyRemoved = "passkey_removed"
 	// The user ended Sessions of their own; Scope is ScopeOne or
 	// ScopeOthers.
 	EventSessionsEnded = "sessions_ended"
@@ -50,6 +56,8 @@ const (
 	StepConfirm       = "confirm"
 	StepReenroll      = "reenroll"
 	StepRecoveryCodes = "recovery_codes"
+	StepPasskeyLogin  = "passkey_login"
+	StepAddPasskey    = "add_passkey"
 )
 
 // The scopes of EventSessionsEnded.

@@ -111,7 +111,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (LoginResult, err
 			return err
 		}
 		res.Stage = NeedsSetup
-		if u != nil && u.TOTP != nil {
+		if u != nil && u.Enrolled() {
 			res.Stage = NeedsConfirm
 		}
 		res.Token, err = newSession(tx, c, store.Session{

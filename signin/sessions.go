@@ -60,8 +60,8 @@ func (s *Service) Pending(key store.SessionKey) (*store.Session, *store.User, er
 		if err != nil {
 			return err
 		}
-		if rec.Stage != store.StagePending {
-			return ErrNoPending
+		if rec.Stage != store.StagePending || rec.User == "" {
+			return ErrNoPending // "": a passkey login, which has no user yet
 		}
 		u, err := tx.User(rec.User)
 		if errors.Is(err, store.ErrNotFound) {
@@ -162,7 +162,7 @@ func fullRecords(tx store.Tx, key store.SessionKey) (*store.Session, *store.User
 	if err != nil {
 		return nil, nil, asEnded(err)
 	}
-	if u.TOTP == nil {
+	if !u.Enrolled() {
 		return nil, nil, ErrSessionEnded
 	}
 	return s, u, nil

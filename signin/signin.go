@@ -20,6 +20,7 @@ package signin
 import (
 	"time"
 
+	"github.com/caddy-two-factor/caddy-two-factor/passkey"
 	"github.com/caddy-two-factor/caddy-two-factor/seal"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
@@ -57,6 +58,10 @@ type Policy struct {
 	// Fake is checked for names that are no user, so that a sign-in costs
 	// the same whoever it names (see FakeAccount).
 	Fake Account
+	// NoTOTPEnrollment and NoPasskeyEnrollment keep users from enrolling
+	// that factor (the config's factors); a factor a user has keeps
+	// working.
+	NoTOTPEnrollment, NoPasskeyEnrollment bool
 }
 
 // Deps are what a Service works with.
@@ -69,6 +74,9 @@ type Deps struct {
 	Hashing *throttle.HashLimiter
 	// Sealer encrypts TOTP secrets at rest.
 	Sealer *seal.Sealer
+	// Passkeys runs WebAuthn ceremonies; nil when the config has none,
+	// and then no passkey works (recovery codes still do).
+	Passkeys *passkey.Service
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -202,15 +203,17 @@ func (h *TwoFactor) limits() throttle.Limits {
 // policy is what this config decides about sign-in, for the service.
 func (h *TwoFactor) policy() signin.Policy {
 	return signin.Policy{
-		SessionIdle:        time.Duration(h.SessionIdle),
-		SessionLifetime:    time.Duration(h.SessionLifetime),
-		PendingLifetime:    time.Duration(h.PendingLifetime),
-		MaxPending:         maxPendingSessions,
-		ConcurrentSessions: h.ConcurrentSessions,
-		RecoveryCodes:      h.RecoveryCodes,
-		Limits:             h.limits(),
-		Accounts:           h.accounts,
-		Fake:               h.fakeAccount,
+		SessionIdle:         time.Duration(h.SessionIdle),
+		SessionLifetime:     time.Duration(h.SessionLifetime),
+		PendingLifetime:     time.Duration(h.PendingLifetime),
+		MaxPending:          maxPendingSessions,
+		ConcurrentSessions:  h.ConcurrentSessions,
+		RecoveryCodes:       h.RecoveryCodes,
+		Limits:              h.limits(),
+		Accounts:            h.accounts,
+		Fake:                h.fakeAccount,
+		NoTOTPEnrollment:    len(h.Factors) > 0 && !slices.Contains(h.Factors, factorTOTP),
+		NoPasskeyEnrollment: len(h.Factors) > 0 && !slices.Contains(h.Factors, factorWebAuthn),
 	}
 }
 

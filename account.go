@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-two-factor/caddy-two-factor/passkey"
 	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
@@ -25,6 +26,9 @@ var accountNotices = map[string]string{
 	"ended":         "That session is signed out.",
 	"others":        "You are signed out everywhere else.",
 	"authenticator": "Your new authenticator is active. You are signed out everywhere else.",
+	"passkey-add":    "Your new passkey is ready to use.",
+	"passkey-rename": "The passkey is renamed.",
+	"passkey-remove": "The passkey is removed. You are signed out everywhere else.",
 }
 
 // accountView is the account page's content.
@@ -34,6 +38,19 @@ type accountView struct {
 	Sessions   []sessionView
 	// Others counts the sessions other than the current one.
 	Others int
+	// HasTOTP: the user has an authenticator app.
+	HasTOTP bool
+	// Passkeys are the user's passkeys and security keys.
+	Passkeys []passkeyView
+}
+
+// passkeyView is one of the user's passkeys on the account page.
+type passkeyView struct {
+	// ID names it in the page's forms.
+	ID       string
+	Name     string
+	Created  string
+	LastUsed string
 }
 
 // sessionView is one of the user's sessions on the account page.
@@ -88,11 +105,23 @@ func (h *TwoFactor) renderAccount(w http.ResponseWriter, status int, sess *store
 	if err != nil {
 		return err
 	}
-	view := &accountView{}
+	view := &accountView{HasTOTP: u.TOTP != nil, CodesLeft: len(u.RecoveryDigests)}
+	enrolled := time.Time{}
 	if u.TOTP != nil {
-		view.EnrolledAt = formatTime(u.TOTP.EnrolledAt)
+		enrolled = u.TOTP.EnrolledAt
 		view.CodesLeft = len(u.TOTP.RecoveryDigests)
 	}
+	for _, p := range u.Passkeys {
+		if enrolled.IsZero() || p.Created.Before(enrolled) {
+			enrolled = p.Created
+		}
+		pv := passkeyView{ID: passkey.EncodeID(p.ID), Name: p.Name, Created: formatTime(p.Created), LastUsed: "never"}
+		if !p.LastUsed.IsZero() {
+			pv.LastUsed = formatTime(p.LastUsed)
+		}
+		view.Passkeys = append(view.Passkeys, pv)
+	}
+	view.EnrolledAt = formatTime(enrolled)
 	for _, s := range sessions {
 		current := s.Key == sess.Key
 		if !current {
@@ -116,6 +145,8 @@ func (h *TwoFactor) renderAccount(w http.ResponseWriter, status int, sess *store
 		Error:    msg,
 		Notice:   notice,
 		Account:  view,
+		// For the passkey-add button.
+		PasskeyScript: h.signin.Offers().EnrollPasskey,
 	})
 }
 
@@ -207,7 +238,7 @@ func (h *TwoFactor) replaceRecoveryCodes(w http.ResponseWriter, r *http.Request,
 // script on the same site) is never the one the user goes on to activate.
 func (h *TwoFactor) getAuthenticator(w http.ResponseWriter, r *http.Request) error {
 	now := h.now()
-	sess, _, err := h.accountSession(r, now)
+	sess, u, err := h.accountSession(r, now)
 	if err != nil {
 		return h.toSignIn(w, err)
 	}
@@ -215,7 +246,7 @@ func (h *TwoFactor) getAuthenticator(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return h.toSignIn(w, err)
 	}
-	return h.renderSetup(w, r, http.StatusOK, sess, secret, "")
+	return h.renderSetup(w, r, http.StatusOK, sess, u, secret, "")
 }
 
 func (h *TwoFactor) postAuthenticator(w http.ResponseWriter, r *http.Request) error {
@@ -229,7 +260,13 @@ func (h *TwoFactor) postAuthenticator(w http.ResponseWriter, r *http.Request) er
 // the user's other sessions.
 func (h *TwoFactor) replaceAuthenticator(w http.ResponseWriter, r *http.Request, f accountForm) error {
 	sess := f.sess
-	_, err := h.signin.ReplaceAuthenticator(sess, f.Get("code"), f.Get("current"), client(r))
+	var err error
+	if assertion := credential(f.Values); assertion != nil {
+		// A passkey-only user adding an app confirms with a passkey.
+		_, err = h.signin.AddAuthenticatorWithPasskey(sess, f.Get("code"), assertion, client(r))
+	} else {
+		_, err = h.signin.ReplaceAuthenticator(sess, f.Get("code"), f.Get("current"), client(r))
+	}
 	if errors.Is(err, signin.ErrNoSecret) {
 		// Never shown, or replaced in another tab meanwhile.
 		return redirectTo(w, h.page("account/authenticator"))
@@ -240,7 +277,7 @@ func (h *TwoFactor) replaceAuthenticator(w http.ResponseWriter, r *http.Request,
 			if err != nil {
 				return err
 			}
-			return h.renderSetup(w, r, status, sess, secret, msg)
+			return h.renderSetup(w, r, status, sess, f.user, secret, msg)
 		})
 		if answered {
 			return err

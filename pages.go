@@ -44,12 +44,16 @@ func (h *TwoFactor) servePage(w http.ResponseWriter, r *http.Request, page strin
 		hs = handlers{h.getAccount, h.postAccount}
 	case "account/authenticator":
 		hs = handlers{h.getAuthenticator, h.postAuthenticator}
-	case "static/style.css", "static/app.js":
+	case "static/style.css", "static/app.js", "static/passkey.js":
 		hs = handlers{get: h.serveStatic}
 	case "static/custom.css", "static/logo":
 		hs = handlers{get: h.serveBrandAsset}
 	default:
-		return h.render(w, http.StatusNotFound, "error", pageData{Title: "Page not found", Error: "There is no such page."})
+		ph, ok := h.passkeyPage(page)
+		if !ok {
+			return h.render(w, http.StatusNotFound, "error", pageData{Title: "Page not found", Error: "There is no such page."})
+		}
+		hs = handlers(ph)
 	}
 	// The handlers answer what they can decide; a failure they return is
 	// answered here, in one way for every page (see answerFailure).
@@ -245,14 +249,17 @@ func (h *TwoFactor) getSetup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return h.noPending(w, err)
 	}
-	if user.TOTP != nil {
+	if user.Enrolled() {
 		return redirectTo(w, h.page("confirm"))
+	}
+	if !h.signin.Offers().EnrollTOTP {
+		return redirectTo(w, h.page("setup/passkey"))
 	}
 	secret, err := h.signin.SetupSecret(sess, false)
 	if err != nil {
 		return h.noPending(w, err)
 	}
-	return h.renderSetup(w, r, http.StatusOK, sess, secret, "")
+	return h.renderSetup(w, r, http.StatusOK, sess, user, secret, "")
 }
 
 // noPending answers a step page reached without a password-only session;
@@ -264,7 +271,7 @@ func (h *TwoFactor) noPending(w http.ResponseWriter, err error) error {
 	return err
 }
 
-func (h *TwoFactor) renderSetup(w http.ResponseWriter, r *http.Request, status int, sess *store.Session, secret []byte, msg string) error {
+func (h *TwoFactor) renderSetup(w http.ResponseWriter, r *http.Request, status int, sess *store.Session, user *store.User, secret []byte, msg string) error {
 	issuer := h.issuer(r)
 	uri, err := totp.URI(issuer, sess.User, secret)
 	if err != nil {
@@ -291,6 +298,11 @@ func (h *TwoFactor) renderSetup(w http.ResponseWriter, r *http.Request, status i
 	}
 	if sess.Stage == store.StageFull { // from the account page
 		data.Title, data.Reenroll = "Replace your authenticator", true
+		if user.TOTP == nil { // a passkey-only user adds an app
+			data.Title = "Add an authenticator app"
+			data.Factors = factorsView{Passkeys: len(user.Passkeys) > 0}
+			data.PasskeyScript = data.Factors.Passkeys
+		}
 	}
 	return h.render(w, status, "setup", data)
 }
@@ -329,7 +341,7 @@ func (h *TwoFactor) postSetup(w http.ResponseWriter, r *http.Request) error {
 	if !h.validSessionPost(r, form, sess.Key) {
 		return h.rejectForgery(w, r, sess.User)
 	}
-	if user.TOTP != nil {
+	if user.Enrolled() {
 		// Enrolled meanwhile (another tab): a pending session can never
 		// replace an existing authenticator.
 		return redirectTo(w, h.page("confirm"))
@@ -346,7 +358,7 @@ func (h *TwoFactor) postSetup(w http.ResponseWriter, r *http.Request) error {
 			if err != nil {
 				return err
 			}
-			return h.renderSetup(w, r, status, sess, secret, msg)
+			return h.renderSetup(w, r, status, sess, user, secret, msg)
 		})
 		return h.noPending(w, err)
 	}
@@ -379,18 +391,22 @@ func (h *TwoFactor) getConfirm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return h.noPending(w, err)
 	}
-	if user.TOTP == nil {
+	if !user.Enrolled() {
 		return redirectTo(w, h.page("setup"))
 	}
-	return h.renderConfirm(w, http.StatusOK, sess, "")
+	return h.renderConfirm(w, http.StatusOK, sess, user, "")
 }
 
-func (h *TwoFactor) renderConfirm(w http.ResponseWriter, status int, sess *store.Session, msg string) error {
+// renderConfirm shows the confirmation page with the factors user has.
+func (h *TwoFactor) renderConfirm(w http.ResponseWriter, status int, sess *store.Session, user *store.User, msg string) error {
+	hasPasskeys := len(user.Passkeys) > 0 && h.signin.Offers().Passkeys
 	return h.render(w, status, "confirm", pageData{
-		Title:    "Two-factor sign-in",
-		CSRF:     h.sessionCSRF(sess.Key),
-		Username: sess.User,
-		Error:    msg,
+		Title:         "Two-factor sign-in",
+		CSRF:          h.sessionCSRF(sess.Key),
+		Username:      sess.User,
+		Error:         msg,
+		Factors:       factorsView{TOTP: user.TOTP != nil, Passkeys: hasPasskeys},
+		PasskeyScript: hasPasskeys,
 	})
 }
 
@@ -406,7 +422,7 @@ func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {
 	if !h.validSessionPost(r, form, sess.Key) {
 		return h.rejectForgery(w, r, sess.User)
 	}
-	if user.TOTP == nil {
+	if !user.Enrolled() {
 		return redirectTo(w, h.page("setup"))
 	}
 	res, err := h.signin.Confirm(sess, form.Get("code"), client(r))
@@ -416,7 +432,7 @@ func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err != nil {
 		_, err = h.answerRefusal(w, r, err, func(status int, msg string) error {
-			return h.renderConfirm(w, status, sess, msg)
+			return h.renderConfirm(w, status, sess, user, msg)
 		})
 		return h.noPending(w, err)
 	}

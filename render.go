@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-two-factor/caddy-two-factor/signin"
 )
 
 //go:embed templates
@@ -53,6 +55,14 @@ type pageData struct {
 	// Account is the account page's content.
 	Account *accountView
 
+	// PasskeyScript loads templates/passkey.js, for pages with a passkey
+	// button.
+	PasskeyScript bool
+	// Factors are the second factors the user has (confirm page).
+	Factors factorsView
+	// Offers are what the config offers, set by render.
+	Offers signin.Offers
+
 	// Brand is the site's branding, set by render.
 	Brand brand
 	// Nonce is the page's script nonce, set by render: the pages'
@@ -61,11 +71,19 @@ type pageData struct {
 	Nonce string
 }
 
+// factorsView says which second factors a user has.
+type factorsView struct {
+	TOTP, Passkeys bool
+}
+
 // render writes a page with the module's security headers. Templates run
 // into a buffer first, so a template error never leaves half a page.
 func (h *TwoFactor) render(w http.ResponseWriter, status int, name string, data pageData) error {
 	data.Prefix = h.PathPrefix
 	data.Brand = h.brand
+	if h.signin != nil {
+		data.Offers = h.signin.Offers()
+	}
 	data.Nonce = rand.Text()
 	templates := pageTemplates
 	if h.templates != nil {

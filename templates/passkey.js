@@ -14,12 +14,17 @@
 //     <button type="button" id="passkey-register" disabled>…</button>
 //   </form>
 //
-// The button asks the server for the options (a POST of the form's csrf
-// field to data-passkey-options, answered with JSON), hands them to the
-// browser, and sends the browser's answer in the credential field with an
-// ordinary submission of the form, so the server answers with a page as
-// it does for every other form. Without JavaScript the button stays
-// disabled and the data-passkey-nojs text says why.
+// The button asks the server for the options (a POST of the form's csrf,
+// current and stepup fields to data-passkey-options, answered with JSON),
+// hands them to the browser, and sends the browser's answer in the
+// credential field with an ordinary submission of the form, so the server
+// answers with a page as it does for every other form. Without JavaScript
+// the button stays disabled and the data-passkey-nojs text says why.
+//
+// A form with data-passkey-stepup="URL" first confirms the user with a
+// passkey they have (options from that URL), and sends that answer in its
+// stepup field with the options request: the account page adds a passkey
+// only behind a fresh second factor.
 (function () {
   "use strict";
 
@@ -28,7 +33,8 @@
     "passkey-register": "create",
     "passkey-add": "create",
     "passkey-signin": "get",
-    "passkey-login": "get"
+    "passkey-login": "get",
+    "passkey-verify": "get"
   };
 
   // base64url (no padding) <-> ArrayBuffer, as WebAuthn's JSON spells
@@ -109,10 +115,13 @@
     return (err && err.serverMessage) || "Something went wrong with the passkey. Reload the page and try again.";
   }
 
-  function fetchOptions(form) {
+  function fetchOptions(form, url) {
     var body = new URLSearchParams();
-    body.set("csrf", form.elements.csrf ? form.elements.csrf.value : "");
-    return fetch(form.dataset.passkeyOptions, {
+    ["csrf", "current", "stepup"].forEach(function (name) {
+      var field = form.elements[name];
+      if (field && field.value) body.set(name, field.value);
+    });
+    return fetch(url, {
       method: "POST",
       credentials: "same-origin",
       headers: { "Accept": "application/json" },
@@ -152,7 +161,18 @@
       busy = true;
       button.disabled = true;
       showError("");
-      fetchOptions(form).then(function (json) {
+      var stepUp = Promise.resolve();
+      if (form.dataset.passkeyStepup) {
+        stepUp = fetchOptions(form, form.dataset.passkeyStepup).then(function (json) {
+          return navigator.credentials.get({ publicKey: publicKeyOptions("get", json) });
+        }).then(function (cred) {
+          if (!cred) throw new Error("no credential");
+          form.elements.stepup.value = JSON.stringify(answer("get", cred));
+        });
+      }
+      stepUp.then(function () {
+        return fetchOptions(form, form.dataset.passkeyOptions);
+      }).then(function (json) {
         var publicKey = publicKeyOptions(kind, json);
         return kind === "create"
           ? navigator.credentials.create({ publicKey: publicKey })
@@ -162,6 +182,7 @@
         form.elements.credential.value = JSON.stringify(answer(kind, cred));
         form.submit();
       }).catch(function (err) {
+        if (form.elements.stepup) form.elements.stepup.value = "";
         showError(message(err));
         busy = false;
         button.disabled = false;

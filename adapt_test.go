@@ -91,6 +91,13 @@ func TestCaddyfileErrorsNameFileAndLine(t *testing.T) {
 		{"unknown redis option", "store redis {\n\t\t\tcluster yes\n\t\t}", 4, `unrecognized store redis option "cluster"`},
 		{"repeated redis option", "store redis {\n\t\t\tdb 1\n\t\t\tdb 2\n\t\t}", 5, "db is set twice"},
 		{"bad redis db", "store redis {\n\t\t\tdb two\n\t\t}", 4, `db must be a database number (0 or more), not "two"`},
+		{"unknown factor", "factors totp sms", 3, `factors: unknown factor "sms"`},
+		{"factors without any", "factors", 3, "wrong argument count"},
+		{"passkey_login with argument", "passkey_login yes", 3, "wrong argument count"},
+		{"unknown webauthn option", "webauthn {\n\t\t\tattestation direct\n\t\t}", 4, `unrecognized webauthn option "attestation"`},
+		{"bad user_verification", "webauthn {\n\t\t\tuser_verification always\n\t\t}", 4, `user_verification must be required, preferred or discouraged, not "always"`},
+		{"repeated webauthn option", "webauthn {\n\t\t\trp_id a.example\n\t\t\trp_id b.example\n\t\t}", 5, "rp_id is set twice"},
+		{"webauthn twice", "webauthn\n\t\twebauthn", 4, "webauthn is set twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			caddyfile := "example.com {\n\ttwo_factor {\n\t\t" + tc.block + "\n\t}\n}\n"

@@ -155,7 +155,7 @@ func (h *TwoFactor) renderLogin(w http.ResponseWriter, r *http.Request, status i
 	if err != nil {
 		return err
 	}
-	return h.render(w, status, "login", pageData{Title: "Sign in", CSRF: token, Next: next, Username: username, Error: msg})
+	return h.render(w, status, "login", pageData{Title: "Sign in", CSRF: token, Next: next, Username: username, Error: msg, PasskeyScript: h.signin.Offers().PasskeyLogin})
 }
 
 func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {

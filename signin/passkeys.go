@@ -19,6 +19,11 @@ import (
 // refused answer counts against the attempt budgets as a wrong code does,
 // and a lock stops passkeys as it stops codes.
 
+// passkeyLoginUser is the user of the session of a passkey login not yet
+// finished: it has no user until the passkey names one. No user can have
+// this name (a control character), and Pending refuses its sessions.
+const passkeyLoginUser = "\x01passkey-login"
+
 // maxAnonymousPending bounds the sessions of passkey logins not yet
 // finished (they have no user until the passkey names one): a new one
 // ends the oldest.
@@ -70,7 +75,7 @@ func (s *Service) pendingRecords(tx store.Tx, key store.SessionKey) (*store.Sess
 	if err != nil {
 		return nil, nil, asEnded(err)
 	}
-	if rec.Stage != store.StagePending || rec.User == "" {
+	if rec.Stage != store.StagePending || rec.User == passkeyLoginUser {
 		return nil, nil, ErrSessionEnded
 	}
 	u, err := tx.User(rec.User)
@@ -331,7 +336,7 @@ func (s *Service) BeginPasskeyLogin(replace *store.SessionKey, c Client) (token 
 		if replace != nil {
 			rec, err := tx.Session(*replace)
 			switch {
-			case err == nil && rec.Stage == store.StagePending && rec.User == "" && rec.Live(now, 0):
+			case err == nil && rec.Stage == store.StagePending && rec.User == passkeyLoginUser && rec.Live(now, 0):
 				rec.Ceremony = begun.State
 				return tx.PutSession(rec)
 			case err == nil:
@@ -342,10 +347,11 @@ func (s *Service) BeginPasskeyLogin(replace *store.SessionKey, c Client) (token 
 				return err
 			}
 		}
-		if err := endOldestPending(tx, "", maxAnonymousPending-1); err != nil {
+		if err := endOldestPending(tx, passkeyLoginUser, maxAnonymousPending-1); err != nil {
 			return err
 		}
 		token, err = newSession(tx, c, store.Session{
+			User:     passkeyLoginUser,
 			Stage:    store.StagePending,
 			Created:  now,
 			LastSeen: now,
@@ -416,7 +422,7 @@ func (s *Service) FinishPasskeyLogin(key store.SessionKey, response []byte, next
 		if err != nil {
 			return asEnded(err)
 		}
-		if rec.Stage != store.StagePending || rec.User != "" || !rec.Live(now, 0) {
+		if rec.Stage != store.StagePending || rec.User != passkeyLoginUser || !rec.Live(now, 0) {
 			return ErrSessionEnded
 		}
 		refuse := func(err error) error {

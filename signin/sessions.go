@@ -60,8 +60,8 @@ func (s *Service) Pending(key store.SessionKey) (*store.Session, *store.User, er
 		if err != nil {
 			return err
 		}
-		if rec.Stage != store.StagePending || rec.User == "" {
-			return ErrNoPending // "": a passkey login, which has no user yet
+		if rec.Stage != store.StagePending || rec.User == passkeyLoginUser {
+			return ErrNoPending // a passkey login, which has no user yet
 		}
 		u, err := tx.User(rec.User)
 		if errors.Is(err, store.ErrNotFound) {

@@ -23,9 +23,9 @@ import (
 // accountNotices are the messages the account page shows after an action,
 // named by its done query parameter: never text from the request.
 var accountNotices = map[string]string{
-	"ended":         "That session is signed out.",
-	"others":        "You are signed out everywhere else.",
-	"authenticator": "Your new authenticator is active. You are signed out everywhere else.",
+	"ended":          "That session is signed out.",
+	"others":         "You are signed out everywhere else.",
+	"authenticator":  "Your new authenticator is active. You are signed out everywhere else.",
 	"passkey-add":    "Your new passkey is ready to use.",
 	"passkey-rename": "The passkey is renamed.",
 	"passkey-remove": "The passkey is removed. You are signed out everywhere else.",

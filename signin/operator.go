@@ -22,14 +22,14 @@ const (
 type UserInfo struct {
 	Name string `json:"name"`
 	// DefinedIn is where the password comes from: "config" or "database".
-	DefinedIn         string    `json:"defined_in"`
-	Enrolled          bool      `json:"enrolled"`
-	EnrolledAt        time.Time `json:"enrolled_at,omitzero"`
+	DefinedIn  string    `json:"defined_in"`
+	Enrolled   bool      `json:"enrolled"`
+	EnrolledAt time.Time `json:"enrolled_at,omitzero"`
 	// Factors are the second factors the user has: totp, webauthn.
 	Factors []string `json:"factors,omitempty"`
 	// Passkeys are the user's passkeys and security keys.
-	Passkeys []PasskeyInfo `json:"passkeys,omitempty"`
-	RecoveryCodesLeft int       `json:"recovery_codes_left"`
+	Passkeys          []PasskeyInfo `json:"passkeys,omitempty"`
+	RecoveryCodesLeft int           `json:"recovery_codes_left"`
 	// Sessions counts the user's live signed-in sessions.
 	Sessions    int       `json:"sessions"`
 	LockedUntil time.Time `json:"locked_until,omitzero"`

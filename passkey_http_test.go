@@ -1,0 +1,257 @@
+package twofactor
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/caddy-two-factor/caddy-two-factor/internal/softauthn"
+)
+
+// The passkey pages over HTTP, with a software authenticator answering
+// the ceremonies (package softauthn): what the browser tests show a person
+// doing, here with the answers an attacker could send.
+
+// newKey returns a software authenticator for the test site's origin.
+func newKey(t *testing.T) *softauthn.Authenticator {
+	t.Helper()
+	a := softauthn.New(t, -7)
+	a.Origin, a.RPID = testBase(), "localhost"
+	return a
+}
+
+// passkeyOptions posts a page's csrf (and fields) to an options URL and
+// returns the answer.
+func (b *browser) passkeyOptions(path, csrf string, fields ...string) response {
+	b.t.Helper()
+	form := url.Values{"csrf": {csrf}}
+	for i := 0; i+1 < len(fields); i += 2 {
+		form.Set(fields[i], fields[i+1])
+	}
+	return b.post(path, form, "Accept: application/json")
+}
+
+// mustOptions is passkeyOptions that must succeed.
+func (b *browser) mustOptions(path, csrf string, fields ...string) []byte {
+	b.t.Helper()
+	resp := b.passkeyOptions(path, csrf, fields...)
+	if resp.status != http.StatusOK || !strings.Contains(resp.body, `"publicKey"`) {
+		b.t.Fatalf("POST %s: %d %s", path, resp.status, resp.body)
+	}
+	return []byte(resp.body)
+}
+
+// enrollPasskey signs user in for the first time with key, and returns the
+// recovery codes.
+func (b *browser) enrollPasskey(user string, key *softauthn.Authenticator) []string {
+	b.t.Helper()
+	if resp := b.login(user, testPassword, "/admin/"); resp.location() != "/_2fa/setup" {
+		b.t.Fatalf("login of %s: %d to %q", user, resp.status, resp.location())
+	}
+	page := b.get("/_2fa/setup/passkey")
+	csrf := b.csrfFrom(page)
+	options := b.mustOptions("/_2fa/setup/passkey/options", csrf)
+	done := b.post("/_2fa/setup/passkey", url.Values{"csrf": {csrf}, "credential": {string(key.Create(b.t, options))}, "name": {"Key of " + user}})
+	if done.status != http.StatusOK {
+		b.t.Fatalf("passkey setup of %s: %d\n%s", user, done.status, done.body)
+	}
+	var codes []string
+	for _, m := range recoveryPattern.FindAllStringSubmatch(done.body, -1) {
+		codes = append(codes, m[1])
+	}
+	return codes
+}
+
+// beginPasskeyConfirm gives user's password and begins confirming with a
+// passkey; it returns the page's csrf and the options.
+func (b *browser) beginPasskeyConfirm(user string) (string, []byte) {
+	b.t.Helper()
+	if resp := b.login(user, testPassword, "/admin/"); resp.location() != "/_2fa/confirm" {
+		b.t.Fatalf("login of %s: %d to %q", user, resp.status, resp.location())
+	}
+	csrf := b.csrfFrom(b.get("/_2fa/confirm"))
+	return csrf, b.mustOptions("/_2fa/confirm/passkey/options", csrf)
+}
+
+// confirmPasskey posts an answer to the confirm page.
+func (b *browser) confirmPasskey(csrf string, answer []byte) response {
+	b.t.Helper()
+	return b.post("/_2fa/confirm/passkey", url.Values{"csrf": {csrf}, "credential": {string(answer)}})
+}
+
+// TestPasskeyOverHTTP enrols with a passkey, signs in with it, and checks
+// the gate's method placeholder and the pages' policy.
+func TestPasskeyOverHTTP(t *testing.T) {
+	startSite(t, siteConfig{matcher: "/admin/*"})
+	b, key := newBrowser(t), newKey(t)
+	if codes := b.enrollPasskey("alice", key); len(codes) != DefaultRecoveryCodes {
+		t.Fatalf("%d recovery codes, want %d", len(codes), DefaultRecoveryCodes)
+	}
+	if got := b.get("/admin/").body; got != "admin area: user=alice method=webauthn" {
+		t.Fatalf("after setup: %q", got)
+	}
+	b = newBrowser(t)
+	csrf, options := b.beginPasskeyConfirm("alice")
+	page := b.get("/_2fa/confirm")
+	if strings.Contains(page.body, `id="code"`) || !strings.Contains(page.body, `id="passkey-signin"`) || !strings.Contains(page.body, `id="recovery-code"`) {
+		t.Errorf("confirm page of a passkey-only user: want the passkey button and a recovery code, no code form:\n%s", page.body)
+	}
+	if csp := page.header.Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src 'self'") {
+		t.Errorf("CSP %q lets passkey.js fetch nothing", csp)
+	}
+	if resp := b.confirmPasskey(csrf, key.Get(t, options)); resp.status != http.StatusSeeOther || resp.location() != "/admin/" {
+		t.Fatalf("passkey confirmation: %d to %q\n%s", resp.status, resp.location(), resp.body)
+	}
+	if got := b.get("/admin/").body; got != "admin area: user=alice method=webauthn" {
+		t.Fatalf("after confirmation: %q", got)
+	}
+}
+
+// TestPasskeyRecoveryCode: a user with passkeys only signs in with a
+// recovery code, once.
+func TestPasskeyRecoveryCode(t *testing.T) {
+	startSite(t, siteConfig{matcher: "/admin/*"})
+	codes := newBrowser(t).enrollPasskey("bob", newKey(t))
+	b := newBrowser(t)
+	b.login("bob", testPassword, "/admin/")
+	if resp := b.confirm(codes[0]); resp.status != http.StatusSeeOther {
+		t.Fatalf("recovery code: %d\n%s", resp.status, resp.body)
+	}
+	if got := b.get("/admin/").body; got != "admin area: user=bob method=recovery" {
+		t.Fatalf("after a recovery code: %q", got)
+	}
+	b = newBrowser(t)
+	b.login("bob", testPassword, "/admin/")
+	if resp := b.confirm(codes[0]); resp.status != http.StatusUnauthorized {
+		t.Fatalf("a used recovery code: %d, want 401", resp.status)
+	}
+}
+
+// TestPasskeyAttacks sends what an attacker could: an answer replayed, an
+// answer by another user's passkey, wrong answers until the lock, the
+// removal of a user's last factor, and passkey login while it is off.
+func TestPasskeyAttacks(t *testing.T) {
+	startSite(t, siteConfig{matcher: "/admin/*", extra: "max_attempts 3"})
+	carolKey, daveKey := newKey(t), newKey(t)
+	newBrowser(t).enrollPasskey("carol", carolKey)
+	newBrowser(t).enrollPasskey("dave", daveKey)
+
+	t.Run("replayed answer", func(t *testing.T) {
+		b := newBrowser(t)
+		csrf, options := b.beginPasskeyConfirm("carol")
+		answer := carolKey.Get(t, options)
+		if resp := b.confirmPasskey(csrf, answer); resp.status != http.StatusSeeOther {
+			t.Fatalf("first answer: %d", resp.status)
+		}
+		// The same answer again, in a new sign-in: without a ceremony,
+		// then against a new challenge.
+		b = newBrowser(t)
+		csrf, _ = b.beginPasskeyConfirm("carol")
+		if resp := b.confirmPasskey(csrf, answer); resp.status != http.StatusUnauthorized || !strings.Contains(resp.body, msgBadPasskey) {
+			t.Fatalf("answer replayed against a new challenge: %d, want 401 and %q", resp.status, msgBadPasskey)
+		}
+		if resp := b.confirmPasskey(csrf, answer); resp.status != http.StatusBadRequest || !strings.Contains(resp.body, msgPasskeyExpired) {
+			t.Fatalf("answer replayed with the ceremony spent: %d, want 400 and %q", resp.status, msgPasskeyExpired)
+		}
+		if got := b.get("/admin/").status; got == http.StatusOK {
+			t.Fatal("a replayed answer signed in")
+		}
+	})
+
+	t.Run("another user's passkey", func(t *testing.T) {
+		b := newBrowser(t)
+		csrf, options := b.beginPasskeyConfirm("carol")
+		// Dave's key answers Carol's challenge: her ceremony allows only
+		// her credentials.
+		if resp := b.confirmPasskey(csrf, daveKey.Get(t, options)); resp.status != http.StatusUnauthorized {
+			t.Fatalf("dave's passkey for carol: %d, want 401\n%s", resp.status, resp.body)
+		}
+	})
+
+	t.Run("wrong answers lock the account", func(t *testing.T) {
+		for i := range 3 {
+			b := newBrowser(t)
+			csrf, options := b.beginPasskeyConfirm("dave")
+			bad := softauthn.New(t, -7) // dave's credential ID, another key
+			bad.Origin, bad.RPID, bad.CredID, bad.Handle, bad.Counter = testBase(), "localhost", daveKey.CredID, daveKey.Handle, daveKey.Counter+10
+			if resp := b.confirmPasskey(csrf, bad.Get(t, options)); resp.status != http.StatusUnauthorized {
+				t.Fatalf("wrong signature %d: %d, want 401", i+1, resp.status)
+			}
+		}
+		b := newBrowser(t)
+		if resp := b.login("dave", testPassword, "/admin/"); resp.status != http.StatusTooManyRequests {
+			t.Fatalf("password after 3 refused passkeys: %d, want 429", resp.status)
+		}
+	})
+
+	t.Run("last factor", func(t *testing.T) {
+		b := newBrowser(t)
+		csrf, options := b.beginPasskeyConfirm("carol")
+		b.confirmPasskey(csrf, carolKey.Get(t, options))
+		page := b.account()
+		id := passkeyIDPattern.FindStringSubmatch(page.body)
+		if id == nil {
+			t.Fatalf("no passkey on the account page:\n%s", page.body)
+		}
+		resp := b.post("/_2fa/account/passkey", url.Values{"csrf": {b.csrfFrom(page)}, "action": {"remove"}, "id": {id[1]}})
+		if resp.status != http.StatusConflict || !strings.Contains(resp.body, msgLastFactor) {
+			t.Fatalf("removing the last passkey: %d, want 409", resp.status)
+		}
+	})
+
+	t.Run("passkey login off", func(t *testing.T) {
+		b := newBrowser(t)
+		page := b.get("/_2fa/login")
+		if strings.Contains(page.body, "passkey-login") {
+			t.Error("the login page offers passkey login while it is off")
+		}
+		for _, path := range []string{"/_2fa/login/passkey/options", "/_2fa/login/passkey"} {
+			if resp := b.passkeyOptions(path, b.csrfFrom(page)); resp.status != http.StatusNotFound {
+				t.Errorf("POST %s: %d, want 404", path, resp.status)
+			}
+		}
+	})
+}
+
+var passkeyIDPattern = regexp.MustCompile(`name="action" value="remove">\s*<input type="hidden" name="id" value="([A-Za-z0-9_-]+)"`)
+
+// passkeyLogin begins and finishes a passkey login with key's answer.
+func (b *browser) passkeyLogin(key *softauthn.Authenticator) response {
+	b.t.Helper()
+	csrf := b.csrfFrom(b.get("/_2fa/login"))
+	options := b.mustOptions("/_2fa/login/passkey/options", csrf)
+	return b.post("/_2fa/login/passkey", url.Values{"csrf": {csrf}, "next": {"/admin/"}, "credential": {string(key.Get(b.t, options))}})
+}
+
+// TestPasskeyLoginOverHTTP: with passkey_login, a passkey that verified
+// the user signs in alone; one that did not is refused, and the session
+// of an unfinished passkey login opens no other page.
+func TestPasskeyLoginOverHTTP(t *testing.T) {
+	startSite(t, siteConfig{matcher: "/admin/*", extra: passkeySite})
+	key := newKey(t)
+	newBrowser(t).enrollPasskey("erin", key)
+
+	b := newBrowser(t)
+	if resp := b.passkeyLogin(key); resp.status != http.StatusSeeOther || resp.location() != "/admin/" {
+		t.Fatalf("passkey login: %d to %q\n%s", resp.status, resp.location(), resp.body)
+	}
+	if got := b.get("/admin/").body; got != "admin area: user=erin method=webauthn" {
+		t.Fatalf("after passkey login: %q", got)
+	}
+
+	b = newBrowser(t)
+	key.UV = false
+	if resp := b.passkeyLogin(key); resp.status != http.StatusUnauthorized {
+		t.Fatalf("passkey login without user verification: %d, want 401", resp.status)
+	}
+	for _, page := range []string{"/_2fa/setup", "/_2fa/confirm", "/_2fa/setup/passkey"} {
+		if resp := b.get(page); resp.status != http.StatusSeeOther || resp.location() != "/_2fa/login" {
+			t.Errorf("GET %s with an unfinished passkey login: %d to %q, want the login page", page, resp.status, resp.location())
+		}
+	}
+	if got := b.get("/admin/").status; got == http.StatusOK {
+		t.Fatal("a refused passkey login signed in")
+	}
+}

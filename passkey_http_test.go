@@ -255,3 +255,56 @@ func TestPasskeyLoginOverHTTP(t *testing.T) {
 		t.Fatal("a refused passkey login signed in")
 	}
 }
+
+// TestCommandPasskeys: `users` shows each user's factors, `remove-passkey`
+// removes one passkey by name and ends the user's sessions, and `reset`
+// drops passkeys as it drops the app, through a running Caddy.
+func TestCommandPasskeys(t *testing.T) {
+	startSite(t, siteConfig{matcher: "/admin/*"})
+	run := cliFor(t)
+	heidi, ivan := newBrowser(t), newBrowser(t)
+	heidi.enrollPasskey("heidi", newKey(t))
+	ivan.enrollPasskey("ivan", newKey(t))
+	newBrowser(t).enroll("judy")
+
+	out := run("", "users").mustSucceed(t).stdout
+	for _, want := range []string{"FACTORS", `passkey "Key of heidi"`, `passkey "Key of ivan"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("users does not show %s:\n%s", want, out)
+		}
+	}
+	if line := lineWith(out, "judy"); !strings.Contains(line, "totp") || strings.Contains(line, "passkey") {
+		t.Errorf("users shows judy's factors as %q", line)
+	}
+
+	if r := run("", "remove-passkey", "heidi", "Key of nobody", "--json"); !r.failed || !strings.Contains(r.stdout, codeUnknownPasskey) {
+		t.Errorf("remove-passkey of an unknown passkey: failed %v, %s", r.failed, r.stdout)
+	}
+	if out := run("", "remove-passkey", "heidi", "Key of heidi").mustSucceed(t).stdout; !strings.Contains(out, "1 session ended") {
+		t.Errorf("remove-passkey: %s", out)
+	}
+	if got := heidi.get("/admin/"); got.status == http.StatusOK {
+		t.Error("heidi's session outlived the removal of her passkey")
+	}
+	if resp := newBrowser(t).login("heidi", testPassword, "/admin/"); resp.location() != "/_2fa/setup" {
+		t.Errorf("heidi without her only passkey signs in to %q, want setup", resp.location())
+	}
+
+	run("", "reset", "ivan").mustSucceed(t)
+	if line := lineWith(run("", "users").mustSucceed(t).stdout, "ivan"); strings.Contains(line, "passkey") {
+		t.Errorf("ivan keeps a passkey after reset: %q", line)
+	}
+	if resp := newBrowser(t).login("ivan", testPassword, "/admin/"); resp.location() != "/_2fa/setup" {
+		t.Errorf("ivan after reset signs in to %q, want setup", resp.location())
+	}
+}
+
+// lineWith returns the first line of s that contains sub.
+func lineWith(s, sub string) string {
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, sub) {
+			return line
+		}
+	}
+	return ""
+}

@@ -23,13 +23,21 @@ func (h *TwoFactor) auditEvent(e signin.Event) {
 	case signin.EventBadPassword:
 		h.audit(ip, "login_failed", user, "bad_password")
 	case signin.EventBadCode, signin.EventReplayedCode:
-		h.audit(ip, e.Step+"_failed", user, e.Kind, zap.String("method", e.Method))
+		reason := e.Kind
+		if e.Method == signin.MethodWebAuthn {
+			reason = "passkey_" + e.Reason // passkey_cloned, passkey_verification, ...
+		}
+		h.audit(ip, e.Step+"_failed", user, reason, zap.String("method", e.Method))
+	case signin.EventPasskeyAdded, signin.EventPasskeyRenamed:
+		h.audit(ip, e.Kind, user, "")
+	case signin.EventPasskeyRemoved:
+		h.audit(ip, e.Kind, user, "", zap.Int("sessions_ended", e.Sessions))
 	case signin.EventPasswordAccepted:
 		h.audit(ip, "password_accepted", user, e.Reason)
 	case signin.EventSetupComplete:
-		h.audit(ip, "enrolled", user, "")
+		h.audit(ip, "enrolled", user, "", zap.String("method", e.Method))
 	case signin.EventSignedIn:
-		h.audit(ip, "signed_in", user, "", zap.String("method", e.Method))
+		h.audit(ip, "signed_in", user, "", zap.String("method", e.Method), zap.String("step", e.Step))
 	case signin.EventRecoveryReplaced:
 		h.audit(ip, "recovery_codes_replaced", user, "")
 	case signin.EventAuthenticatorReplaced:

@@ -3,6 +3,8 @@ package twofactor
 import (
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -133,7 +135,8 @@ func TestPasskeyRecoveryCode(t *testing.T) {
 // answer by another user's passkey, wrong answers until the lock, the
 // removal of a user's last factor, and passkey login while it is off.
 func TestPasskeyAttacks(t *testing.T) {
-	startSite(t, siteConfig{matcher: "/admin/*", extra: "max_attempts 3"})
+	logFile := filepath.Join(t.TempDir(), "caddy.log")
+	startSite(t, siteConfig{matcher: "/admin/*", extra: "max_attempts 3", logFile: logFile})
 	carolKey, daveKey := newKey(t), newKey(t)
 	newBrowser(t).enrollPasskey("carol", carolKey)
 	newBrowser(t).enrollPasskey("dave", daveKey)
@@ -198,6 +201,18 @@ func TestPasskeyAttacks(t *testing.T) {
 		resp := b.post("/_2fa/account/passkey", url.Values{"csrf": {b.csrfFrom(page)}, "action": {"remove"}, "id": {id[1]}})
 		if resp.status != http.StatusConflict || !strings.Contains(resp.body, msgLastFactor) {
 			t.Fatalf("removing the last passkey: %d, want 409", resp.status)
+		}
+	})
+
+	t.Run("audit log", func(t *testing.T) {
+		log, err := os.ReadFile(logFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{`"reason":"passkey_unknown_credential"`, `"reason":"passkey_verification"`, `"method":"webauthn"`} {
+			if !strings.Contains(string(log), want) {
+				t.Errorf("the audit log has no %s", want)
+			}
 		}
 	})
 

@@ -244,7 +244,7 @@ func (b *browser) passkeyLogin(key *softauthn.Authenticator) response {
 // the user signs in alone; one that did not is refused, and the session
 // of an unfinished passkey login opens no other page.
 func TestPasskeyLoginOverHTTP(t *testing.T) {
-	startSite(t, siteConfig{matcher: "/admin/*", extra: passkeySite})
+	startSite(t, siteConfig{matcher: "/admin/*", extra: passkeySite + "\n\t\tmax_attempts 3"})
 	key := newKey(t)
 	newBrowser(t).enrollPasskey("erin", key)
 
@@ -258,8 +258,10 @@ func TestPasskeyLoginOverHTTP(t *testing.T) {
 
 	b = newBrowser(t)
 	key.UV = false
-	if resp := b.passkeyLogin(key); resp.status != http.StatusUnauthorized {
-		t.Fatalf("passkey login without user verification: %d, want 401", resp.status)
+	for i := range 3 {
+		if resp := b.passkeyLogin(key); resp.status != http.StatusUnauthorized {
+			t.Fatalf("passkey login %d without user verification: %d, want 401", i+1, resp.status)
+		}
 	}
 	for _, page := range []string{"/_2fa/setup", "/_2fa/confirm", "/_2fa/setup/passkey"} {
 		if resp := b.get(page); resp.status != http.StatusSeeOther || resp.location() != "/_2fa/login" {
@@ -268,6 +270,62 @@ func TestPasskeyLoginOverHTTP(t *testing.T) {
 	}
 	if got := b.get("/admin/").status; got == http.StatusOK {
 		t.Fatal("a refused passkey login signed in")
+	}
+	// The refusals locked the account: a right passkey waits too.
+	key.UV = true
+	if resp := b.passkeyLogin(key); resp.status != http.StatusTooManyRequests || resp.header.Get("Retry-After") == "" {
+		t.Fatalf("passkey login on a locked account: %d, want 429 with Retry-After", resp.status)
+	}
+}
+
+// TestPasskeyBesideTOTP: a user with an app adds a passkey on the account
+// page behind a code, confirms with either, and once the passkey is
+// removed its answers are refused.
+func TestPasskeyBesideTOTP(t *testing.T) {
+	startSite(t, siteConfig{matcher: "/admin/*"})
+	b := newBrowser(t)
+	secret, _ := b.enroll("niaj")
+	key := newKey(t)
+	page := b.account()
+	csrf := b.csrfFrom(page)
+	if resp := b.passkeyOptions("/_2fa/account/passkey/options", csrf, "current", "000000"); resp.status != http.StatusUnauthorized {
+		t.Fatalf("adding a passkey with a wrong code: %d, want 401\n%s", resp.status, resp.body)
+	}
+	options := b.mustOptions("/_2fa/account/passkey/options", csrf, "current", b.code("niaj", secret))
+	resp := b.post("/_2fa/account/passkey", url.Values{"csrf": {csrf}, "action": {"add"}, "name": {"YubiKey"}, "credential": {string(key.Create(t, options))}})
+	if resp.status != http.StatusSeeOther || resp.location() != "/_2fa/account?done=passkey-add" {
+		t.Fatalf("adding a passkey: %d to %q\n%s", resp.status, resp.location(), resp.body)
+	}
+	page = b.account()
+	if !strings.Contains(page.body, `class="passkey-name">YubiKey<`) {
+		t.Fatalf("the account page does not list the new passkey:\n%s", page.body)
+	}
+
+	c := newBrowser(t)
+	ccsrf, options := c.beginPasskeyConfirm("niaj")
+	confirm := c.get("/_2fa/confirm")
+	if !strings.Contains(confirm.body, `id="code"`) || !strings.Contains(confirm.body, `id="passkey-signin"`) {
+		t.Errorf("the confirm page of a user with both does not offer both")
+	}
+	if resp := c.confirmPasskey(ccsrf, key.Get(t, options)); resp.status != http.StatusSeeOther {
+		t.Fatalf("confirming with the added passkey: %d", resp.status)
+	}
+
+	// Removed (from the new session: the sign-in ended the old one), the
+	// passkey signs in no more.
+	page = c.account()
+	id := passkeyIDPattern.FindStringSubmatch(page.body)[1]
+	if resp := c.post("/_2fa/account/passkey", url.Values{"csrf": {c.csrfFrom(page)}, "action": {"remove"}, "id": {id}}); resp.location() != "/_2fa/account?done=passkey-remove" {
+		t.Fatalf("removing the passkey: %d to %q", resp.status, resp.location())
+	}
+	d := newBrowser(t)
+	d.login("niaj", testPassword, "/admin/")
+	dcsrf := d.csrfFrom(d.get("/_2fa/confirm"))
+	if resp := d.passkeyOptions("/_2fa/confirm/passkey/options", dcsrf); resp.status != http.StatusBadRequest {
+		t.Errorf("passkey options of a user whose passkey is removed: %d, want 400", resp.status)
+	}
+	if resp := d.confirmPasskey(dcsrf, key.Get(t, options)); resp.status == http.StatusSeeOther {
+		t.Fatal("a removed passkey signed in")
 	}
 }
 

@@ -145,8 +145,8 @@ func (h *TwoFactor) renderAccount(w http.ResponseWriter, status int, sess *store
 		Error:    msg,
 		Notice:   notice,
 		Account:  view,
-		// For the passkey-add button.
-		PasskeyScript: h.signin.Offers().EnrollPasskey,
+		// For the passkey-add button, and a passkey-only user's step-up.
+		PasskeyScript: h.signin.Offers().EnrollPasskey || (u.TOTP == nil && len(u.Passkeys) > 0),
 	})
 }
 
@@ -212,7 +212,11 @@ func (h *TwoFactor) accountAnswer(w http.ResponseWriter, err error, notice strin
 }
 
 func (h *TwoFactor) replaceRecoveryCodes(w http.ResponseWriter, r *http.Request, f accountForm) error {
-	codes, err := h.signin.ReplaceRecoveryCodes(f.sess, f.Get("code"), client(r))
+	req := signin.StepUpRequest{Session: f.sess, Factor: f.Get("code"), Client: client(r)}
+	if assertion := credential(f.Values); assertion != nil {
+		req.Assertion = assertion // a passkey-only user confirms with a passkey
+	}
+	codes, err := h.signin.ReplaceRecoveryCodesAfter(req)
 	if err != nil {
 		answered, err := h.answerRefusal(w, r, err, func(status int, msg string) error {
 			return h.renderAccount(w, status, f.sess, f.user, f.now, "", msg)
@@ -270,6 +274,9 @@ func (h *TwoFactor) replaceAuthenticator(w http.ResponseWriter, r *http.Request,
 	if errors.Is(err, signin.ErrNoSecret) {
 		// Never shown, or replaced in another tab meanwhile.
 		return redirectTo(w, h.page("account/authenticator"))
+	}
+	if errors.Is(err, signin.ErrAppsOff) {
+		return h.render(w, http.StatusNotFound, "error", pageData{Title: "Page not found", Error: "There is no such page."})
 	}
 	if err != nil {
 		answered, err := h.answerRefusal(w, r, err, func(status int, msg string) error {

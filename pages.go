@@ -352,6 +352,8 @@ func (h *TwoFactor) postSetup(w http.ResponseWriter, r *http.Request) error {
 		return redirectTo(w, h.page("setup"))
 	case errors.Is(err, signin.ErrAlreadyEnrolled):
 		return redirectTo(w, h.page("confirm"))
+	case errors.Is(err, signin.ErrAppsOff):
+		return redirectTo(w, h.page("setup/passkey"))
 	case err != nil:
 		_, err = h.answerRefusal(w, r, err, func(status int, msg string) error {
 			secret, err := h.signin.OpenSecret(sess)

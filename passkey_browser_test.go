@@ -136,6 +136,14 @@ func TestBrowserPasskeys(t *testing.T) {
 			c.load(http.StatusConflict, chromedp.Click(chromedp.CSS(`button[data-remove="Laptop"]`)))
 			c.expectPage("Your account", msgLastFactor)
 
+			// New recovery codes, confirmed with the passkey.
+			c.passkeyButton("passkey-verify", http.StatusOK)
+			c.expectPage("Your new recovery codes", "")
+			if fresh := strings.Fields(c.text("#recovery-codes")); len(fresh) != DefaultRecoveryCodes || fresh[0] == codes[0] {
+				t.Fatalf("new recovery codes %q", fresh)
+			}
+			c.open("/_2fa/account", http.StatusOK)
+
 			// A second authenticator, added behind a step-up with the first.
 			c.addAuthenticator(cdpwebauthn.AuthenticatorTransportUsb)
 			c.typeInto("new-passkey-name", "Phone")

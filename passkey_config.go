@@ -29,11 +29,10 @@ const (
 // origins are the site's addresses on that domain: never the request's
 // Host or X-Forwarded-Host. A site whose addresses name no such host has
 // no passkeys unless the config asks for them, which is then an error.
+// With factors totp, users enroll no passkeys (see policy), but those
+// they have keep working.
 func (h *TwoFactor) provisionPasskeys(repl *caddy.Replacer) (*passkey.Service, error) {
 	wanted := h.WebAuthn != nil || h.PasskeyLogin || slices.Contains(h.Factors, factorWebAuthn)
-	if len(h.Factors) > 0 && !slices.Contains(h.Factors, factorWebAuthn) && !h.PasskeyLogin && h.WebAuthn == nil {
-		return nil, nil // TOTP only, and no passkeys configured to keep working
-	}
 	var cfg passkey.Config
 	if h.WebAuthn != nil {
 		cfg = *h.WebAuthn
@@ -43,6 +42,7 @@ func (h *TwoFactor) provisionPasskeys(repl *caddy.Replacer) (*passkey.Service, e
 	for i, o := range cfg.Origins {
 		cfg.Origins[i] = repl.ReplaceKnown(o, "")
 	}
+	configured := cfg.RPID != "" // passkey.New says what is wrong with it
 	rpID, origins := siteRelyingParty(h.Site, cfg.RPID)
 	if cfg.RPID == "" {
 		cfg.RPID = rpID
@@ -50,7 +50,7 @@ func (h *TwoFactor) provisionPasskeys(repl *caddy.Replacer) (*passkey.Service, e
 	if len(cfg.Origins) == 0 {
 		cfg.Origins = origins
 	}
-	if cfg.RPID == "" || len(cfg.Origins) == 0 {
+	if !configured && (cfg.RPID == "" || len(cfg.Origins) == 0) {
 		if wanted {
 			return nil, fmt.Errorf("webauthn: set rp_id and origins: the site's addresses (%q) name no domain that can have passkeys", h.Site)
 		}

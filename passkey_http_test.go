@@ -381,3 +381,33 @@ func lineWith(s, sub string) string {
 	}
 	return ""
 }
+
+// TestPasskeyFactors: factors limits what users enroll. With webauthn
+// only, setup goes to the passkey page and an app is refused; with totp
+// only, the passkey pages are not offered.
+func TestPasskeyFactors(t *testing.T) {
+	startSite(t, siteConfig{matcher: "/admin/*", extra: "factors webauthn"})
+	b := newBrowser(t)
+	b.login("alice", testPassword, "/admin/")
+	if resp := b.get("/_2fa/setup"); resp.status != http.StatusSeeOther || resp.location() != "/_2fa/setup/passkey" {
+		t.Errorf("setup with factors webauthn: %d to %q, want the passkey page", resp.status, resp.location())
+	}
+	page := b.get("/_2fa/setup/passkey")
+	if strings.Contains(page.body, `id="use-app"`) {
+		t.Error("the passkey page offers an app while factors leave it out")
+	}
+	if resp := b.post("/_2fa/setup", url.Values{"csrf": {b.csrfFrom(page)}, "code": {"123456"}}); resp.location() != "/_2fa/setup/passkey" {
+		t.Errorf("an app's code with factors webauthn: %d to %q, want the passkey page", resp.status, resp.location())
+	}
+
+	startSite(t, siteConfig{matcher: "/admin/*", extra: "factors totp"})
+	b = newBrowser(t)
+	b.login("bob", testPassword, "/admin/")
+	page = b.get("/_2fa/setup")
+	if strings.Contains(page.body, "use-passkey") {
+		t.Error("the setup page offers passkeys while factors leave them out")
+	}
+	if resp := b.passkeyOptions("/_2fa/setup/passkey/options", b.csrfFrom(page)); resp.status != http.StatusNotFound {
+		t.Errorf("passkey setup options with factors totp: %d, want 404", resp.status)
+	}
+}

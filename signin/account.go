@@ -16,8 +16,16 @@ import (
 // signed-in session sess once factor is a fresh second factor, and
 // returns the new codes (shown once). Errors are StepUp's.
 func (s *Service) ReplaceRecoveryCodes(sess *store.Session, factor string, c Client) ([]string, error) {
+	return s.ReplaceRecoveryCodesAfter(StepUpRequest{Session: sess, Factor: factor, Client: c})
+}
+
+// ReplaceRecoveryCodesAfter is ReplaceRecoveryCodes behind the step-up of
+// req, which may be a passkey (see StepUpRequest.Assertion).
+func (s *Service) ReplaceRecoveryCodesAfter(req StepUpRequest) ([]string, error) {
+	sess, c := req.Session, req.Client
+	req.Step = StepRecoveryCodes
 	var codes []string
-	err := s.StepUp(StepUpRequest{Session: sess, Factor: factor, Step: StepRecoveryCodes, Client: c},
+	err := s.StepUp(req,
 		func(_ store.Tx, _ *store.Session, u *store.User) error {
 			var err error
 			codes, *recoveryDigests(u), err = recovery.Generate(s.policy.RecoveryCodes)
@@ -66,6 +74,9 @@ func (s *Service) replaceAuthenticator(sess *store.Session, code string, req Ste
 		func(tx store.Tx, rec *store.Session, u *store.User) error {
 			if !bytes.Equal(rec.PendingSecret, sess.PendingSecret) {
 				return ErrNoSecret // replaced in another tab meanwhile
+			}
+			if u.TOTP == nil && s.policy.NoTOTPEnrollment {
+				return ErrAppsOff // a passkey user may not add one here
 			}
 			// The recovery codes stay: they are not tied to the
 			// authenticator. A passkey-only user's move to the new one.

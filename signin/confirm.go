@@ -72,8 +72,11 @@ type SignInResult struct {
 // recovery codes, and signs the user in. It returns ErrNoSecret when no
 // secret was shown, ErrMalformedCode, ErrBadCode, a *LockedError,
 // ErrAlreadyEnrolled (the user enrolled meanwhile, in another tab),
-// ErrSessionEnded, or the store's error.
+// ErrSessionEnded, ErrAppsOff, or the store's error.
 func (s *Service) FinishSetup(sess *store.Session, code string, c Client) (SignInResult, error) {
+	if s.policy.NoTOTPEnrollment {
+		return SignInResult{}, ErrAppsOff
+	}
 	if sess.PendingSecret == nil {
 		return SignInResult{}, ErrNoSecret
 	}

@@ -58,6 +58,9 @@ var (
 	ErrPasskeyExpired = errors.New("no passkey request pending")
 	// ErrPasskeysOff is a passkey action the config does not offer.
 	ErrPasskeysOff = errors.New("passkeys are not enabled")
+	// ErrAppsOff is the enrollment of an authenticator app where the
+	// config's factors leave it out.
+	ErrAppsOff = errors.New("authenticator apps are not enabled")
 	// ErrPasskeyRegistered is a passkey the user has already.
 	ErrPasskeyRegistered = errors.New("passkey already registered")
 	// ErrBadPasskeyName is a name that is empty, too long or has control

@@ -202,6 +202,19 @@ func (h *TwoFactor) postAccount(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
+// accountRefusal answers an account action the service refused: the
+// account page with the refusal's message, or the login page if the
+// session ended meanwhile; any other error is returned for answerFailure.
+func (h *TwoFactor) accountRefusal(w http.ResponseWriter, r *http.Request, f accountForm, err error) error {
+	answered, err := h.answerRefusal(w, r, err, func(status int, msg string) error {
+		return h.renderAccount(w, status, f.sess, f.user, f.now, "", msg)
+	})
+	if answered {
+		return err
+	}
+	return h.toSignIn(w, err)
+}
+
 // accountAnswer finishes an account action: the account page with notice
 // once it is done; the login page if the session ended meanwhile.
 func (h *TwoFactor) accountAnswer(w http.ResponseWriter, err error, notice string) error {
@@ -218,13 +231,7 @@ func (h *TwoFactor) replaceRecoveryCodes(w http.ResponseWriter, r *http.Request,
 	}
 	codes, err := h.signin.ReplaceRecoveryCodesAfter(req)
 	if err != nil {
-		answered, err := h.answerRefusal(w, r, err, func(status int, msg string) error {
-			return h.renderAccount(w, status, f.sess, f.user, f.now, "", msg)
-		})
-		if answered {
-			return err
-		}
-		return h.toSignIn(w, err)
+		return h.accountRefusal(w, r, f, err)
 	}
 	return h.render(w, http.StatusOK, "recovery", pageData{
 		Title:         "Your new recovery codes",

@@ -330,17 +330,10 @@ func (h *TwoFactor) issuer(r *http.Request) string {
 }
 
 func (h *TwoFactor) postSetup(w http.ResponseWriter, r *http.Request) error {
-	form, ok := h.readForm(w, r)
-	if !ok {
-		return nil
-	}
-	sess, user, err := h.pendingSession(r)
-	if err != nil {
-		return h.noPending(w, err)
-	}
-	if !h.validSessionPost(r, form, sess.Key) {
-		return h.rejectForgery(w, r, sess.User)
-	}
+	return h.withPendingForm(w, r, h.finishSetup)
+}
+
+func (h *TwoFactor) finishSetup(w http.ResponseWriter, r *http.Request, form url.Values, sess *store.Session, user *store.User) error {
 	if user.Enrolled() {
 		// Enrolled meanwhile (another tab): a pending session can never
 		// replace an existing authenticator.
@@ -413,17 +406,10 @@ func (h *TwoFactor) renderConfirm(w http.ResponseWriter, status int, sess *store
 }
 
 func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {
-	form, ok := h.readForm(w, r)
-	if !ok {
-		return nil
-	}
-	sess, user, err := h.pendingSession(r)
-	if err != nil {
-		return h.noPending(w, err)
-	}
-	if !h.validSessionPost(r, form, sess.Key) {
-		return h.rejectForgery(w, r, sess.User)
-	}
+	return h.withPendingForm(w, r, h.finishConfirm)
+}
+
+func (h *TwoFactor) finishConfirm(w http.ResponseWriter, r *http.Request, form url.Values, sess *store.Session, user *store.User) error {
 	if !user.Enrolled() {
 		return redirectTo(w, h.page("setup"))
 	}

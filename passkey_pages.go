@@ -3,6 +3,7 @@ package twofactor
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -66,9 +67,9 @@ func (h *TwoFactor) passkeyPage(page string) (pageHandlers, bool) {
 }
 
 // credential is the browser's answer in a passkey form.
-func credential(form map[string][]string) []byte {
-	if v := form["credential"]; len(v) == 1 {
-		return []byte(v[0])
+func credential(form url.Values) []byte {
+	if v := form.Get("credential"); v != "" {
+		return []byte(v)
 	}
 	return nil
 }
@@ -208,6 +209,24 @@ func (h *TwoFactor) addPasskeyOptions(w http.ResponseWriter, r *http.Request) er
 
 // ---- forms ----
 
+// withPendingForm reads a POST to a step of sign-in and hands it to fn
+// once it has a password-only session, the same origin and the session's
+// anti-CSRF token; otherwise it answers the request itself.
+func (h *TwoFactor) withPendingForm(w http.ResponseWriter, r *http.Request, fn func(http.ResponseWriter, *http.Request, url.Values, *store.Session, *store.User) error) error {
+	form, ok := h.readForm(w, r)
+	if !ok {
+		return nil
+	}
+	sess, user, err := h.pendingSession(r)
+	if err != nil {
+		return h.noPending(w, err)
+	}
+	if !h.validSessionPost(r, form, sess.Key) {
+		return h.rejectForgery(w, r, sess.User)
+	}
+	return fn(w, r, form, sess, user)
+}
+
 func (h *TwoFactor) getPasskeySetup(w http.ResponseWriter, r *http.Request) error {
 	sess, user, err := h.pendingSession(r)
 	if err != nil {
@@ -233,17 +252,10 @@ func (h *TwoFactor) renderPasskeySetup(w http.ResponseWriter, status int, sess *
 }
 
 func (h *TwoFactor) postPasskeySetup(w http.ResponseWriter, r *http.Request) error {
-	form, ok := h.readForm(w, r)
-	if !ok {
-		return nil
-	}
-	sess, _, err := h.pendingSession(r)
-	if err != nil {
-		return h.noPending(w, err)
-	}
-	if !h.validSessionPost(r, form, sess.Key) {
-		return h.rejectForgery(w, r, sess.User)
-	}
+	return h.withPendingForm(w, r, h.finishPasskeySetup)
+}
+
+func (h *TwoFactor) finishPasskeySetup(w http.ResponseWriter, r *http.Request, form url.Values, sess *store.Session, _ *store.User) error {
 	res, err := h.signin.FinishPasskeySetup(sess, credential(form), form.Get("name"), client(r))
 	switch {
 	case errors.Is(err, signin.ErrAlreadyEnrolled):
@@ -267,17 +279,10 @@ func (h *TwoFactor) postPasskeySetup(w http.ResponseWriter, r *http.Request) err
 }
 
 func (h *TwoFactor) postPasskeyConfirm(w http.ResponseWriter, r *http.Request) error {
-	form, ok := h.readForm(w, r)
-	if !ok {
-		return nil
-	}
-	sess, user, err := h.pendingSession(r)
-	if err != nil {
-		return h.noPending(w, err)
-	}
-	if !h.validSessionPost(r, form, sess.Key) {
-		return h.rejectForgery(w, r, sess.User)
-	}
+	return h.withPendingForm(w, r, h.finishPasskeyConfirm)
+}
+
+func (h *TwoFactor) finishPasskeyConfirm(w http.ResponseWriter, r *http.Request, form url.Values, sess *store.Session, user *store.User) error {
 	res, err := h.signin.FinishPasskeyConfirm(sess, credential(form), client(r))
 	if errors.Is(err, signin.ErrNotEnrolled) {
 		return redirectTo(w, h.page("login")) // reset meanwhile
@@ -343,13 +348,7 @@ func (h *TwoFactor) postAccountPasskey(w http.ResponseWriter, r *http.Request) e
 			return h.render(w, http.StatusBadRequest, "error", pageData{Title: "Bad request", Error: "The form asked for something this page does not do."})
 		}
 		if err != nil {
-			answered, err := h.answerRefusal(w, r, err, func(status int, msg string) error {
-				return h.renderAccount(w, status, f.sess, f.user, f.now, "", msg)
-			})
-			if answered {
-				return err
-			}
-			return h.toSignIn(w, err)
+			return h.accountRefusal(w, r, f, err)
 		}
 		return h.accountDone(w, notice)
 	})

@@ -3,6 +3,7 @@ package signin
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/caddy-two-factor/caddy-two-factor/passkey"
 	"github.com/caddy-two-factor/caddy-two-factor/recovery"
@@ -207,8 +208,42 @@ func (s *Service) FinishPasskeySetup(sess *store.Session, response []byte, name 
 	if err != nil {
 		return SignInResult{}, err
 	}
+	res, err := s.finishPendingCeremony(sess, StepSetup, c, func(tx store.Tx, rec *store.Session, u *store.User, res *SignInResult, now time.Time) (error, error) {
+		if u.Enrolled() {
+			return nil, ErrAlreadyEnrolled
+		}
+		cer, err := pk.Take(rec, passkey.Registration)
+		if err == nil {
+			_, err = pk.FinishRegistration(u, cer, response, name)
+		}
+		if err != nil {
+			return err, nil
+		}
+		if err := passkey.IndexHandle(tx, u); err != nil {
+			return nil, err
+		}
+		if res.RecoveryCodes, u.RecoveryDigests, err = recovery.Generate(s.policy.RecoveryCodes); err != nil {
+			return nil, err
+		}
+		res.Next = rec.Next
+		res.Token, err = s.completeSignIn(tx, u, rec, MethodWebAuthn, c, now)
+		return nil, err
+	})
+	if err != nil {
+		return SignInResult{}, err
+	}
+	s.observers.emit(Event{Kind: EventSetupComplete, Step: StepSetup, User: sess.User, Known: true, Method: MethodWebAuthn, Client: c})
+	return res, nil
+}
+
+// finishPendingCeremony finishes a ceremony of the pending session sess
+// as one attempt at step. act checks the answer in tx and signs the user
+// in, filling res; or it returns the answer's refusal first, and then the
+// session, its ceremony spent, is stored all the same and the refusal
+// settles the attempt (see passkeyRefused).
+func (s *Service) finishPendingCeremony(sess *store.Session, step string, c Client, act func(tx store.Tx, rec *store.Session, u *store.User, res *SignInResult, now time.Time) (refused, err error)) (SignInResult, error) {
 	now := s.deps.Now()
-	attempt, err := s.begin(StepSetup, sess.User, true, c, now)
+	attempt, err := s.begin(step, sess.User, true, c, now)
 	if err != nil {
 		return SignInResult{}, err
 	}
@@ -220,35 +255,18 @@ func (s *Service) FinishPasskeySetup(sess *store.Session, response []byte, name 
 		if err != nil {
 			return err
 		}
-		if u.Enrolled() {
-			return ErrAlreadyEnrolled
+		if refused, err = act(tx, rec, u, &res, now); err == nil && refused != nil {
+			return tx.PutSession(rec)
 		}
-		cer, err := pk.Take(rec, passkey.Registration)
-		if err == nil {
-			_, err = pk.FinishRegistration(u, cer, response, name)
-		}
-		if err != nil {
-			refused = err
-			return tx.PutSession(rec) // the ceremony is spent all the same
-		}
-		if err := passkey.IndexHandle(tx, u); err != nil {
-			return err
-		}
-		if res.RecoveryCodes, u.RecoveryDigests, err = recovery.Generate(s.policy.RecoveryCodes); err != nil {
-			return err
-		}
-		res.Next = rec.Next
-		res.Token, err = s.completeSignIn(tx, u, rec, MethodWebAuthn, c, now)
 		return err
 	})
 	if err == nil && refused != nil {
-		err = s.passkeyRefused(attempt, StepSetup, sess.User, true, c, refused)
+		err = s.passkeyRefused(attempt, step, sess.User, true, c, refused)
 	}
 	if err != nil {
 		return SignInResult{}, err
 	}
 	s.signedIn(attempt)
-	s.observers.emit(Event{Kind: EventSetupComplete, Step: StepSetup, User: sess.User, Known: true, Method: MethodWebAuthn, Client: c})
 	return res, nil
 }
 
@@ -259,12 +277,18 @@ func (s *Service) FinishPasskeySetup(sess *store.Session, response []byte, name 
 // ErrPasskeysOff, ErrNotEnrolled (no passkeys), ErrSessionEnded, or the
 // store's error.
 func (s *Service) BeginPasskeyConfirm(sess *store.Session) ([]byte, error) {
+	return s.beginPasskeyLogin(sess.Key, s.pendingRecords)
+}
+
+// beginPasskeyLogin begins a login ceremony (only the user's passkeys
+// allowed) in the session of key, read by load.
+func (s *Service) beginPasskeyLogin(key store.SessionKey, load func(store.Tx, store.SessionKey) (*store.Session, *store.User, error)) ([]byte, error) {
 	pk, err := s.passkeys(false)
 	if err != nil {
 		return nil, err
 	}
 	return s.beginCeremony(func(tx store.Tx) (*store.Session, *store.User, error) {
-		return s.pendingRecords(tx, sess.Key)
+		return load(tx, key)
 	}, pk.BeginLogin)
 }
 
@@ -277,36 +301,21 @@ func (s *Service) FinishPasskeyConfirm(sess *store.Session, response []byte, c C
 	if _, err := s.passkeys(false); err != nil {
 		return SignInResult{}, err
 	}
-	now := s.deps.Now()
-	attempt, err := s.begin(StepConfirm, sess.User, true, c, now)
-	if err != nil {
-		return SignInResult{}, err
-	}
-	defer s.release(attempt)
-	res := SignInResult{Method: MethodWebAuthn}
-	var refused error
-	err = s.deps.Store.Update(func(tx store.Tx) error {
-		rec, u, err := s.pendingRecords(tx, sess.Key)
-		if err != nil {
-			return err
-		}
+	res, err := s.finishPendingCeremony(sess, StepConfirm, c, func(tx store.Tx, rec *store.Session, u *store.User, res *SignInResult, now time.Time) (error, error) {
 		if !u.Enrolled() {
-			return ErrNotEnrolled
+			return nil, ErrNotEnrolled
 		}
-		if refused = s.usePasskey(rec, u, passkey.Login, response); refused != nil {
-			return tx.PutSession(rec)
+		if refused := s.usePasskey(rec, u, passkey.Login, response); refused != nil {
+			return refused, nil
 		}
+		var err error
 		res.Next = rec.Next
 		res.Token, err = s.completeSignIn(tx, u, rec, MethodWebAuthn, c, now)
-		return err
+		return nil, err
 	})
-	if err == nil && refused != nil {
-		err = s.passkeyRefused(attempt, StepConfirm, sess.User, true, c, refused)
-	}
 	if err != nil {
 		return SignInResult{}, err
 	}
-	s.signedIn(attempt)
 	s.observers.emit(Event{Kind: EventSignedIn, Step: StepConfirm, User: sess.User, Known: true, Method: MethodWebAuthn, Client: c})
 	return res, nil
 }
@@ -467,13 +476,7 @@ func (s *Service) FinishPasskeyLogin(key store.SessionKey, response []byte, next
 // sess with one of their passkeys, for an account change (see
 // StepUpRequest.Assertion).
 func (s *Service) BeginPasskeyStepUp(sess *store.Session) ([]byte, error) {
-	pk, err := s.passkeys(false)
-	if err != nil {
-		return nil, err
-	}
-	return s.beginCeremony(func(tx store.Tx) (*store.Session, *store.User, error) {
-		return fullRecords(tx, sess.Key)
-	}, pk.BeginLogin)
+	return s.beginPasskeyLogin(sess.Key, fullRecords)
 }
 
 // BeginAddPasskey begins registering another passkey for the user of the

@@ -175,3 +175,22 @@ func TestBrowserPasskeys(t *testing.T) {
 		})
 	}
 }
+
+// TestBrowserPasskeyWithoutJavaScript: without JavaScript the passkey
+// button stays disabled and says why, and the app's setup still works.
+func TestBrowserPasskeyWithoutJavaScript(t *testing.T) {
+	c := newTab(t, false)
+	startSite(t, siteConfig{matcher: "/admin/*"})
+	c.open("/admin/", http.StatusOK)
+	c.signIn("heidi", testPassword, http.StatusOK)
+	c.load(http.StatusOK, chromedp.Click(chromedp.ID("use-passkey")))
+	c.expectPage("Set up a passkey", "")
+	if !c.visible("[data-passkey-nojs]") {
+		t.Error("the passkey page does not say it needs JavaScript")
+	}
+	if enabled := run(c, chromedp.Evaluate[bool](`!document.getElementById("passkey-register").disabled`)); enabled {
+		t.Error("the passkey button is enabled without JavaScript")
+	}
+	c.load(http.StatusOK, chromedp.Click(chromedp.ID("use-app")))
+	c.expectPage("Set up two-factor sign-in", "")
+}

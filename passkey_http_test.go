@@ -204,12 +204,24 @@ func TestPasskeyAttacks(t *testing.T) {
 		}
 	})
 
+	t.Run("cloned authenticator", func(t *testing.T) {
+		b := newBrowser(t)
+		csrf, options := b.beginPasskeyConfirm("carol")
+		// A copy of carol's key that signed less often: its counter is
+		// behind the one the server has seen.
+		clone := *carolKey
+		clone.Counter = 0
+		if resp := b.confirmPasskey(csrf, clone.Get(t, options)); resp.status != http.StatusUnauthorized {
+			t.Fatalf("a counter gone back: %d, want 401", resp.status)
+		}
+	})
+
 	t.Run("audit log", func(t *testing.T) {
 		log, err := os.ReadFile(logFile)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, want := range []string{`"reason":"passkey_unknown_credential"`, `"reason":"passkey_verification"`, `"method":"webauthn"`} {
+		for _, want := range []string{`"reason":"passkey_unknown_credential"`, `"reason":"passkey_verification"`, `"reason":"passkey_cloned"`, `"method":"webauthn"`} {
 			if !strings.Contains(string(log), want) {
 				t.Errorf("the audit log has no %s", want)
 			}

@@ -1,8 +1,8 @@
 // Package signin is the two-factor sign-in itself, with no HTTP in it:
-// a password, then a TOTP code (enrolled at the first sign-in, with
-// recovery codes), server-side sessions, attempt budgets, the account
-// actions that ask for a fresh second factor, and the operator's actions
-// on users. A Service decides and writes to the store; the caller parses
+// a password, then a TOTP code or a passkey (enrolled at the first
+// sign-in, with recovery codes), or a passkey alone (see passkeys.go),
+// server-side sessions, attempt budgets, the account actions that ask for
+// a fresh second factor, and the operator's actions on users. A Service decides and writes to the store; the caller parses
 // requests, keeps cookies and CSRF, and answers. It imports nothing of
 // Caddy or net/http: it reads the password hashes of `caddy
 // hash-password` itself.

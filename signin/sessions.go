@@ -117,6 +117,9 @@ func (s *Service) Session(key store.SessionKey, live bool) (*store.Session, erro
 	if errors.Is(err, store.ErrNotFound) || (err == nil && live && !sess.Live(s.deps.Now(), s.policy.SessionIdle)) {
 		return nil, nil
 	}
+	if err == nil && sess.User == passkeyLoginUser {
+		return nil, nil // an unfinished passkey login is no one's yet; it expires
+	}
 	return sess, err
 }
 

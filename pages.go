@@ -158,15 +158,27 @@ func (h *TwoFactor) renderLogin(w http.ResponseWriter, r *http.Request, status i
 	return h.render(w, status, "login", pageData{Title: "Sign in", CSRF: token, Next: next, Username: username, Error: msg, PasskeyScript: h.signin.Offers().PasskeyLogin})
 }
 
-func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
+// withLoginForm reads a POST of the login page and hands it to fn, with
+// its checked next, once it has the same origin and the login form's
+// anti-CSRF token; otherwise it answers the request itself.
+func (h *TwoFactor) withLoginForm(w http.ResponseWriter, r *http.Request, fn func(form url.Values, next string) error) error {
 	form, ok := h.readForm(w, r)
 	if !ok {
 		return nil
 	}
-	next := h.safeNext(form.Get("next"))
 	if !sameOrigin(r) || !h.validLoginCSRF(r, form.Get("csrf")) {
 		return h.rejectForgery(w, r, "")
 	}
+	return fn(form, h.safeNext(form.Get("next")))
+}
+
+func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
+	return h.withLoginForm(w, r, func(form url.Values, next string) error {
+		return h.passwordLogin(w, r, form, next)
+	})
+}
+
+func (h *TwoFactor) passwordLogin(w http.ResponseWriter, r *http.Request, form url.Values, next string) error {
 	req := signin.LoginRequest{
 		User:     normalizeUsername(form.Get("username")),
 		Password: form.Get("password"),
@@ -245,21 +257,33 @@ func humanDuration(d time.Duration) string {
 // ---- setup ----
 
 func (h *TwoFactor) getSetup(w http.ResponseWriter, r *http.Request) error {
-	sess, user, err := h.pendingSession(r)
-	if err != nil {
-		return h.noPending(w, err)
-	}
-	if user.Enrolled() {
-		return redirectTo(w, h.page("confirm"))
-	}
-	if !h.signin.Offers().EnrollTOTP {
-		return redirectTo(w, h.page("setup/passkey"))
+	sess, user, err := h.setupStep(w, r, h.signin.Offers().EnrollTOTP, "setup/passkey")
+	if sess == nil {
+		return err
 	}
 	secret, err := h.signin.SetupSecret(sess, false)
 	if err != nil {
 		return h.noPending(w, err)
 	}
 	return h.renderSetup(w, r, http.StatusOK, sess, user, secret, "")
+}
+
+// setupStep returns the pending session and user of a setup page, or
+// answers the request itself and returns no session: the login page
+// without one, the confirm page once enrolled, the other setup page
+// (other) when this one's factor is not offered. An error it returns is
+// for answerFailure.
+func (h *TwoFactor) setupStep(w http.ResponseWriter, r *http.Request, offered bool, other string) (*store.Session, *store.User, error) {
+	sess, user, err := h.pendingSession(r)
+	switch {
+	case err != nil:
+		return nil, nil, h.noPending(w, err)
+	case user.Enrolled():
+		return nil, nil, redirectTo(w, h.page("confirm"))
+	case !offered:
+		return nil, nil, redirectTo(w, h.page(other))
+	}
+	return sess, user, nil
 }
 
 // noPending answers a step page reached without a password-only session;
@@ -357,6 +381,12 @@ func (h *TwoFactor) finishSetup(w http.ResponseWriter, r *http.Request, form url
 		})
 		return h.noPending(w, err)
 	}
+	return h.enrolled(w, r, sess, res)
+}
+
+// enrolled answers a completed enrollment: the new session's cookie and
+// the recovery codes, shown once, with the link on to next.
+func (h *TwoFactor) enrolled(w http.ResponseWriter, r *http.Request, sess *store.Session, res signin.SignInResult) error {
 	h.setSessionCookie(w, r, res.Token)
 	return h.render(w, http.StatusOK, "recovery", pageData{
 		Title:         "Save your recovery codes",
@@ -414,6 +444,13 @@ func (h *TwoFactor) finishConfirm(w http.ResponseWriter, r *http.Request, form u
 		return redirectTo(w, h.page("setup"))
 	}
 	res, err := h.signin.Confirm(sess, form.Get("code"), client(r))
+	return h.confirmed(w, r, sess, user, res, err)
+}
+
+// confirmed answers a confirmation (res, or err): on to next, signed in;
+// the confirm page again with the refusal; the login page when the user
+// was reset meanwhile or the session ended.
+func (h *TwoFactor) confirmed(w http.ResponseWriter, r *http.Request, sess *store.Session, user *store.User, res signin.SignInResult, err error) error {
 	if errors.Is(err, signin.ErrNotEnrolled) {
 		// Reset meanwhile: sign in again.
 		return redirectTo(w, h.page("login"))

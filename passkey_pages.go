@@ -228,15 +228,9 @@ func (h *TwoFactor) withPendingForm(w http.ResponseWriter, r *http.Request, fn f
 }
 
 func (h *TwoFactor) getPasskeySetup(w http.ResponseWriter, r *http.Request) error {
-	sess, user, err := h.pendingSession(r)
-	if err != nil {
-		return h.noPending(w, err)
-	}
-	if user.Enrolled() {
-		return redirectTo(w, h.page("confirm"))
-	}
-	if !h.signin.Offers().EnrollPasskey {
-		return redirectTo(w, h.page("setup"))
+	sess, _, err := h.setupStep(w, r, h.signin.Offers().EnrollPasskey, "setup")
+	if sess == nil {
+		return err
 	}
 	return h.renderPasskeySetup(w, http.StatusOK, sess, "")
 }
@@ -268,14 +262,7 @@ func (h *TwoFactor) finishPasskeySetup(w http.ResponseWriter, r *http.Request, f
 		})
 		return h.noPending(w, err)
 	}
-	h.setSessionCookie(w, r, res.Token)
-	return h.render(w, http.StatusOK, "recovery", pageData{
-		Title:         "Save your recovery codes",
-		Username:      sess.User,
-		RecoveryCodes: res.RecoveryCodes,
-		CodesFile:     codesFile(h.issuer(r), sess.User, res.RecoveryCodes),
-		Next:          h.safeNext(res.Next),
-	})
+	return h.enrolled(w, r, sess, res)
 }
 
 func (h *TwoFactor) postPasskeyConfirm(w http.ResponseWriter, r *http.Request) error {
@@ -284,28 +271,16 @@ func (h *TwoFactor) postPasskeyConfirm(w http.ResponseWriter, r *http.Request) e
 
 func (h *TwoFactor) finishPasskeyConfirm(w http.ResponseWriter, r *http.Request, form url.Values, sess *store.Session, user *store.User) error {
 	res, err := h.signin.FinishPasskeyConfirm(sess, credential(form), client(r))
-	if errors.Is(err, signin.ErrNotEnrolled) {
-		return redirectTo(w, h.page("login")) // reset meanwhile
-	}
-	if err != nil {
-		_, err = h.answerRefusal(w, r, err, func(status int, msg string) error {
-			return h.renderConfirm(w, status, sess, user, msg)
-		})
-		return h.noPending(w, err)
-	}
-	h.setSessionCookie(w, r, res.Token)
-	return redirectTo(w, h.safeNext(res.Next))
+	return h.confirmed(w, r, sess, user, res, err)
 }
 
 func (h *TwoFactor) postPasskeyLogin(w http.ResponseWriter, r *http.Request) error {
-	form, ok := h.readForm(w, r)
-	if !ok {
-		return nil
-	}
-	next := h.safeNext(form.Get("next"))
-	if !sameOrigin(r) || !h.validLoginCSRF(r, form.Get("csrf")) {
-		return h.rejectForgery(w, r, "")
-	}
+	return h.withLoginForm(w, r, func(form url.Values, next string) error {
+		return h.finishPasskeyLogin(w, r, form, next)
+	})
+}
+
+func (h *TwoFactor) finishPasskeyLogin(w http.ResponseWriter, r *http.Request, form url.Values, next string) error {
 	key, ok := sessionKey(r)
 	if !ok {
 		return h.renderLogin(w, r, http.StatusBadRequest, next, "", msgPasskeyExpired)

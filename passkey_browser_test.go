@@ -145,7 +145,7 @@ func TestBrowserPasskeys(t *testing.T) {
 			c.open("/_2fa/account", http.StatusOK)
 
 			// A second authenticator, added behind a step-up with the first.
-			c.addAuthenticator(cdpwebauthn.AuthenticatorTransportUsb)
+			second := c.addAuthenticator(cdpwebauthn.AuthenticatorTransportUsb)
 			c.typeInto("new-passkey-name", "Phone")
 			c.passkeyButton("passkey-add", http.StatusOK)
 			c.expectPage("Your account", "")
@@ -171,6 +171,19 @@ func TestBrowserPasskeys(t *testing.T) {
 			if !c.visible("#passkey-current") {
 				t.Error("the account page of a user with an app asks no code to add a passkey")
 			}
+
+			// The key fails to verify the user: the browser refuses, the
+			// page says so and stays, and nobody is signed in.
+			c.signOut()
+			if _, err := chromedp.Call(c.ctx, cdpwebauthn.SetUserVerified, cdpwebauthn.SetUserVerifiedParams{AuthenticatorID: second, IsUserVerified: false}); err != nil {
+				t.Fatal(err)
+			}
+			c.open("/admin/", http.StatusOK)
+			c.do(chromedp.Click(chromedp.ID("passkey-login"), chromedp.NodeEnabled))
+			if alert := run(c, chromedp.Text(chromedp.CSS("[data-passkey-error]"), chromedp.NodeVisible)); !strings.Contains(alert, "cancelled or timed out") {
+				t.Errorf("alert after a failed user verification: %q", alert)
+			}
+			c.expectPage("Sign in", "")
 
 		})
 	}

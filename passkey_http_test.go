@@ -312,6 +312,28 @@ func TestPasskeyBesideTOTP(t *testing.T) {
 	if !strings.Contains(page.body, `class="passkey-name">YubiKey<`) {
 		t.Fatalf("the account page does not list the new passkey:\n%s", page.body)
 	}
+	id := passkeyIDPattern.FindStringSubmatch(page.body)[1]
+	for _, tc := range []struct {
+		name   string
+		status int
+	}{
+		{"", http.StatusBadRequest},
+		{strings.Repeat("k", 65), http.StatusBadRequest},
+		{"Blue\x07key", http.StatusBadRequest},
+		{"Blue key", http.StatusSeeOther},
+	} {
+		resp := b.post("/_2fa/account/passkey", url.Values{"csrf": {csrf}, "action": {"rename"}, "id": {id}, "name": {tc.name}})
+		if resp.status != tc.status {
+			t.Errorf("renaming to %q: %d, want %d", tc.name, resp.status, tc.status)
+		}
+	}
+	if resp := b.post("/_2fa/account/passkey", url.Values{"csrf": {csrf}, "action": {"rename"}, "id": {"bm8tc3VjaA"}, "name": {"x"}}); resp.status != http.StatusBadRequest {
+		t.Errorf("renaming a passkey that is not the user's: %d, want 400", resp.status)
+	}
+	page = b.account()
+	if !strings.Contains(page.body, `class="passkey-name">Blue key<`) {
+		t.Fatalf("the account page does not show the new name:\n%s", page.body)
+	}
 
 	c := newBrowser(t)
 	ccsrf, options := c.beginPasskeyConfirm("niaj")
@@ -326,7 +348,7 @@ func TestPasskeyBesideTOTP(t *testing.T) {
 	// Removed (from the new session: the sign-in ended the old one), the
 	// passkey signs in no more.
 	page = c.account()
-	id := passkeyIDPattern.FindStringSubmatch(page.body)[1]
+	id = passkeyIDPattern.FindStringSubmatch(page.body)[1]
 	if resp := c.post("/_2fa/account/passkey", url.Values{"csrf": {c.csrfFrom(page)}, "action": {"remove"}, "id": {id}}); resp.location() != "/_2fa/account?done=passkey-remove" {
 		t.Fatalf("removing the passkey: %d to %q", resp.status, resp.location())
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/caddy-two-factor/caddy-two-factor/passkey"
@@ -38,6 +37,9 @@ type accountView struct {
 	Sessions   []sessionView
 	// Others counts the sessions other than the current one.
 	Others int
+	// Email is the user's address for notices and e-mailed codes, shown
+	// to them read-only (the operator sets it); "" if none.
+	Email string
 	// HasTOTP: the user has an authenticator app.
 	HasTOTP bool
 	// Passkeys are the user's passkeys and security keys.
@@ -47,9 +49,10 @@ type accountView struct {
 // passkeyView is one of the user's passkeys on the account page.
 type passkeyView struct {
 	// ID names it in the page's forms.
-	ID       string
-	Name     string
-	Created  string
+	ID      string
+	Name    string
+	Created string
+	// LastUsed is "" for a passkey never used since it was added.
 	LastUsed string
 }
 
@@ -105,7 +108,7 @@ func (h *TwoFactor) renderAccount(w http.ResponseWriter, status int, sess *store
 	if err != nil {
 		return err
 	}
-	view := &accountView{HasTOTP: u.TOTP != nil, CodesLeft: len(u.RecoveryDigests)}
+	view := &accountView{Email: h.signin.Address(u.Name, u), HasTOTP: u.TOTP != nil, CodesLeft: len(u.RecoveryDigests)}
 	enrolled := time.Time{}
 	if u.TOTP != nil {
 		enrolled = u.TOTP.EnrolledAt
@@ -115,7 +118,7 @@ func (h *TwoFactor) renderAccount(w http.ResponseWriter, status int, sess *store
 		if enrolled.IsZero() || p.Created.Before(enrolled) {
 			enrolled = p.Created
 		}
-		pv := passkeyView{ID: passkey.EncodeID(p.ID), Name: p.Name, Created: formatTime(p.Created), LastUsed: "never"}
+		pv := passkeyView{ID: passkey.EncodeID(p.ID), Name: p.Name, Created: formatTime(p.Created)}
 		if !p.LastUsed.IsZero() {
 			pv.LastUsed = formatTime(p.LastUsed)
 		}
@@ -237,7 +240,7 @@ func (h *TwoFactor) replaceRecoveryCodes(w http.ResponseWriter, r *http.Request,
 		Title:         "Your new recovery codes",
 		Username:      f.sess.User,
 		RecoveryCodes: codes,
-		CodesFile:     codesFile(h.issuer(r), f.sess.User, codes),
+		CodesFile:     h.codesFile(w, h.issuer(r), f.sess.User, codes),
 		Next:          h.page("account"),
 	})
 }
@@ -303,24 +306,4 @@ func (h *TwoFactor) replaceAuthenticator(w http.ResponseWriter, r *http.Request,
 
 // device names the browser and system of a User-Agent, roughly; the page
 // shows the full string beside it.
-func device(ua string) string {
-	pick := func(names [][2]string) string {
-		for _, n := range names {
-			if strings.Contains(ua, n[0]) {
-				return n[1]
-			}
-		}
-		return ""
-	}
-	browser := pick([][2]string{{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"Chrome/", "Chrome"}, {"Safari/", "Safari"}})
-	system := pick([][2]string{{"Android", "Android"}, {"iPhone", "iPhone"}, {"iPad", "iPad"}, {"Windows", "Windows"}, {"Mac OS X", "macOS"}, {"CrOS", "ChromeOS"}, {"Linux", "Linux"}})
-	switch {
-	case browser != "" && system != "":
-		return browser + " on " + system
-	case browser != "" || system != "":
-		return browser + system
-	case ua != "":
-		return truncate(ua, 40)
-	}
-	return "Unknown device"
-}
+func device(ua string) string { return signin.Device(ua) }

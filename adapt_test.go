@@ -98,6 +98,14 @@ func TestCaddyfileErrorsNameFileAndLine(t *testing.T) {
 		{"bad user_verification", "webauthn {\n\t\t\tuser_verification always\n\t\t}", 4, `user_verification must be required, preferred or discouraged, not "always"`},
 		{"repeated webauthn option", "webauthn {\n\t\t\trp_id a.example\n\t\t\trp_id b.example\n\t\t}", 5, "rp_id is set twice"},
 		{"webauthn twice", "webauthn\n\t\twebauthn", 4, "webauthn is set twice"},
+		{"bad user address", "user alice " + hash + " alice@", 3, "user alice: invalid e-mail address"},
+		{"address with a line break", "user alice " + hash + " \"a@b.c\nBcc: x@y.z\"", 3, "user alice: e-mail address contains a control character"},
+		{"unknown notify option", "notify {\n\t\t\tsms +123\n\t\t}", 4, `unrecognized notify subdirective "sms"`},
+		{"bad smtp security", "notify {\n\t\t\tsmtp localhost:25 plain\n\t\t}", 4, `smtp security must be starttls, tls or insecure, not "plain"`},
+		{"smtp without from", "notify {\n\t\t\tsmtp localhost:25\n\t\t}", 5, "notify: smtp needs from"},
+		{"empty notify", "notify {\n\t\t}", 4, "notify needs smtp or a webhook"},
+		{"unknown event", "notify_events sign_in", 3, `notify_events: unknown notify event "sign_in"`},
+		{"email_codes step_up", "email_codes step_up", 3, "step-up does not take e-mailed codes yet"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			caddyfile := "example.com {\n\ttwo_factor {\n\t\t" + tc.block + "\n\t}\n}\n"

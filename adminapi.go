@@ -29,13 +29,14 @@ const adminBase = "/two_factor/"
 //
 //	GET    /two_factor/users                       list users
 //	GET    /two_factor/hash_class                  the hash class new passwords must have
-//	POST   /two_factor/users                       add a user: {"name", "password_hash"}
+//	POST   /two_factor/users                       add a user: {"name", "password_hash", "email"}
 //	PUT    /two_factor/users/<name>/password       change a password: {"password_hash"}
 //	DELETE /two_factor/users/<name>                remove a user
 //	POST   /two_factor/users/<name>/reset          drop every factor, end sessions
 //	POST   /two_factor/users/<name>/remove_passkey remove a passkey: {"passkey": name or ID}
 //	POST   /two_factor/users/<name>/revoke         end all sessions
 //	POST   /two_factor/users/<name>/unlock         clear failed attempts
+//	PUT    /two_factor/users/<name>/email          set the e-mail address: {"email"}
 //	POST   /two_factor/reseal                      seal every secret with the
 //	                                               current encryption_key, compact
 //
@@ -125,6 +126,7 @@ var adminRoutes = map[string]string{
 	"POST users//unlock":         actionUnlock,
 	"POST users//remove_passkey": actionRemovePasskey,
 	"POST reseal":                actionReseal,
+	"PUT users//email":           actionSetEmail,
 }
 
 // parseAdminRequest reads the action a request asks for. User names are
@@ -161,18 +163,36 @@ func parseAdminRequest(r *http.Request) (adminRequest, error) {
 			Name           string `json:"name"`
 			PasswordHash   string `json:"password_hash"`
 			OtherHashClass bool   `json:"other_hash_class"`
+			Email          string `json:"email"`
 		}
-		dec := json.NewDecoder(io.LimitReader(r.Body, maxFormBytes))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil {
-			return req, caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("reading request body: %w", err)}
+		if err := decodeBody(r, &body); err != nil {
+			return req, err
 		}
 		if action == actionAddUser {
-			req.Name = body.Name
+			req.Name, req.Email = body.Name, body.Email
 		}
 		req.PasswordHash, req.OtherHashClass = body.PasswordHash, body.OtherHashClass
 	}
+	if action == actionSetEmail {
+		var body struct {
+			Email string `json:"email"`
+		}
+		if err := decodeBody(r, &body); err != nil {
+			return req, err
+		}
+		req.Email = body.Email
+	}
 	return req, nil
+}
+
+// decodeBody reads a JSON request body into v, refusing unknown fields.
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxFormBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("reading request body: %w", err)}
+	}
+	return nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {

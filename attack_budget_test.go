@@ -32,7 +32,7 @@ func commitsOf(t *testing.T, site *testSite) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return db.raw.(*boltstore.Store).Commits()
+	return unwrapStore(db.raw).(*boltstore.Store).Commits()
 }
 
 func TestAttackRefusedSignInsWriteNothingAndLockTheClient(t *testing.T) {

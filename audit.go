@@ -15,46 +15,72 @@ func (h *TwoFactor) auditEvent(e signin.Event) {
 	user := knownName(e.User, e.Known)
 	switch e.Kind {
 	case signin.EventLocked:
+		if e.Reason == signin.ReasonFailures {
+			h.audit(ip, eventAccountLocked, user, e.Reason)
+			break
+		}
+		event, fields := stepEvent(e.Step, true)
 		if e.Scope == signin.ScopeClient {
-			h.audit(ip, e.Step+"_locked", "", "client_locked")
+			h.audit(ip, event, "", "client_locked", fields...)
 		} else {
-			h.audit(ip, e.Step+"_locked", user, "locked")
+			h.audit(ip, event, user, "locked", fields...)
 		}
 	case signin.EventBadPassword:
-		h.audit(ip, "login_failed", user, "bad_password")
+		h.audit(ip, eventLoginFailed, user, "bad_password")
 	case signin.EventBadCode, signin.EventReplayedCode:
 		reason := e.Kind
 		if e.Method == signin.MethodWebAuthn {
 			reason = "passkey_" + e.Reason // passkey_cloned, passkey_verification, ...
 		}
-		h.audit(ip, e.Step+"_failed", user, reason, zap.String("method", e.Method))
-	case signin.EventPasskeyAdded, signin.EventPasskeyRenamed:
-		h.audit(ip, e.Kind, user, "")
+		event, fields := stepEvent(e.Step, false)
+		h.audit(ip, event, user, reason, append(fields, zap.String("method", e.Method))...)
+	case signin.EventPasskeyAdded:
+		h.audit(ip, eventPasskeyAdded, user, "")
+	case signin.EventPasskeyRenamed:
+		h.audit(ip, eventPasskeyRenamed, user, "")
 	case signin.EventPasskeyRemoved:
-		h.audit(ip, e.Kind, user, "", zap.Int("sessions_ended", e.Sessions))
+		h.audit(ip, eventPasskeyRemoved, user, "", zap.Int("sessions_ended", e.Sessions))
 	case signin.EventPasswordAccepted:
-		h.audit(ip, "password_accepted", user, e.Reason)
+		h.audit(ip, eventPasswordAccepted, user, e.Reason)
 	case signin.EventSetupComplete:
-		h.audit(ip, "enrolled", user, "", zap.String("method", e.Method))
+		h.audit(ip, eventEnrolled, user, "", zap.String("method", e.Method))
 	case signin.EventSignedIn:
-		h.audit(ip, "signed_in", user, "", zap.String("method", e.Method), zap.String("step", e.Step))
+		h.audit(ip, eventSignedIn, user, "", zap.String("method", e.Method), zap.String("step", e.Step))
 	case signin.EventRecoveryReplaced:
-		h.audit(ip, "recovery_codes_replaced", user, "")
+		h.audit(ip, eventRecoveryCodesReplaced, user, "")
 	case signin.EventAuthenticatorReplaced:
-		h.audit(ip, "authenticator_replaced", user, "", zap.Int("sessions_ended", e.Sessions))
+		h.audit(ip, eventAuthenticatorReplaced, user, "", zap.Int("sessions_ended", e.Sessions))
 	case signin.EventSessionsEnded:
-		event := "other_sessions_ended"
+		event := eventOtherSessionsEnded
 		if e.Scope == signin.ScopeOne {
-			event = "session_ended"
+			event = eventSessionEnded
 		}
 		h.audit(ip, event, user, "", zap.Int("sessions_ended", e.Sessions))
 	case signin.EventSignedOut:
-		h.audit(ip, "logout", user, "")
+		h.audit(ip, eventLogout, user, "")
+	case signin.EventEmailCodeSent:
+		h.audit(ip, eventEmailCodeSent, user, "")
 	case signin.EventError:
-		h.logger.Error(e.Reason, zap.Error(e.Err))
+		h.logger.Error(e.Reason, eventField(eventSignInBookkeepingFailed), zap.Error(e.Err))
 	}
 	// The rest (recovery_used) has no audit line of its own: the sign-in
 	// it belongs to has one. Operator actions are written by auditAdmin.
+}
+
+// stepEvent names the line of a failure (or, if locked, a lock) at step,
+// with the step as a field when it has no name of its own.
+func stepEvent(step string, locked bool) (logEvent, []zap.Field) {
+	if names, ok := stepEvents[step]; ok {
+		if locked {
+			return names.locked, nil
+		}
+		return names.failed, nil
+	}
+	fields := []zap.Field{zap.String("step", step)}
+	if locked {
+		return eventSignInStepLocked, fields
+	}
+	return eventSignInStepFailed, fields
 }
 
 // knownName is the user name to log: a name that is no account may be a
@@ -68,9 +94,9 @@ func knownName(name string, known bool) string {
 
 // audit writes one log line for a sign-in decision. It never logs a
 // password, code, secret or token.
-func (h *TwoFactor) audit(clientIP, event, user, reason string, fields ...zap.Field) {
+func (h *TwoFactor) audit(clientIP string, event logEvent, user, reason string, fields ...zap.Field) {
 	fs := append([]zap.Field{
-		zap.String("event", event),
+		eventField(event),
 		zap.String("user", user),
 		zap.String("client_ip", clientIP),
 	}, fields...)

@@ -288,7 +288,7 @@ func BenchmarkRefusedSignIn(b *testing.B) {
 			}
 			pre := encodeKey(make([]byte, store.TokenBytes))
 			body := "username=bench&password=wrong&csrf=" + h.csrfToken("login", []byte(pre))
-			bolt := h.db.raw.(*boltstore.Store)
+			bolt := unwrapStore(h.db.raw).(*boltstore.Store)
 			before := bolt.Commits()
 			b.ResetTimer()
 			for range b.N {

@@ -167,15 +167,22 @@ func parseTemplates(dir string, b brand) (*template.Template, error) {
 		}
 		return nil, fmt.Errorf("templates_dir %s has no .html files; copy the ones to change from the module's templates/ folder", dir)
 	}
-	t, err := template.ParseFS(templatesFS, "templates/*.html")
+	t, err := baseTemplates.Clone()
 	if err != nil {
 		return nil, err
 	}
 	if _, err := t.ParseFiles(files...); err != nil {
 		return nil, fmt.Errorf("templates_dir %s: %w", dir, err)
 	}
+	// The check runs a copy: html/template clones (one per language)
+	// only what has not run.
+	check, err := t.Clone()
+	if err != nil {
+		return nil, err
+	}
+	check.Funcs(checkingFuncs(defaultPages().bundle))
 	for _, sample := range samplePages(b) {
-		for _, page := range t.Templates() {
+		for _, page := range check.Templates() {
 			if !strings.HasSuffix(page.Name(), ".html") {
 				continue
 			}
@@ -202,6 +209,7 @@ func samplePages(b brand) []pageData {
 // samplePage is page data with every field set.
 func samplePage(b brand) pageData {
 	return pageData{
+		Lang:          "en",
 		Title:         "Sign in",
 		Prefix:        DefaultPathPrefix,
 		CSRF:          "csrf",

@@ -457,35 +457,7 @@ func TestBrowserScreenshots(t *testing.T) {
 	startSite(t, siteConfig{matcher: "/admin/*", extra: "max_attempts 3\n\t\ttitle \"Example Intranet\""})
 	shoot := func(page string) {
 		t.Helper()
-		for _, v := range viewports {
-			for _, scheme := range []string{"light", "dark"} {
-				c.do(
-					chromedp.EmulateViewport(v.width, v.height, chromedp.EmulateScale(v.scale), func(p *emulation.SetDeviceMetricsOverrideParams, _ *emulation.SetTouchEmulationEnabledParams) {
-						p.Mobile = v.mobile
-					}),
-					chromedp.Func(func(ctx context.Context, tt *chromedp.Target) error {
-						_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
-							Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
-						})
-						return err
-					}),
-				)
-				name := fmt.Sprintf("%s-%s-%s", page, v.name, scheme)
-				for _, bad := range run(c, chromedp.Evaluate[[]string](unlabelledJS)) {
-					t.Errorf("%s: %s has no label or alt text", name, bad)
-				}
-				if wide := run(c, chromedp.Evaluate[int](`document.documentElement.scrollWidth - window.innerWidth`)); wide > 0 {
-					t.Errorf("%s: the page is %d px wider than the %d px screen", name, wide, v.width)
-				}
-				if !write {
-					continue
-				}
-				png := run(c, chromedp.FullScreenshot(100))
-				if err := os.WriteFile(filepath.Join(screenshotDir, name+".png"), png, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
+		c.shoot(page, write)
 	}
 
 	c.open("/admin/", http.StatusOK)
@@ -533,6 +505,42 @@ func TestBrowserScreenshots(t *testing.T) {
 	c.open("/_2fa/login", http.StatusOK)
 	c.signIn("grace", testPassword, http.StatusOK)
 	shoot("confirm-passkey")
+}
+
+// shoot checks page in every viewport and colour scheme (every field
+// labelled, nothing wider than the screen) and, with write, saves a
+// screenshot of each to screenshotDir as <page>-<viewport>-<scheme>.png.
+func (c *tab) shoot(page string, write bool) {
+	c.t.Helper()
+	for _, v := range viewports {
+		for _, scheme := range []string{"light", "dark"} {
+			c.do(
+				chromedp.EmulateViewport(v.width, v.height, chromedp.EmulateScale(v.scale), func(p *emulation.SetDeviceMetricsOverrideParams, _ *emulation.SetTouchEmulationEnabledParams) {
+					p.Mobile = v.mobile
+				}),
+				chromedp.Func(func(ctx context.Context, tt *chromedp.Target) error {
+					_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+						Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
+					})
+					return err
+				}),
+			)
+			name := fmt.Sprintf("%s-%s-%s", page, v.name, scheme)
+			for _, bad := range run(c, chromedp.Evaluate[[]string](unlabelledJS)) {
+				c.t.Errorf("%s: %s has no label or alt text", name, bad)
+			}
+			if wide := run(c, chromedp.Evaluate[int](`document.documentElement.scrollWidth - window.innerWidth`)); wide > 0 {
+				c.t.Errorf("%s: the page is %d px wider than the %d px screen", name, wide, v.width)
+			}
+			if !write {
+				continue
+			}
+			png := run(c, chromedp.FullScreenshot(100))
+			if err := os.WriteFile(filepath.Join(screenshotDir, name+".png"), png, 0o644); err != nil {
+				c.t.Fatal(err)
+			}
+		}
+	}
 }
 
 // TestBrowserBranding checks that a logo file and a style sheet of the

@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 
+	"github.com/caddy-two-factor/caddy-two-factor/notify"
 	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
 )
@@ -81,6 +82,14 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    }
 //	    factors totp|webauthn...    # which second factors users may enroll
 //	    passkey_login               # a passkey alone may sign in
+//	    language <tag>              # force one language, like de
+//	    languages <tag>...          # offer only these; the first is the default
+//	    messages_dir <directory>    # catalogs <tag>.json over the embedded ones
+//	    notify {                    # see unmarshalNotify
+//	        ...
+//	    }
+//	    notify_events <event>...    # default: all
+//	    email_codes
 //	}
 //
 // The matcher says which requests the gate guards. It is matched against
@@ -103,9 +112,15 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 		switch sub {
 		case "user":
-			var name, hash string
+			var name, hash, email string
 			if !d.Args(&name, &hash) {
-				return d.Errf("user needs a name and a password hash from `caddy hash-password`: user <name> <hash>")
+				return d.Errf("user needs a name and a password hash from `caddy hash-password`: user <name> <hash> [<email>]")
+			}
+			if d.NextArg() {
+				email = d.Val()
+				if _, err := notify.ParseAddress(email); err != nil && !isPlaceholder(email) {
+					return d.Errf("user %s: %v", name, err)
+				}
 			}
 			if d.NextArg() {
 				return d.ArgErr()
@@ -113,7 +128,7 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if _, err := signin.NewAccount(hash); err != nil && !isPlaceholder(hash) {
 				return d.Errf("user %s: %v", name, err)
 			}
-			h.Users = append(h.Users, Account{Username: name, Password: hash})
+			h.Users = append(h.Users, Account{Username: name, Password: hash, Email: email})
 		case "db":
 			if err := oneArg(d, &h.DB); err != nil {
 				return err
@@ -215,6 +230,48 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &h.TemplatesDir); err != nil {
 				return err
 			}
+		case "language":
+			if err := oneArg(d, &h.Language); err != nil {
+				return err
+			}
+			if err := checkLanguageTag(h.Language); err != nil {
+				return d.Errf("language: %v", err)
+			}
+		case "languages":
+			h.Languages = d.RemainingArgs()
+			if len(h.Languages) == 0 {
+				return d.ArgErr()
+			}
+			for _, l := range h.Languages {
+				if err := checkLanguageTag(l); err != nil {
+					return d.Errf("languages: %v", err)
+				}
+			}
+		case "messages_dir":
+			if err := oneArg(d, &h.MessagesDir); err != nil {
+				return err
+			}
+		case "notify":
+			if err := h.unmarshalNotify(d); err != nil {
+				return err
+			}
+		case "notify_events":
+			names := d.RemainingArgs()
+			if len(names) == 0 {
+				return d.ArgErr()
+			}
+			if _, err := notify.ParseEvents(names); err != nil {
+				return d.Errf("notify_events: %v", err)
+			}
+			h.notifyConfig().Events = names
+		case "email_codes":
+			if d.NextArg() {
+				if d.Val() == "step_up" {
+					return d.Errf("email_codes step_up: step-up does not take e-mailed codes yet")
+				}
+				return d.ArgErr()
+			}
+			h.EmailCodes = true
 		default:
 			ok, err := h.unmarshalPasskeyOption(d)
 			if err != nil {
@@ -232,6 +289,94 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
+}
+
+// unmarshalNotify reads the notify block:
+//
+//	notify {
+//	    smtp <host:port> [starttls|tls|insecure]
+//	    smtp_username <name>
+//	    smtp_password <password>   # a placeholder: {env.SMTP_PASSWORD}
+//	    from <address>             # "Example Admin <admin@example.com>"
+//	    webhook <url>              # repeatable
+//	    account_url <url>          # linked from every notice
+//	}
+//
+// Addresses and URLs are checked when the config loads (at provisioning,
+// once placeholders are resolved).
+func (h *TwoFactor) unmarshalNotify(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	n := h.notifyConfig()
+	seen := make(map[string]bool)
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if sub != "webhook" {
+			if seen[sub] {
+				return d.Errf("notify: %s is set twice", sub)
+			}
+			seen[sub] = true
+		}
+		switch sub {
+		case "smtp":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			n.SMTP = d.Val()
+			if d.NextArg() {
+				n.SMTPSecurity = d.Val()
+				switch notify.Security(n.SMTPSecurity) {
+				case notify.StartTLS, notify.ImplicitTLS, notify.Insecure:
+				default:
+					return d.Errf("notify: smtp security must be starttls, tls or insecure, not %q", n.SMTPSecurity)
+				}
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "smtp_username":
+			if err := oneArg(d, &n.SMTPUsername); err != nil {
+				return err
+			}
+		case "smtp_password":
+			if err := oneArg(d, &n.SMTPPassword); err != nil {
+				return err
+			}
+		case "from":
+			if err := oneArg(d, &n.From); err != nil {
+				return err
+			}
+		case "webhook":
+			var u string
+			if err := oneArg(d, &u); err != nil {
+				return err
+			}
+			n.Webhooks = append(n.Webhooks, u)
+		case "account_url":
+			if err := oneArg(d, &n.AccountURL); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unrecognized notify subdirective %q", sub)
+		}
+	}
+	if n.SMTP == "" && len(n.Webhooks) == 0 {
+		return d.Errf("notify needs smtp or a webhook")
+	}
+	if n.SMTP != "" && n.From == "" {
+		return d.Errf("notify: smtp needs from")
+	}
+	return nil
+}
+
+// notifyConfig returns h.Notify, made if needed: notify_events may come
+// before or after the notify block.
+func (h *TwoFactor) notifyConfig() *Notify {
+	if h.Notify == nil {
+		h.Notify = new(Notify)
+	}
+	return h.Notify
 }
 
 // unmarshalStore reads `store <backend> ...` into the store module of

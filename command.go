@@ -46,6 +46,10 @@ running Caddy, so changes take effect at once:
   add-user <name>    add a user managed in the database; they set up their
                      authenticator at their first sign-in
   passwd <name>      set a database-managed user's password
+  set-email <name> <address>
+                     set a database-managed user's e-mail address for
+                     notices and e-mailed codes ("" removes it); add-user
+                     takes --email too
   remove-user <name> remove a database-managed user
   reset <name>       drop the user's authenticator and recovery codes (they
                      enroll again at next sign-in), ending their sessions
@@ -100,12 +104,14 @@ type cliCommand struct {
 	name     bool // takes a user name
 	password bool // reads a password
 	passkey  bool // takes a passkey's name or ID after the user name
+	address  bool // takes an e-mail address after the name
 }
 
 var cliCommands = []cliCommand{
 	{action: actionUsers, short: "Lists the users, their enrollment, sessions and lockout"},
 	{action: actionAddUser, name: true, password: true, short: "Adds a user managed in the database"},
 	{action: actionPasswd, name: true, password: true, short: "Sets the password of a database-managed user and ends their sessions"},
+	{action: actionSetEmail, name: true, address: true, short: "Sets the e-mail address of a database-managed user"},
 	{action: actionRemoveUser, name: true, short: "Removes a database-managed user and ends their sessions"},
 	{action: actionReset, name: true, short: "Drops a user's authenticator app, passkeys and recovery codes and ends their sessions"},
 	{action: actionRemovePasskey, name: true, passkey: true, short: "Removes one passkey or security key of a user (by name or ID) and ends their sessions"},
@@ -123,6 +129,13 @@ func (c cliCommand) cobraCommand() *cobra.Command {
 	if c.passkey {
 		cmd.Use += " <passkey name or ID>"
 		cmd.Args = cobra.ExactArgs(2)
+	}
+	if c.address {
+		cmd.Use += " <address>"
+		cmd.Args = cobra.ExactArgs(2)
+	}
+	if c.action == actionAddUser {
+		cmd.Flags().String("email", "", "The user's e-mail address, for security notices and e-mailed codes")
 	}
 	if c.password {
 		cmd.Flags().String("password-file", "", "Read the password from the first line of this file (- for standard input)")
@@ -153,6 +166,8 @@ type cli struct {
 	db           string
 	json         bool
 	passwordFile string
+	// email is the address of set-email and add-user --email.
+	email string
 	// algorithm is the one --algorithm names, or "" for the config's.
 	algorithm string
 	// direct is set once the command acts on the --db file itself.
@@ -184,7 +199,14 @@ func newCLI(action string, fl caddycmd.Flags, args []string) (*cli, error) {
 		c.name = args[0]
 	}
 	if len(args) > 1 {
-		c.passkey = args[1]
+		if action == actionRemovePasskey {
+			c.passkey = args[1]
+		} else {
+			c.email = args[1]
+		}
+	}
+	if fl.Lookup("email") != nil {
+		c.email = fl.String("email")
 	}
 	if db := fl.String("db"); isRedisName(db) {
 		c.db = db
@@ -231,7 +253,7 @@ func (c *cli) finish(res any, err error, text func() error) (int, error) {
 }
 
 func (c *cli) do() (adminResult, error) {
-	req := adminRequest{Action: c.action, Name: normalizeUsername(c.name), Passkey: c.passkey}
+	req := adminRequest{Action: c.action, Name: normalizeUsername(c.name), Passkey: c.passkey, Email: c.email}
 	if namedAction(c.action) {
 		if err := checkUsername(req.Name); err != nil {
 			return adminResult{}, refuse(codeBadRequest, "%v", err)
@@ -316,8 +338,15 @@ func (c *cli) request(req adminRequest) (adminResult, error) {
 		path += "?db=" + url.QueryEscape(c.db)
 	}
 	var body io.Reader
-	if req.Passkey != "" {
-		raw, err := json.Marshal(map[string]string{"passkey": req.Passkey})
+	var fields map[string]string
+	switch {
+	case req.Passkey != "":
+		fields = map[string]string{"passkey": req.Passkey}
+	case req.Action == actionSetEmail:
+		fields = map[string]string{"email": req.Email}
+	}
+	if fields != nil {
+		raw, err := json.Marshal(fields)
 		if err != nil {
 			return adminResult{}, err
 		}
@@ -327,6 +356,9 @@ func (c *cli) request(req adminRequest) (adminResult, error) {
 		fields := map[string]any{"password_hash": req.PasswordHash}
 		if req.Action == actionAddUser {
 			fields["name"] = req.Name
+			if req.Email != "" {
+				fields["email"] = req.Email
+			}
 		}
 		if req.OtherHashClass {
 			fields["other_hash_class"] = true
@@ -481,6 +513,8 @@ func (c *cli) printText(res adminResult) error {
 		_, err = fmt.Fprintf(c.stdout, "Signed %s out: %s ended.\n", name, ended)
 	case actionUnlock:
 		_, err = fmt.Fprintf(c.stdout, "Unlocked %s.\n", name)
+	case actionSetEmail:
+		_, err = fmt.Fprintf(c.stdout, "Set the e-mail address of %s.\n", name)
 	case actionReseal:
 		err = c.printResealed(res)
 	}

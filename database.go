@@ -53,8 +53,14 @@ type database struct {
 	// hashing bounds password hashing (throttle.PasswordHashing; tests set their own).
 	hashing *throttle.HashLimiter
 	// path names the store: a bolt file's path, or a Redis server.
-	path    string
-	csrfKey []byte
+	path string
+	// backend is the kind of store, bolt or redis, for metrics.
+	backend string
+	// sessionsCount is the number of stored sessions by stage counted
+	// at sessionsCountedAt (ns since the epoch; 0: never), for metrics.
+	sessionsCount     atomic.Pointer[store.SessionCounts]
+	sessionsCountedAt atomic.Int64
+	csrfKey           []byte
 	// attempts is shared so that a reload does not reset failure counts.
 	attempts *throttle.Tracker
 	logger   *zap.Logger
@@ -106,6 +112,11 @@ func openShared(key, name string, logger *zap.Logger, open func() (store.Store, 
 		if wrap, ok := storeWrappers.Load(name); ok {
 			st = wrap.(func(store.Store) store.Store)(st)
 		}
+		backend := "bolt"
+		if isRedisName(name) {
+			backend = "redis"
+		}
+		st = instrumentStore(st, backend)
 		cache := sessioncache.New()
 		if watch != nil {
 			cache = sessioncache.NewDistrusting()
@@ -116,6 +127,7 @@ func openShared(key, name string, logger *zap.Logger, open func() (store.Store, 
 			cache:   cache,
 			hashing: throttle.PasswordHashing,
 			path:    name,
+			backend: backend,
 			logger:  logger,
 			stop:    make(chan struct{}),
 			stopped: make(chan struct{}),
@@ -135,6 +147,7 @@ func openShared(key, name string, logger *zap.Logger, open func() (store.Store, 
 				watch(ctx, cache)
 			}()
 		}
+		db.attempts.OnLock(countLockout)
 		go db.background()
 		return db, nil
 	})
@@ -157,7 +170,7 @@ func (db *database) Destruct() error {
 		<-db.watchDone
 	}
 	if err := db.cache.Flush(db.raw, true); err != nil {
-		db.logger.Error("writing 2FA session activity", zap.Error(err))
+		db.logger.Error("writing 2FA session activity", eventField(eventSessionActivityNotWritten), zap.Error(err))
 	}
 	return db.raw.Close()
 }
@@ -211,13 +224,13 @@ func (db *database) background() {
 			return
 		case <-flush.C:
 			if err := db.cache.Flush(db.raw, false); err != nil {
-				db.logger.Error("writing 2FA session activity", zap.Error(err))
+				db.logger.Error("writing 2FA session activity", eventField(eventSessionActivityNotWritten), zap.Error(err))
 			}
 		case now := <-sweep.C:
 			if n, err := db.sweep(now); err != nil {
-				db.logger.Error("sweeping expired 2FA sessions", zap.Error(err))
+				db.logger.Error("sweeping expired 2FA sessions", eventField(eventSweepFailed), zap.Error(err))
 			} else if n > 0 {
-				db.logger.Debug("swept expired 2FA sessions", zap.Int("count", n))
+				db.logger.Debug("swept expired 2FA sessions", eventField(eventSessionsSwept), zap.Int("count", n))
 			}
 		}
 	}

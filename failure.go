@@ -68,7 +68,7 @@ func (h *TwoFactor) answerFailure(w http.ResponseWriter, r *http.Request, op str
 		return caddyhttp.Error(http.StatusServiceUnavailable, fmt.Errorf("%s: %w", op, err))
 	}
 	h.logger.Error("two-factor sign-in unavailable: the store could not answer",
-		zap.String("op", op), zap.String("client_ip", clientIP(r)), zap.Error(err))
+		eventField(eventStoreUnavailable), zap.String("op", op), zap.String("client_ip", clientIP(r)), zap.Error(err))
 	return h.render(w, http.StatusServiceUnavailable, "unavailable", pageData{
 		Title:      "Sign-in is temporarily unavailable",
 		RetryAfter: humanDuration(storeRetryAfter),
@@ -134,6 +134,7 @@ func (h *TwoFactor) answerRefusal(w http.ResponseWriter, r *http.Request, err er
 		return true, h.renderLocked(w, locked.RetryAfter(h.now()))
 	}
 	if errors.Is(err, signin.ErrBusy) {
+		countSignIn(signin.StepLogin, outcomeBusy)
 		return true, h.renderBusy(w, r)
 	}
 	for _, f := range formRefusals {

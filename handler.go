@@ -20,7 +20,7 @@ func (h *TwoFactor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if page, pr, ok := h.pageRequest(r); ok {
 		setAnonymous(repl)
-		return h.servePage(w, pr, page)
+		return h.servePage(h.withLanguage(w, r), pr, page)
 	}
 	guarded, err := h.guards(r)
 	if err != nil || !guarded {
@@ -28,6 +28,7 @@ func (h *TwoFactor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		if err != nil {
 			// As Caddy does with a route's matchers: the error decides
 			// the status (400 or 500), and the request never passes.
+			gateCounters.failed.Inc()
 			return err
 		}
 		return next.ServeHTTP(w, r)
@@ -38,10 +39,16 @@ func (h *TwoFactor) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 		setAnonymous(repl)
 		if !errors.Is(err, signin.ErrNotSignedIn) {
 			// Never let through what the store could not vouch for.
-			return h.answerFailure(w, r, "checking the session", err)
+			if storeUnavailable(err) {
+				gateCounters.unavailable.Inc()
+			} else {
+				gateCounters.failed.Inc()
+			}
+			return h.answerFailure(h.withLanguage(w, r), r, "checking the session", err)
 		}
 		return h.challenge(w, r)
 	}
+	gateCounters.allowed.Inc()
 	// The values were boxed when the session was cached: no allocation.
 	repl.Set("http.auth.user.id", sess.UserValue)
 	repl.Set("http.two_factor.user", sess.UserValue)
@@ -173,8 +180,10 @@ var errSignInRequired = errors.New("two-factor sign-in required")
 // to the login page, everything else gets 401.
 func (h *TwoFactor) challenge(w http.ResponseWriter, r *http.Request) error {
 	if !wantsHTML(r) {
+		gateCounters.refused.Inc()
 		return caddyhttp.Error(http.StatusUnauthorized, errSignInRequired)
 	}
+	gateCounters.challenged.Inc()
 	target := h.PathPrefix + "/login?next=" + url.QueryEscape(originalRequestURI(r))
 	status := http.StatusFound
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {

@@ -285,7 +285,7 @@ func (db *database) resealLocked() (*resealResult, error) {
 	if err := db.store.Update(func(tx store.Tx) error { return putKeyCheck(tx, sealer) }); err != nil {
 		return nil, err
 	}
-	if c, ok := db.raw.(compacter); ok {
+	if c, ok := store.As[compacter](db.raw); ok {
 		stats, err := c.Compact()
 		if err != nil {
 			// The secrets are sealed with the current key already; only

@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-two-factor/caddy-two-factor/notify"
 	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
@@ -32,6 +33,7 @@ const (
 	actionReset      = "reset"
 	actionRevoke     = "revoke"
 	actionUnlock     = "unlock"
+	actionSetEmail   = "set-email"
 	actionReseal     = "reseal"
 	// actionRemovePasskey removes one passkey of a user, named by its
 	// name or credential ID.
@@ -57,6 +59,8 @@ type adminRequest struct {
 	OtherHashClass bool
 	// Passkey names the passkey of remove-passkey: its name or ID.
 	Passkey string
+	// Email is the address of set-email ("" removes it) and add-user.
+	Email string
 }
 
 // userInfo is what an operator sees of a user.
@@ -330,9 +334,16 @@ func (db *database) administer(req adminRequest, now time.Time) (adminResult, er
 			return res, err
 		}
 	}
+	if req.Email != "" {
+		if req.Email, err = notify.ParseAddress(req.Email); err != nil {
+			return res, refuse(codeBadRequest, "user %q: %v", res.Name, err)
+		}
+	}
 	switch req.Action {
 	case actionAddUser:
-		ended, err = v.op.AddUser(res.Name, req.PasswordHash)
+		ended, err = v.op.AddUserWithEmail(res.Name, req.PasswordHash, req.Email)
+	case actionSetEmail:
+		err = v.op.SetEmail(res.Name, req.Email)
 	case actionPasswd:
 		ended, err = v.op.SetPassword(res.Name, req.PasswordHash)
 	case actionRemoveUser:
@@ -412,6 +423,7 @@ func (db *database) viewLocked(now time.Time) adminView {
 	}
 	v := adminView{db: db, offline: scope.Offline}
 	v.op = signin.NewOperator(scope, signin.Deps{Store: db.store, Attempts: db.attempts, Now: func() time.Time { return now }})
+	v.op.Observe(db.operatorNotices(now))
 	v.classes, v.classFrom = configHashClasses(db.configs)
 	return v
 }
@@ -500,7 +512,7 @@ func auditAdmin(logger *zap.Logger, source string, req adminRequest, res adminRe
 		return
 	}
 	fs := append([]zap.Field{
-		zap.String("event", "admin_"+strings.ReplaceAll(req.Action, "-", "_")),
+		eventField(adminEvents[req.Action]),
 		zap.String("source", source),
 		zap.String("db", res.DB),
 	}, fields...)

@@ -224,7 +224,7 @@ func (m *migration) run() (migrateResult, error) {
 
 	err = m.copy(src, dst, target, &res)
 	fields := []zap.Field{
-		zap.String("event", "admin_migrate"), zap.String("source", "command_line"),
+		eventField(eventAdminMigrate), zap.String("source", "command_line"),
 		zap.String("from", res.From), zap.String("db", res.To),
 		zap.Int("users_copied", res.Users.Copied), zap.Int("sessions_copied", res.Sessions.Copied),
 		zap.Int("counters_copied", res.Counters.Copied),

@@ -28,6 +28,24 @@ func redisStoreBlock(srv *redistest.Server, prefix string) string {
 	return fmt.Sprintf("store redis {\n\t\t\taddress %s\n\t\t\tpassword %s\n\t\t\tkey_prefix %s\n\t\t}", srv.Addr, srv.Password, prefix)
 }
 
+// redisSiteCaddyfile is a test Caddyfile whose site guards /admin/* with
+// the store on srv under prefix, with extra lines in the two_factor block.
+func redisSiteCaddyfile(srv *redistest.Server, prefix, extra string) string {
+	var users strings.Builder
+	for _, u := range testUsers {
+		fmt.Fprintf(&users, "\t\tuser %s %s\n", u, testHash())
+	}
+	return globalOptions() + fmt.Sprintf(`
+http://localhost:%d {
+	two_factor /admin/* {
+		%s
+		%s
+%s	}
+	%s
+}
+`, testPorts().http, redisStoreBlock(srv, prefix), extra, users.String(), defaultRoutes)
+}
+
 // redisDBName is how the command names srv's store under prefix.
 func redisDBName(srv *redistest.Server, prefix string) string {
 	return "redis://" + srv.Addr + "/0#" + prefix
@@ -39,19 +57,7 @@ func redisDBName(srv *redistest.Server, prefix string) string {
 // refuses, rather than open Redis behind the instances' backs.
 func TestCommandOnARedisStore(t *testing.T) {
 	srv := redistest.Start(t)
-	var users strings.Builder
-	for _, u := range testUsers {
-		fmt.Fprintf(&users, "\t\tuser %s %s\n", u, testHash())
-	}
-	loadCaddyfile(t, globalOptions()+fmt.Sprintf(`
-http://localhost:%d {
-	two_factor /admin/* {
-		%s
-		encryption_key %s
-%s	}
-	%s
-}
-`, testPorts().http, redisStoreBlock(srv, "cmd:"), keyB64(1), users.String(), defaultRoutes))
+	loadCaddyfile(t, redisSiteCaddyfile(srv, "cmd:", "encryption_key "+keyB64(1)))
 	t.Cleanup(func() { stopSites(t) }) // before the server stops
 	name := redisDBName(srv, "cmd:")
 	run := cliFor(t, "--db", name)

@@ -20,7 +20,7 @@
 //
 //	{http.auth.user.id}              the user name
 //	{http.two_factor.user}           the user name
-//	{http.two_factor.method}         how the second factor was given: totp, recovery, setup or webauthn
+//	{http.two_factor.method}         how the second factor was given: totp, recovery, setup, email or webauthn
 //	{http.two_factor.confirmed_at}   when it was given (RFC 3339)
 //	{http.two_factor.session_expires} when the session ends at the latest (RFC 3339)
 package twofactor
@@ -47,6 +47,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/caddy-two-factor/caddy-two-factor/notify"
 	"github.com/caddy-two-factor/caddy-two-factor/passkey"
 	"github.com/caddy-two-factor/caddy-two-factor/seal"
 	"github.com/caddy-two-factor/caddy-two-factor/signin"
@@ -226,6 +227,25 @@ type TwoFactor struct {
 	// required. Default: off.
 	PasskeyLogin bool `json:"passkey_login,omitempty"`
 
+	// The language of the pages, a BCP 47 tag such as de or pt-BR,
+	// whatever the browser asks for. Default: the browser's choice
+	// (Accept-Language) among languages.
+	Language string `json:"language,omitempty"`
+
+	// The languages the pages may speak, chosen per request by the
+	// browser's Accept-Language; the first is used when none fits.
+	// Default: all that ship (en, de, fr, es, it, nl, pt-BR, pl, ja,
+	// zh-Hans) and those of messages_dir, with English when none fits.
+	Languages []string `json:"languages,omitempty"`
+
+	// A directory of message catalogs, <tag>.json (de.json, sv.json),
+	// that override messages of the embedded languages or add languages:
+	// a key left out is taken from English. They are checked at
+	// provisioning: a key English lacks or a message whose placeholders
+	// differ from English's is a config error naming the file.
+	// Default: none.
+	MessagesDir string `json:"messages_dir,omitempty"`
+
 	// The requests the gate guards, as one matcher set (all its matchers
 	// must match). A request is guarded if the set matches it as it is
 	// now or as the client sent it, before any rewrite, uri or try_files;
@@ -234,6 +254,15 @@ type TwoFactor struct {
 	// request, so guard paths here, not there. Default: every request
 	// that reaches the handler.
 	MatchersRaw caddy.ModuleMap `json:"match,omitempty" caddy:"namespace=http.matchers"`
+
+	// Security notices by e-mail and webhook (see Notify and
+	// docs/notifications.md). Default: none.
+	Notify *Notify `json:"notify,omitempty"`
+
+	// Let a user with an e-mail address ask for a fallback sign-in code by
+	// e-mail on the confirm page (8 digits, 10 minutes, once). Needs
+	// notify's smtp. Default: off.
+	EmailCodes bool `json:"email_codes,omitempty"`
 
 	accounts    map[string]signin.Account
 	fakeAccount signin.Account
@@ -251,9 +280,12 @@ type TwoFactor struct {
 	now       func() time.Time
 	brand     brand
 	templates *template.Template
+	pages     *pages
 	logo      *asset
 	customCSS *asset
 	matchers  caddyhttp.MatcherSet
+	// notifier sends notices; nil without notify.
+	notifier *notifier
 }
 
 // Account is a user who may sign in.
@@ -264,6 +296,10 @@ type Account struct {
 	// The password hash, from `caddy hash-password` (bcrypt or argon2id,
 	// in Modular Crypt Format).
 	Password string `json:"password"` //nolint:gosec // a hash, not a password
+
+	// The user's e-mail address, for notices and e-mailed codes.
+	// Default: none.
+	Email string `json:"email,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
@@ -276,6 +312,9 @@ func (TwoFactor) CaddyModule() caddy.ModuleInfo {
 
 // Provision applies defaults, resolves placeholders and opens the database.
 func (h *TwoFactor) Provision(ctx caddy.Context) error {
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 	if err := h.provisionMatchers(ctx); err != nil {
 		return err
 	}
@@ -325,6 +364,9 @@ func (h *TwoFactor) provision(logger *zap.Logger) error {
 	if err := h.provisionBranding(repl); err != nil {
 		return err
 	}
+	if err := h.provisionLanguages(repl); err != nil {
+		return err
+	}
 	passkeys, err := h.provisionPasskeys(repl)
 	if err != nil {
 		return err
@@ -352,7 +394,10 @@ func (h *TwoFactor) provision(logger *zap.Logger) error {
 	if err := db.checkKeys(h.sealer); err != nil {
 		return err
 	}
-	h.signin = signin.New(h.policy(), signin.Deps{
+	if err := h.provisionNotify(repl); err != nil {
+		return err
+	}
+	policy, deps := h.policy(), signin.Deps{
 		Store:    db.store,
 		Attempts: db.attempts,
 		Hashing:  db.hashing,
@@ -360,9 +405,13 @@ func (h *TwoFactor) provision(logger *zap.Logger) error {
 		Passkeys: passkeys,
 		// Read at each call: tests set h.now after provisioning.
 		Now: func() time.Time { return h.now() },
-	})
+	}
+	h.emailCodes(&policy, &deps)
+	h.signin = signin.New(policy, deps)
 	// Each observer of sign-in events is one line here.
 	h.signin.Observe(h.auditEvent)
+	h.signin.Observe(observeSignIn)
+	h.signin.Observe(h.noticeEvent)
 	// The admin API learns from this which users the config declares.
 	return db.register(h)
 }
@@ -420,6 +469,11 @@ func (h *TwoFactor) provisionAccounts(repl *caddy.Replacer) error {
 		acct, err := signin.NewAccount(repl.ReplaceKnown(u.Password, ""))
 		if err != nil {
 			return fmt.Errorf("user %q: %w", name, err)
+		}
+		if u.Email != "" {
+			if acct.Email, err = notify.ParseAddress(repl.ReplaceKnown(u.Email, "")); err != nil {
+				return fmt.Errorf("user %q: %w", name, err)
+			}
 		}
 		h.accounts[name] = acct
 	}
@@ -499,11 +553,15 @@ func (h *TwoFactor) Validate() error {
 	if err := h.validateFactors(); err != nil {
 		return err
 	}
+	if err := h.validateNotify(); err != nil {
+		return err
+	}
 	return h.validateBranding()
 }
 
 // Cleanup releases this config's use of the database.
 func (h *TwoFactor) Cleanup() error {
+	h.closeNotify()
 	if h.db == nil {
 		return nil
 	}

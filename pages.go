@@ -38,6 +38,8 @@ func (h *TwoFactor) servePage(w http.ResponseWriter, r *http.Request, page strin
 		hs = handlers{h.getSetup, h.postSetup}
 	case "confirm":
 		hs = handlers{h.getConfirm, h.postConfirm}
+	case "confirm/email":
+		hs = handlers{post: h.postConfirmEmail}
 	case "logout":
 		hs = handlers{h.getLogout, h.postLogout}
 	case "account":
@@ -108,7 +110,9 @@ func (h *TwoFactor) readForm(w http.ResponseWriter, r *http.Request) (url.Values
 
 // rejectForgery answers a POST whose origin or anti-CSRF token is wrong.
 func (h *TwoFactor) rejectForgery(w http.ResponseWriter, r *http.Request, user string) error {
-	h.audit(clientIP(r), "csrf_rejected", user, "")
+	page, _ := h.pageName(r.URL.Path)
+	countSignIn(formStep(page), outcomeCSRFRejected)
+	h.audit(clientIP(r), eventCSRFRejected, user, "")
 	return h.render(w, http.StatusForbidden, "error", pageData{Title: "Form expired", Error: msgExpiredForm})
 }
 
@@ -305,7 +309,7 @@ func (h *TwoFactor) renderSetup(w http.ResponseWriter, r *http.Request, status i
 	// made (a URI too long for one) leaves the page without it, not broken.
 	var qr template.URL
 	if png, err := qrcode.Encode(uri, qrcode.Medium, 256); err != nil {
-		h.logger.Warn("two-factor setup page shown without a QR code", zap.Int("uri_length", len(uri)), zap.Error(err))
+		h.logger.Warn("two-factor setup page shown without a QR code", eventField(eventSetupWithoutQR), zap.Int("uri_length", len(uri)), zap.Error(err))
 	} else {
 		qr = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))
 	}
@@ -392,17 +396,18 @@ func (h *TwoFactor) enrolled(w http.ResponseWriter, r *http.Request, sess *store
 		Title:         "Save your recovery codes",
 		Username:      sess.User,
 		RecoveryCodes: res.RecoveryCodes,
-		CodesFile:     codesFile(h.issuer(r), sess.User, res.RecoveryCodes),
+		CodesFile:     h.codesFile(w, h.issuer(r), sess.User, res.RecoveryCodes),
 		Next:          h.safeNext(res.Next),
 	})
 }
 
 // codesFile is a data: URL of a text file with the codes, for the page's
 // download link; it is built here so the template never writes a URL.
-func codesFile(issuer, user string, codes []string) template.URL {
+func (h *TwoFactor) codesFile(w http.ResponseWriter, issuer, user string, codes []string) template.URL {
+	_, p := h.pageTemplates(w) // the page's language
 	var b strings.Builder
-	b.WriteString("Recovery codes for " + user + " at " + issuer + "\n")
-	b.WriteString("Each code works once, in place of an authenticator code.\n\n")
+	b.WriteString(p.T("codes_file.heading", user, issuer) + "\n")
+	b.WriteString(p.T("codes_file.hint") + "\n\n")
 	for _, c := range codes {
 		b.WriteString(c + "\n")
 	}
@@ -424,15 +429,23 @@ func (h *TwoFactor) getConfirm(w http.ResponseWriter, r *http.Request) error {
 
 // renderConfirm shows the confirmation page with the factors user has.
 func (h *TwoFactor) renderConfirm(w http.ResponseWriter, status int, sess *store.Session, user *store.User, msg string) error {
+	data := h.confirmPage(sess, user)
+	data.Error = msg
+	// The e-mailed code's offer (emailcode.go).
+	data.EmailCodeTo = h.emailOffer(sess)
+	return h.render(w, status, "confirm", data)
+}
+
+// confirmPage is the confirmation page's data for the factors user has.
+func (h *TwoFactor) confirmPage(sess *store.Session, user *store.User) pageData {
 	hasPasskeys := len(user.Passkeys) > 0 && h.signin.Offers().Passkeys
-	return h.render(w, status, "confirm", pageData{
+	return pageData{
 		Title:         "Two-factor sign-in",
 		CSRF:          h.sessionCSRF(sess.Key),
 		Username:      sess.User,
-		Error:         msg,
 		Factors:       factorsView{TOTP: user.TOTP != nil, Passkeys: hasPasskeys},
 		PasskeyScript: hasPasskeys,
-	})
+	}
 }
 
 func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {

@@ -116,7 +116,7 @@ func (h *TwoFactor) answerOptions(w http.ResponseWriter, options []byte, err err
 	if status == http.StatusInternalServerError {
 		h.logger.Error("beginning a passkey ceremony", zap.Error(err))
 	}
-	return writeJSON(w, status, map[string]string{"error": msg})
+	return writeJSON(w, status, map[string]string{"error": h.translated(w, msg)})
 }
 
 // pendingOptions answers an options request of a password-only session.
@@ -139,8 +139,8 @@ func (h *TwoFactor) pendingOptions(w http.ResponseWriter, r *http.Request, begin
 // rejectForgeryJSON answers an options request whose origin or anti-CSRF
 // token is wrong.
 func (h *TwoFactor) rejectForgeryJSON(w http.ResponseWriter, r *http.Request, user string) error {
-	h.audit(clientIP(r), "csrf_rejected", user, "")
-	return writeJSON(w, http.StatusForbidden, map[string]string{"error": msgExpiredForm})
+	h.audit(clientIP(r), eventCSRFRejected, user, "")
+	return writeJSON(w, http.StatusForbidden, map[string]string{"error": h.translated(w, msgExpiredForm)})
 }
 
 func (h *TwoFactor) passkeySetupOptions(w http.ResponseWriter, r *http.Request) error {

@@ -16,10 +16,11 @@ import (
 //go:embed templates
 var templatesFS embed.FS
 
-var pageTemplates = template.Must(template.ParseFS(templatesFS, "templates/*.html"))
-
 // pageData is what every page template gets.
 type pageData struct {
+	// Lang is the page's language, a BCP 47 tag for <html lang>, set by
+	// render.
+	Lang string
 	// Title is the page's heading.
 	Title  string
 	Prefix string
@@ -62,6 +63,9 @@ type pageData struct {
 	Factors factorsView
 	// Offers are what the config offers, set by render.
 	Offers signin.Offers
+	// EmailCodeTo offers an e-mailed code on the confirm page, to this
+	// masked address (email_codes); "" offers none.
+	EmailCodeTo string
 
 	// Brand is the site's branding, set by render.
 	Brand brand
@@ -85,18 +89,20 @@ func (h *TwoFactor) render(w http.ResponseWriter, status int, name string, data 
 		data.Offers = h.signin.Offers()
 	}
 	data.Nonce = rand.Text()
-	templates := pageTemplates
-	if h.templates != nil {
-		templates = h.templates // from templates_dir
-	}
+	templates, printer := h.pageTemplates(w) // of templates_dir, if set
+	translateData(printer, &data)
 	var buf bytes.Buffer
 	if err := templates.ExecuteTemplate(&buf, name+".html", data); err != nil {
-		h.logger.Error("rendering 2FA page", zap.String("page", name), zap.Error(err))
+		h.logger.Error("rendering 2FA page", eventField(eventPageRenderFailed), zap.String("page", name), zap.Error(err))
 		return caddyhttpError(err)
 	}
 	hdr := w.Header()
 	setPageHeaders(hdr, data.Nonce)
 	hdr.Set("Content-Type", "text/html; charset=utf-8")
+	hdr.Set("Content-Language", data.Lang)
+	if h.languagePages().bundle.Negotiates() {
+		hdr.Add("Vary", "Accept-Language")
+	}
 	hdr.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
 	_, err := w.Write(buf.Bytes())

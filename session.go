@@ -96,7 +96,7 @@ func sessionKey(r *http.Request) (store.SessionKey, bool) {
 
 // client is who sends r, as the sign-in service sees it.
 func client(r *http.Request) signin.Client {
-	return signin.Client{IP: clientIP(r), UserAgent: r.UserAgent()}
+	return signin.Client{IP: clientIP(r), UserAgent: r.UserAgent(), Language: r.Header.Get("Accept-Language")}
 }
 
 // fullSession returns the request's signed-in session. It is served from
@@ -162,11 +162,4 @@ func (h *TwoFactor) pendingSession(r *http.Request) (*store.Session, *store.User
 		return nil, nil, signin.ErrNoPending
 	}
 	return h.signin.Pending(key)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

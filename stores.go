@@ -289,14 +289,14 @@ func watchRedis(ctx context.Context, st *redisstore.Store, cache *sessioncache.C
 		Confirmed: func(at time.Time) {
 			cache.Confirm(at)
 			if !up.Swap(true) {
-				logger.Info("2FA sessions of other instances are heard again: the session cache is in use", zap.String("store", name))
+				logger.Info("2FA sessions of other instances are heard again: the session cache is in use", eventField(eventInvalidationRestored), zap.String("store", name))
 			}
 		},
 		Lost: func(err error) {
 			cache.Distrust()
 			if up.Swap(false) && ctx.Err() == nil {
 				logger.Warn("lost the invalidation channel of the 2FA store: every signed-in request is checked against the store until it is back",
-					zap.String("store", name), zap.Error(err))
+					eventField(eventInvalidationLost), zap.String("store", name), zap.Error(err))
 			}
 		},
 	})

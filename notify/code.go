@@ -50,6 +50,13 @@ func CheckCode(key []byte, user, input string, digest []byte) bool {
 	return hmac.Equal(CodeDigest(key, user, code), digest) && ok
 }
 
+// IsCode reports whether s has the form of an e-mailed code: 8 digits,
+// with spaces and dashes ignored.
+func IsCode(s string) bool {
+	_, ok := parseCode(s)
+	return ok
+}
+
 func parseCode(s string) (string, bool) {
 	s = strings.Map(func(r rune) rune {
 		if r == ' ' || r == '-' {

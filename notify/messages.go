@@ -5,6 +5,8 @@ import (
 	"strings"
 	"text/template"
 	"time"
+
+	"github.com/caddy-two-factor/caddy-two-factor/i18n"
 )
 
 // English is the message catalog: text/template sources by key. For each
@@ -75,12 +77,14 @@ type messageView struct {
 	MaskedTo            string // a***@example.com
 	CountsRecoveryCodes bool   // RecoveryCodesLeft was given (0 included)
 	RecoveryCodesLeft   int
+	RecoveryCodesPlural string // RecoveryCodesLeft's CLDR plural category in the language: "one", "few", "many", "other"
 	CodeLifetime        string // "10 minutes"
 }
 
 // Messages renders notices from a catalog.
 type Messages struct {
 	t *template.Template
+	p *i18n.Printer // formats dates, durations and plurals; nil: English (RFC 1123, "10 minutes")
 }
 
 // NewMessages parses a catalog; it must have a subject and a body for
@@ -137,6 +141,7 @@ func (m *Messages) Render(n Notice) (subject, body string, err error) {
 	if n.RecoveryCodesLeft != nil {
 		v.CountsRecoveryCodes, v.RecoveryCodesLeft = true, *n.RecoveryCodesLeft
 	}
+	m.localize(&v)
 	exec := func(key string) (string, error) {
 		var b strings.Builder
 		if err := m.t.ExecuteTemplate(&b, key, v); err != nil {

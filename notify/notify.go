@@ -106,6 +106,10 @@ type Notice struct {
 	// what is theirs.
 	AccountURL string `json:"account_url,omitempty"`
 
+	// Language is the language tag to write the notice in (see
+	// MessagesFor); empty means English. Operators' own texts
+	// (NewMessages) are used whatever it says.
+	Language string `json:"language,omitempty"`
 	// To is the user's e-mail address; empty means no e-mail is sent.
 	To string `json:"-"`
 	// Code is the fallback sign-in code of an email_code notice.

@@ -161,7 +161,7 @@ func (s *SMTP) Send(ctx context.Context, n Notice) error {
 // compose builds the message. Every header value is checked for CR and LF,
 // so nothing a user controls (name, browser, address) can add a header.
 func (s *SMTP) compose(n Notice, to string) ([]byte, error) {
-	subject, body, err := s.cfg.Messages.Render(n)
+	subject, body, err := s.cfg.Messages.For(n.Language).Render(n)
 	if err != nil {
 		return nil, err
 	}

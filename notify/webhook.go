@@ -95,7 +95,7 @@ func (w *Webhook) Accepts(Notice) bool { return true }
 // network errors are retried; any other answer is permanent.
 func (w *Webhook) Send(ctx context.Context, n Notice) error {
 	n.Code = "" // never leaves in a webhook
-	title, message, err := w.cfg.Messages.Render(n)
+	title, message, err := w.cfg.Messages.For(n.Language).Render(n)
 	if err != nil {
 		return Permanent(err)
 	}

@@ -151,6 +151,26 @@ type Cache struct {
 	distrusting  bool
 	base         time.Time
 	trustedUntil atomic.Int64
+
+	// hits, misses and invalidations are counted for Stats.
+	hits, misses, invalidations atomic.Uint64
+}
+
+// Stats are counts since a cache was made, for the operator's metrics.
+type Stats struct {
+	// Hits and Misses count Get's answers: a session served from memory,
+	// or none (not cached, revoked, or the cache distrusting itself), so
+	// it is read from the store.
+	Hits, Misses uint64
+	// Invalidations counts the committed writes, of this process or
+	// (through a shared store) of others, that dropped sessions or users
+	// from the cache.
+	Invalidations uint64
+}
+
+// Stats returns the cache's counts.
+func (c *Cache) Stats() Stats {
+	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), Invalidations: c.invalidations.Load()}
 }
 
 // New returns the cache of a store that only this process writes.
@@ -224,6 +244,15 @@ func shardOf(key store.SessionKey) int {
 // A session whose user was written since it was cached is not returned:
 // it must be loaded again.
 func (c *Cache) Get(key store.SessionKey) *Session {
+	if e := c.get(key); e != nil {
+		c.hits.Add(1)
+		return e
+	}
+	c.misses.Add(1)
+	return nil
+}
+
+func (c *Cache) get(key store.SessionKey) *Session {
 	if c.distrusting && !c.Trusted() {
 		return nil
 	}
@@ -356,6 +385,7 @@ func (c *Cache) evictedSeen(key store.SessionKey) int64 {
 // Invalidate drops the sessions of keys and marks every cached session of
 // users revoked, after a write to them has committed.
 func (c *Cache) Invalidate(users []string, keys []store.SessionKey) {
+	c.invalidations.Add(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.epoch.Add(1)

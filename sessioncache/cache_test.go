@@ -112,3 +112,27 @@ func TestDistrustingCacheForgetsWhatItHeldThroughALapse(t *testing.T) {
 		t.Fatal("a confirmation without a lapse dropped the cache")
 	}
 }
+
+func TestCacheStatsCountGetsAndInvalidations(t *testing.T) {
+	c := NewDistrusting()
+	s := &store.Session{Key: store.SessionKey{2}, User: "mallory", Expires: time.Now().Add(time.Hour)}
+	c.Confirm(time.Now())
+	c.add(newSession(s, false), c.epoch.Load())
+	steps := []struct {
+		name string
+		do   func()
+		want Stats
+	}{
+		{"hit", func() { c.Get(s.Key) }, Stats{Hits: 1}},
+		{"miss on an unknown key", func() { c.Get(store.SessionKey{3}) }, Stats{Hits: 1, Misses: 1}},
+		{"invalidation", func() { c.Invalidate([]string{"mallory"}, nil) }, Stats{Hits: 1, Misses: 1, Invalidations: 1}},
+		{"miss on a revoked session", func() { c.Get(s.Key) }, Stats{Hits: 1, Misses: 2, Invalidations: 1}},
+		{"miss while distrusting", func() { c.Distrust(); c.Get(s.Key) }, Stats{Hits: 1, Misses: 3, Invalidations: 1}},
+	}
+	for _, step := range steps {
+		step.do()
+		if got := c.Stats(); got != step.want {
+			t.Fatalf("after %s: Stats = %+v, want %+v", step.name, got, step.want)
+		}
+	}
+}

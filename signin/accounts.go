@@ -32,6 +32,24 @@ const (
 	caddyBcryptFake   = "$2a$14$X3ulqf/iGxnf1k6oMZ.RZeJUoqI9PX2PM4rS5lkIKJXduLGXGPrt6"
 )
 
+// minArgon2idKey is the shortest argon2id key (tag) accepted, RFC 9106's
+// least tag length.
+const minArgon2idKey = 4
+
+// Bounds on the cost of a config's hashes. A sign-in checks the hash while
+// holding one of the few hashing slots, and an unknown name is checked
+// against a fake hash of the same class, so a hash beyond them would let
+// anyone hold every slot for hours (bcrypt cost 31 takes days) or end the
+// process for want of memory (argon2id's m is in KiB: m=4294967295 asks
+// for 4 TiB). They sit well above what `caddy hash-password` makes
+// (bcrypt 14, argon2id m=47104 t=1) and what RFC 9106 recommends.
+const (
+	maxBcryptCost     = 16
+	maxArgon2idMemory = 1 << 20 // KiB: 1 GiB
+	maxArgon2idTime   = 64
+	maxArgon2idKey    = 1024
+)
+
 // The hash algorithms, as `caddy hash-password --algorithm` names them.
 const (
 	Argon2id = "argon2id"
@@ -83,6 +101,9 @@ func ClassOf(hash string) (HashClass, error) {
 		if err != nil {
 			return HashClass{}, fmt.Errorf("invalid bcrypt hash: %w", err)
 		}
+		if cost > maxBcryptCost {
+			return HashClass{}, fmt.Errorf("bcrypt cost %d is above %d: one sign-in would hold a hashing slot for hours", cost, maxBcryptCost)
+		}
 		return HashClass{Algorithm: Bcrypt, Cost: cost}, nil
 	case strings.HasPrefix(hash, "$argon2id$"):
 		_, key, err := decodeArgon2id(hash)
@@ -106,6 +127,19 @@ func ClassOf(hash string) (HashClass, error) {
 		// argon2 panics on these rather than refuse them.
 		if c.Time == 0 || c.Threads == 0 || c.Memory == 0 {
 			return HashClass{}, errors.New("invalid argon2id hash: m, t and p must be named and at least 1")
+		}
+		// argon2 panics on an empty key too, and a key of a byte or two
+		// matches one password in a few hundred.
+		if c.KeyLength < minArgon2idKey {
+			return HashClass{}, fmt.Errorf("invalid argon2id hash: the key is %d bytes, at least %d are needed", c.KeyLength, minArgon2idKey)
+		}
+		switch {
+		case c.Memory > maxArgon2idMemory:
+			return HashClass{}, fmt.Errorf("invalid argon2id hash: m=%d KiB is above %d KiB (1 GiB): each sign-in would ask for that much memory", c.Memory, maxArgon2idMemory)
+		case c.Time > maxArgon2idTime:
+			return HashClass{}, fmt.Errorf("invalid argon2id hash: t=%d is above %d", c.Time, maxArgon2idTime)
+		case c.KeyLength > maxArgon2idKey:
+			return HashClass{}, fmt.Errorf("invalid argon2id hash: the key is %d bytes, at most %d are accepted", c.KeyLength, maxArgon2idKey)
 		}
 		return c, nil
 	case hash == "":
@@ -180,6 +214,9 @@ type Account struct {
 	salt, key []byte
 	// Credential names the hash in the sessions opened with it.
 	Credential store.Credential
+	// Email is the user's e-mail address for notices and e-mailed codes,
+	// as the config gives it (checked with notify.ParseAddress); "" if none.
+	Email string
 }
 
 // NewAccount checks a hash made by `caddy hash-password` and returns the

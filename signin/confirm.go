@@ -111,6 +111,7 @@ func (s *Service) FinishSetup(sess *store.Session, code string, c Client) (SignI
 		}
 		u.TOTP = &store.Enrollment{Secret: rec.PendingSecret, LastStep: step, RecoveryDigests: digests, EnrolledAt: now}
 		u.RecoveryDigests = nil // left by passkeys an operator removed
+		rememberBrowser(u, c)   // the browser that enrolls is known from then on
 		res.Next = rec.Next
 		res.Token, err = s.completeSignIn(tx, u, rec, MethodSetup, c, now)
 		return err
@@ -124,12 +125,14 @@ func (s *Service) FinishSetup(sess *store.Session, code string, c Client) (SignI
 }
 
 // Confirm signs in the user of the pending session sess once code is a
-// current TOTP code of theirs or an unused recovery code. It returns
+// current TOTP code of theirs, an unused recovery code, or the code
+// e-mailed for sess (see SendEmailCode), when e-mailed codes are on. A
+// wrong code of any kind is one failed attempt. It returns
 // ErrMalformedFactor, ErrBadCode, ErrReplayedCode, a *LockedError,
 // ErrSessionEnded (ErrNoPending), ErrNotEnrolled, or the store's error.
 func (s *Service) Confirm(sess *store.Session, code string, c Client) (SignInResult, error) {
 	factor, ok := parseSecondFactor(code)
-	if !ok {
+	if !ok || (factor.email != "" && !s.policy.EmailCodes) {
 		return SignInResult{}, ErrMalformedFactor
 	}
 	now := s.deps.Now()
@@ -140,6 +143,7 @@ func (s *Service) Confirm(sess *store.Session, code string, c Client) (SignInRes
 	defer s.release(attempt)
 	res := SignInResult{Method: factor.method()}
 	remaining := -1
+	var newBrowser bool
 	err = s.deps.Store.Update(func(tx store.Tx) error {
 		rec, err := tx.Session(sess.Key)
 		if err != nil {
@@ -155,12 +159,18 @@ func (s *Service) Confirm(sess *store.Session, code string, c Client) (SignInRes
 		if !u.Enrolled() {
 			return ErrNotEnrolled
 		}
-		if err := s.useSecondFactor(u, factor, now); err != nil {
+		if factor.email != "" {
+			err = s.useEmailCode(rec, factor.email, now)
+		} else {
+			err = s.useSecondFactor(u, factor, now)
+		}
+		if err != nil {
 			return err
 		}
 		if factor.recovery != "" {
 			remaining = len(*recoveryDigests(u))
 		}
+		newBrowser = rememberBrowser(u, c)
 		res.Next = rec.Next
 		res.Token, err = s.completeSignIn(tx, u, rec, res.Method, c, now)
 		return err
@@ -173,7 +183,7 @@ func (s *Service) Confirm(sess *store.Session, code string, c Client) (SignInRes
 	}
 	s.signedIn(attempt)
 	s.recoveryUsed(sess.User, remaining, c)
-	s.observers.emit(Event{Kind: EventSignedIn, Step: StepConfirm, User: sess.User, Known: true, Method: res.Method, Client: c})
+	s.observers.emit(Event{Kind: EventSignedIn, Step: StepConfirm, User: sess.User, Known: true, Method: res.Method, Client: c, NewBrowser: newBrowser})
 	return res, nil
 }
 

@@ -17,6 +17,7 @@ const (
 	// A TOTP code of a step already used.
 	EventReplayedCode = "replayed_code"
 	// An attempt refused by a lock; Scope says whose, Until until when.
+	// Reason ReasonFailures: a failure has just locked the account.
 	EventLocked = "locked"
 	// Both factors given (Method totp or recovery).
 	EventSignedIn = "signed_in"
@@ -44,6 +45,10 @@ const (
 	EventRevoked         = "revoked"
 	EventUnlocked        = "unlocked"
 	EventRemoved         = "removed"
+	EventEmailChanged    = "email_changed"
+	// An e-mailed code was made and queued for the user (Step
+	// StepEmailCode); a refused request is EventLocked with that step.
+	EventEmailCodeSent = "email_code_sent"
 	// Something went wrong that does not change the outcome (a count not
 	// written): Reason says what, Err why. For the operator's log.
 	EventError = "error"
@@ -58,6 +63,7 @@ const (
 	StepRecoveryCodes = "recovery_codes"
 	StepPasskeyLogin  = "passkey_login"
 	StepAddPasskey    = "add_passkey"
+	StepEmailCode     = "email_code"
 )
 
 // The scopes of EventSessionsEnded.
@@ -78,7 +84,7 @@ type Event struct {
 	User   string
 	Known  bool
 	Reason string
-	// Method is the second factor: totp or recovery.
+	// Method is the second factor: totp, recovery or email.
 	Method string
 	Client Client
 	// Remaining counts recovery codes left (EventRecoveryUsed).
@@ -91,6 +97,9 @@ type Event struct {
 	Until time.Time
 	// Err is set on EventError.
 	Err error
+	// NewBrowser is set on EventSignedIn when the user signed in from a
+	// browser none of their last sign-ins came from (see browserDigest).
+	NewBrowser bool
 }
 
 // observers are called with every event, in the order they were added,

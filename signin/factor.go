@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/caddy-two-factor/caddy-two-factor/notify"
 	"github.com/caddy-two-factor/caddy-two-factor/passkey"
 	"github.com/caddy-two-factor/caddy-two-factor/recovery"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
@@ -22,10 +23,10 @@ const (
 	MethodWebAuthn = "webauthn"
 )
 
-// secondFactor is what a user typed as a second factor: a TOTP code or a
-// recovery code, parsed.
+// secondFactor is what a user typed as a second factor: a TOTP code, a
+// recovery code or an e-mailed code, parsed.
 type secondFactor struct {
-	totp, recovery string
+	totp, recovery, email string
 }
 
 func parseSecondFactor(input string) (secondFactor, bool) {
@@ -35,13 +36,19 @@ func parseSecondFactor(input string) (secondFactor, bool) {
 	if code, ok := recovery.Parse(input); ok {
 		return secondFactor{recovery: code}, true
 	}
+	if notify.IsCode(input) {
+		return secondFactor{email: input}, true
+	}
 	return secondFactor{}, false
 }
 
 // method names the factor in sessions and events.
 func (f secondFactor) method() string {
-	if f.totp != "" {
+	switch {
+	case f.totp != "":
 		return MethodTOTP
+	case f.email != "":
+		return MethodEmail
 	}
 	return MethodRecovery
 }
@@ -135,7 +142,25 @@ func (s *Service) codeFailed(attempt *throttle.Attempt, step, user, method strin
 		kind = EventReplayedCode
 	}
 	s.observers.emit(Event{Kind: kind, Step: step, User: user, Known: true, Method: method, Client: c})
+	s.lockedByFailure(step, user, true, c)
 	return codeErr
+}
+
+// ReasonFailures is the Reason of an EventLocked reported when a failure
+// has just locked the account (rather than an attempt refused by a lock).
+const ReasonFailures = "failures"
+
+// lockedByFailure reports a lock that a failure by user from c has just
+// set, if it did and user is known.
+func (s *Service) lockedByFailure(step, user string, known bool, c Client) {
+	until, err := s.deps.Attempts.LockedUntil(user, known, c.IP, s.policy.Limits, s.deps.Now())
+	if err != nil {
+		s.failed("reading a 2FA lock", err)
+		return
+	}
+	if known && !until.IsZero() {
+		s.observers.emit(Event{Kind: EventLocked, Step: step, User: user, Known: true, Client: c, Until: until, Scope: ScopeAccount, Reason: ReasonFailures})
+	}
 }
 
 // checkNewSecret checks a code typed for the pending secret of sess (at
@@ -192,7 +217,9 @@ func (s *Service) StepUp(req StepUpRequest, change func(tx store.Tx, sess *store
 	switch {
 	case req.Assertion != nil:
 		method = MethodWebAuthn
-	case !ok:
+	case !ok || factor.email != "":
+		// An e-mailed code is sent at sign-in only: none is ever
+		// pending for a signed-in session.
 		return ErrMalformedFactor
 	}
 	user := req.Session.User

@@ -87,13 +87,14 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (LoginResult, err
 		return LoginResult{}, err
 	}
 	defer s.release(attempt)
-	passwordOK := acct.Check(req.Password) && known
-	hashed()
+	passwordOK := checkHashed(acct, req.Password, hashed) && known
 	if !passwordOK {
 		if err := attempt.Failed(); err != nil {
 			return LoginResult{}, err
 		}
 		s.observers.emit(Event{Kind: EventBadPassword, Step: StepLogin, User: name, Known: known, Client: c})
+		// Read for unknown names too: the answer takes as long.
+		s.lockedByFailure(StepLogin, name, known, c)
 		return LoginResult{}, ErrBadCredentials
 	}
 	var res LoginResult
@@ -142,6 +143,14 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (LoginResult, err
 	}
 	s.observers.emit(Event{Kind: EventPasswordAccepted, Step: StepLogin, User: name, Known: true, Reason: reason, Client: c})
 	return res, nil
+}
+
+// checkHashed checks password against acct, then frees the hashing slot
+// with hashed, even if the check panics: a slot lost is lost until a
+// restart, and with every slot lost each sign-in is refused as busy.
+func checkHashed(acct Account, password string, hashed func()) bool {
+	defer hashed()
+	return acct.Check(password)
 }
 
 // endOldestPending deletes name's oldest pending sessions until at most

@@ -33,6 +33,9 @@ type UserInfo struct {
 	// Sessions counts the user's live signed-in sessions.
 	Sessions    int       `json:"sessions"`
 	LockedUntil time.Time `json:"locked_until,omitzero"`
+	// Email is the address of a user managed in the store (a declared
+	// user's is in the config).
+	Email string `json:"email,omitempty"`
 }
 
 // PasskeyInfo is what an operator sees of a passkey: nothing secret is
@@ -165,6 +168,7 @@ func (o *Operator) info(tx store.Tx, name string, now time.Time) (UserInfo, erro
 		return info, nil
 	}
 	info.Enrolled = u.Enrolled()
+	info.Email = u.Email
 	if u.TOTP != nil {
 		info.EnrolledAt = u.TOTP.EnrolledAt
 		info.Factors = append(info.Factors, MethodTOTP)
@@ -240,6 +244,13 @@ func mustBeManaged(name string) func(*store.User, string) error {
 // sessions of an earlier record of that name it ended. It returns a
 // *ConflictError if the name is declared in a config or exists.
 func (o *Operator) AddUser(name, hash string) (int, error) {
+	return o.AddUserWithEmail(name, hash, "")
+}
+
+// AddUserWithEmail is AddUser, giving the user the e-mail address email
+// ("" for none), in bare form (see notify.ParseAddress, which the caller
+// has checked it with).
+func (o *Operator) AddUserWithEmail(name, hash, email string) (int, error) {
 	check := func(_ *store.User, where string) error {
 		switch {
 		case o.scope.Declared[name]:
@@ -256,8 +267,19 @@ func (o *Operator) AddUser(name, hash string) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		return ended, tx.PutUser(&store.User{Name: name, PasswordHash: hash, Created: o.deps.Now()})
+		return ended, tx.PutUser(&store.User{Name: name, PasswordHash: hash, Email: email, Created: o.deps.Now()})
 	})
+}
+
+// SetEmail sets the e-mail address of a user managed in the store ("" to
+// remove it), checked by the caller. Errors are SetPassword's: a user the
+// config declares has their address in the config.
+func (o *Operator) SetEmail(name, email string) error {
+	_, err := o.change(EventEmailChanged, name, mustBeManaged(name), func(tx store.Tx, u *store.User) (int, error) {
+		u.Email = email
+		return 0, tx.PutUser(u)
+	})
+	return err
 }
 
 // SetPassword sets the password hash of a user managed in the store and

@@ -174,6 +174,7 @@ func (s *Service) passkeyRefused(attempt *throttle.Attempt, step, user string, k
 		return ferr
 	}
 	s.observers.emit(Event{Kind: EventBadCode, Step: step, User: user, Known: known, Method: MethodWebAuthn, Reason: refusalReason(refused), Client: c})
+	s.lockedByFailure(step, user, known, c)
 	return err
 }
 
@@ -225,6 +226,7 @@ func (s *Service) FinishPasskeySetup(sess *store.Session, response []byte, name 
 		if res.RecoveryCodes, u.RecoveryDigests, err = recovery.Generate(s.policy.RecoveryCodes); err != nil {
 			return nil, err
 		}
+		rememberBrowser(u, c) // the browser that enrolls is known from then on
 		res.Next = rec.Next
 		res.Token, err = s.completeSignIn(tx, u, rec, MethodWebAuthn, c, now)
 		return nil, err
@@ -301,6 +303,7 @@ func (s *Service) FinishPasskeyConfirm(sess *store.Session, response []byte, c C
 	if _, err := s.passkeys(false); err != nil {
 		return SignInResult{}, err
 	}
+	newBrowser := false
 	res, err := s.finishPendingCeremony(sess, StepConfirm, c, func(tx store.Tx, rec *store.Session, u *store.User, res *SignInResult, now time.Time) (error, error) {
 		if !u.Enrolled() {
 			return nil, ErrNotEnrolled
@@ -309,6 +312,7 @@ func (s *Service) FinishPasskeyConfirm(sess *store.Session, response []byte, c C
 			return refused, nil
 		}
 		var err error
+		newBrowser = rememberBrowser(u, c)
 		res.Next = rec.Next
 		res.Token, err = s.completeSignIn(tx, u, rec, MethodWebAuthn, c, now)
 		return nil, err
@@ -316,7 +320,7 @@ func (s *Service) FinishPasskeyConfirm(sess *store.Session, response []byte, c C
 	if err != nil {
 		return SignInResult{}, err
 	}
-	s.observers.emit(Event{Kind: EventSignedIn, Step: StepConfirm, User: sess.User, Known: true, Method: MethodWebAuthn, Client: c})
+	s.observers.emit(Event{Kind: EventSignedIn, Step: StepConfirm, User: sess.User, Known: true, Method: MethodWebAuthn, Client: c, NewBrowser: newBrowser})
 	return res, nil
 }
 
@@ -425,7 +429,10 @@ func (s *Service) FinishPasskeyLogin(key store.SessionKey, response []byte, next
 	}
 	defer s.release(attempt)
 	res := SignInResult{Method: MethodWebAuthn, Next: next}
-	var refused error
+	var (
+		refused    error
+		newBrowser bool
+	)
 	err = s.deps.Store.Update(func(tx store.Tx) error {
 		rec, err := tx.Session(key)
 		if err != nil {
@@ -456,6 +463,7 @@ func (s *Service) FinishPasskeyLogin(key store.SessionKey, response []byte, next
 			return refuse(passkey.ErrUnknownCredential)
 		}
 		rec.User, rec.Credential = u.Name, acct.Credential
+		newBrowser = rememberBrowser(u, c)
 		res.Token, err = s.completeSignIn(tx, u, rec, MethodWebAuthn, c, now)
 		return err
 	})
@@ -466,7 +474,7 @@ func (s *Service) FinishPasskeyLogin(key store.SessionKey, response []byte, next
 		return SignInResult{}, err
 	}
 	s.signedIn(attempt)
-	s.observers.emit(Event{Kind: EventSignedIn, Step: StepPasskeyLogin, User: name, Known: true, Method: MethodWebAuthn, Client: c})
+	s.observers.emit(Event{Kind: EventSignedIn, Step: StepPasskeyLogin, User: name, Known: true, Method: MethodWebAuthn, Client: c, NewBrowser: newBrowser})
 	return res, nil
 }
 

@@ -91,8 +91,22 @@ func TestPasskeyFailuresLock(t *testing.T) {
 		if _, err := e.svc.FinishPasskeyConfirm(sess, wrong.Get(t, options), alpha); !errors.Is(err, ErrBadPasskey) {
 			t.Fatalf("answer %d from another origin: %v, want ErrBadPasskey", i+1, err)
 		}
-		if ev := e.last(t); ev.Kind != EventBadCode || ev.Method != MethodWebAuthn || ev.Reason != "verification" {
+		evs := e.take()
+		want := []string{EventBadCode}
+		if i == 2 {
+			want = append(want, EventLocked) // the third failure locks
+		}
+		if len(evs) < len(want) {
+			t.Fatalf("answer %d: events %+v, want kinds %v", i+1, evs, want)
+		}
+		evs = evs[len(evs)-len(want):]
+		if ev := evs[0]; ev.Kind != EventBadCode || ev.Method != MethodWebAuthn || ev.Reason != "verification" {
 			t.Errorf("event of a refused passkey: %+v", ev)
+		}
+		if i == 2 {
+			if ev := evs[1]; ev.Kind != EventLocked || ev.Reason != ReasonFailures || ev.User != "bob" {
+				t.Errorf("the failure that locks is reported as %+v, want a lock by failures", ev)
+			}
 		}
 	}
 	if _, err := e.login(t, "bob", testPassword); !errors.As(err, new(*LockedError)) {

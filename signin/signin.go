@@ -18,6 +18,7 @@
 package signin
 
 import (
+	"strings"
 	"time"
 
 	"github.com/caddy-two-factor/caddy-two-factor/passkey"
@@ -62,6 +63,10 @@ type Policy struct {
 	// that factor (the config's factors); a factor a user has keeps
 	// working.
 	NoTOTPEnrollment, NoPasskeyEnrollment bool
+	// EmailCodes lets a user with an e-mail address ask for a fallback
+	// code by e-mail at the confirm step (see SendEmailCode); it needs
+	// Deps.Mailer.
+	EmailCodes bool
 }
 
 // Deps are what a Service works with.
@@ -79,6 +84,11 @@ type Deps struct {
 	Passkeys *passkey.Service
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
+	// Mailer queues an e-mailed code (see SendEmailCode); it must not
+	// block. Nil: no codes are sent.
+	Mailer func(CodeMail)
+	// CodeKey keys the digests of e-mailed codes (notify.CodeDigest).
+	CodeKey []byte
 }
 
 // Service carries out sign-ins under one Policy.
@@ -110,6 +120,10 @@ func (s *Service) SetHashing(l *throttle.HashLimiter) { s.deps.Hashing = l }
 type Client struct {
 	IP        string
 	UserAgent string
+	// Language is the client's Accept-Language, as sent: the notices an
+	// event causes are written in the language it asks for (as the pages
+	// are). Never stored.
+	Language string
 }
 
 // maxUserAgent bounds what is stored of a client's User-Agent.
@@ -133,4 +147,27 @@ func newSession(tx store.Tx, c Client, sess store.Session) (string, error) {
 	sess.ClientIP = c.IP
 	sess.UserAgent = truncate(c.UserAgent, maxUserAgent)
 	return token, tx.PutSession(&sess)
+}
+
+// Device describes a User-Agent for people: "Firefox on Linux".
+func Device(ua string) string {
+	pick := func(names [][2]string) string {
+		for _, n := range names {
+			if strings.Contains(ua, n[0]) {
+				return n[1]
+			}
+		}
+		return ""
+	}
+	browser := pick([][2]string{{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"Chrome/", "Chrome"}, {"Safari/", "Safari"}})
+	system := pick([][2]string{{"Android", "Android"}, {"iPhone", "iPhone"}, {"iPad", "iPad"}, {"Windows", "Windows"}, {"Mac OS X", "macOS"}, {"CrOS", "ChromeOS"}, {"Linux", "Linux"}})
+	switch {
+	case browser != "" && system != "":
+		return browser + " on " + system
+	case browser != "" || system != "":
+		return browser + system
+	case ua != "":
+		return truncate(ua, 40)
+	}
+	return "Unknown device"
 }

@@ -265,6 +265,29 @@ func TestLoginHashesForEveryName(t *testing.T) {
 	}
 }
 
+// TestLoginFreesTheHashingSlotOnPanic: a password check that panics (as
+// argon2 does on parameters it cannot use) gives its hashing slot back, so
+// the sign-ins after it are not refused as busy until a restart.
+func TestLoginFreesTheHashingSlotOnPanic(t *testing.T) {
+	e := newEnv(t, func(p *Policy) {
+		// No key: argon2 panics. ClassOf refuses such a hash; this one is
+		// made by hand.
+		p.Accounts["eve"] = Account{Class: HashClass{Algorithm: Argon2id, Time: 1, Memory: 8, Threads: 1}}
+	})
+	e.svc.SetHashing(throttle.NewHashLimiter(1, 0, 0, false))
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the check of a hash without a key did not panic: the test proves nothing")
+			}
+		}()
+		_, _ = e.login(t, "eve", "anything")
+	}()
+	if _, err := e.login(t, "alice", "wrong"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("error %v, want ErrBadCredentials: the panic kept the only hashing slot", err)
+	}
+}
+
 func TestLockout(t *testing.T) {
 	for _, user := range []string{"alice", "mallory"} {
 		t.Run(user, func(t *testing.T) {

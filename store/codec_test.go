@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,12 @@ func TestSessionCodecRoundTrip(t *testing.T) {
 		"agent that is only fragments": {User: "e", UserAgent: strings.Join(agentFragments[:], "")},
 		"non-ASCII":                    {User: "ｆｒａｎｋ", UserAgent: "Agent/1 ☃"},
 		"pending ceremony":             {User: "g", Stage: StagePending, Credential: CredentialOf("h"), Ceremony: []byte{1, 2, 0xff}},
+		"remembered, re-check drawn": {
+			User: "h", Stage: StageFull, UserSessionID: "sid", Expires: base, Method: "remembered",
+			RecheckAt: base.Add(-time.Minute), Credential: CredentialOf("h"),
+		},
+		"re-check before 1970": {User: "i", RecheckAt: time.Unix(-5, 7).UTC()},
+		"e-mailed code":        {User: "h", Stage: StagePending, EmailCode: bytes.Repeat([]byte{7}, 32), EmailCodeExpires: base},
 	}
 	for name, s := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -66,10 +73,19 @@ func TestUserCodecRoundTrip(t *testing.T) {
 			WebAuthnID: bytes.Repeat([]byte{0xaa}, 64),
 			Passkeys:   []Passkey{fullPasskey(), {ID: []byte{9}, PublicKey: []byte{8}, SignCount: 1<<32 - 1}},
 		},
+		"address and known browsers": {
+			Name: "fay", Email: "fay@example.com", KnownBrowsers: [][]byte{{1, 2}, {3}},
+		},
 		"passkey only, with its recovery codes": {
 			Name: "erin", WebAuthnID: []byte{1}, Passkeys: []Passkey{fullPasskey()},
 			RecoveryDigests: [][]byte{{3, 4}, {5}},
 		},
+		"remembered devices and app tokens": {
+			Name: "fay", TOTP: &Enrollment{Secret: []byte{1}},
+			RememberedDevices: []RememberedDevice{fullDevice(), {ID: "b", Digest: []byte{1}, Expires: base}},
+			AppTokens:         []AppToken{fullAppToken(), {ID: "t2", Digest: []byte{2}}},
+		},
+		"an app token, no device": {Name: "gus", AppTokens: []AppToken{{ID: "x", Name: "☃", Digest: []byte{3}, Expires: base}}},
 	}
 	for name, u := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -113,19 +129,33 @@ func TestCodecRejectsCorruptRecords(t *testing.T) {
 	}
 }
 
+// zeroTime is the length of a zero time's encoding.
+var zeroTime = len(appendTime(nil, time.Time{}))
+
+// noEmailCode is how a session without an e-mailed code ends: the code's
+// length (0) and the zero expiry.
+var noEmailCode = appendTime([]byte{0}, time.Time{})
+
+// sessionTail is the length of what follows the ceremony in a session
+// with no re-check deadline and no e-mailed code.
+var sessionTail = zeroTime + len(noEmailCode)
+
 // withAgent replaces the empty packed User-Agent of raw, a session with no
-// credential and no ceremony, by the one byte b.
+// credential, no ceremony, no re-check deadline and no e-mailed code, by
+// the one byte b.
 func withAgent(raw []byte, b byte) []byte {
-	// raw ends with the agent's length (0), the credential's (0) and the
-	// ceremony's (0).
-	return append(raw[:len(raw)-3:len(raw)-3], 1, b, 0, 0)
+	// raw ends with the agent's length (0), the credential's (0), the
+	// ceremony's (0) and the sessionTail.
+	tail := slices.Clone(raw[len(raw)-2-sessionTail:])
+	return append(append(raw[:len(raw)-3-sessionTail:len(raw)-3-sessionTail], 1, b), tail...)
 }
 
 func TestCodecReadsFirstFormatSessionsWithoutCredential(t *testing.T) {
 	s := Session{User: "alice", Stage: StageFull, Credential: CredentialOf("$2a$04$hash")}
 	raw := encodeSession(&s)
-	// raw ends with the credential and the ceremony's length (0).
-	raw = append([]byte{sessionFormatV2}, raw[1:len(raw)-1]...)
+	// raw ends with the credential, the ceremony's length (0) and the
+	// sessionTail.
+	raw = append([]byte{sessionFormatV2}, raw[1:len(raw)-1-sessionTail]...)
 	v1 := append([]byte{sessionFormatV1}, raw[1:len(raw)-1-len(s.Credential)]...)
 	var got Session
 	if err := decodeSession(v1, &got); err != nil {
@@ -188,6 +218,23 @@ func TestAttemptsCodecRoundTrip(t *testing.T) {
 	}
 }
 
+// fullDevice is a remembered device with every field set.
+func fullDevice() RememberedDevice {
+	return RememberedDevice{
+		ID: "dev-1", Digest: bytes.Repeat([]byte{0xd1}, 32), Factors: bytes.Repeat([]byte{0xf1}, 32),
+		Created: base.Add(-time.Hour), LastUsed: base.Add(-time.Minute), Expires: base.Add(30 * 24 * time.Hour),
+		Browser: "Firefox on Linux ☃",
+	}
+}
+
+// fullAppToken is an app token with every field set.
+func fullAppToken() AppToken {
+	return AppToken{
+		ID: "tok-1", Name: "DAVx⁵ on the phone", Digest: bytes.Repeat([]byte{0xa7}, 32),
+		Created: base.Add(-time.Hour), LastUsed: base, Expires: base.Add(time.Hour),
+	}
+}
+
 // fullPasskey is a passkey with every field set.
 func fullPasskey() Passkey {
 	return Passkey{
@@ -218,16 +265,53 @@ func TestCodecReadsEarlierFormats(t *testing.T) {
 	if err := decodeSession(rawS, &gotS); err != nil || !reflect.DeepEqual(gotS, wantS) {
 		t.Errorf("session format 2:\n got %+v, %v\nwant %+v", gotS, err, wantS)
 	}
-	if raw := encodeUser(&gotU); raw[0] != userFormat || !bytes.Equal(raw[1:len(raw)-3], rawU[1:]) {
+	if raw := encodeUser(&gotU); raw[0] != userFormat || !bytes.Equal(raw[1:len(raw)-7], rawU[1:]) {
 		t.Errorf("user format 1 re-encoded as %x", raw)
 	}
-	if raw := encodeSession(&gotS); raw[0] != sessionFormat || !bytes.Equal(raw[1:len(raw)-1], rawS[1:]) {
+	if raw := encodeSession(&gotS); raw[0] != sessionFormat || !bytes.Equal(raw[1:len(raw)-1-sessionTail], rawS[1:]) {
 		t.Errorf("session format 2 re-encoded as %x", raw)
 	}
 	// A first-format user with the fields of the second is corrupt, not
 	// read in part.
 	if err := decodeUser(append(rawU, 0, 0, 0), new(User)); !errors.Is(err, errCorruptUser) {
 		t.Errorf("format 1 user with trailing fields: %v, want errCorruptUser", err)
+	}
+}
+
+// TestCodecReadsPasskeyFormats decodes records as the version before
+// e-mail addresses wrote them (user format 0x02, session format 0x03; the
+// bytes were produced by that version's encoder): they decode with no
+// address, no known browsers and no e-mailed code, and encode again in the
+// current format with those fields, empty, at the end.
+// TestCodecReadsPasskeyFormatsOfAPendingUser is TestCodecReadsPasskeyFormats
+// for a password-only user and a pending session.
+func TestCodecReadsPasskeyFormatsOfAPendingUser(t *testing.T) {
+	at := time.Date(2026, 11, 29, 12, 0, 0, 5, time.UTC)
+	rawU, _ := hex.DecodeString("0205616c6963650b2432612430342468617368037369640080cfe0b00d0501090001020405")
+	wantU := User{Name: "alice", PasswordHash: "$2a$04$hash", SessionID: "sid", Created: at, WebAuthnID: []byte{9}, RecoveryDigests: [][]byte{{4, 5}}}
+	var gotU User
+	if err := decodeUser(rawU, &gotU); err != nil || !reflect.DeepEqual(gotU, wantU) {
+		t.Errorf("user format 2:\n got %+v, %v\nwant %+v", gotU, err, wantU)
+	}
+	rawS, _ := hex.DecodeString("0305616c696365010080cfe0b00d05ffdb8ff9ce0300a087e1b00d05ffdb8ff9ce0300000000093139322e302e322e310010327fbdd5e38c318e8a9cc3f9c810440a020102")
+	wantS := Session{User: "alice", Stage: StagePending, Created: at, Expires: at.Add(time.Hour), ClientIP: "192.0.2.1",
+		Credential: CredentialOf("$2a$04$hash"), Ceremony: []byte{1, 2}}
+	var gotS Session
+	if err := decodeSession(rawS, &gotS); err != nil || !reflect.DeepEqual(gotS, wantS) {
+		t.Errorf("session format 3:\n got %+v, %v\nwant %+v", gotS, err, wantS)
+	}
+	if raw := encodeUser(&gotU); raw[0] != userFormat || !bytes.Equal(raw[1:], append(rawU[1:len(rawU):len(rawU)], 0, 0, 0, 0)) {
+		t.Errorf("user format 2 re-encoded as %x", raw)
+	}
+	if raw := encodeSession(&gotS); raw[0] != sessionFormat || !bytes.Equal(raw[1:], append(append(rawS[1:len(rawS):len(rawS)], appendTime(nil, time.Time{})...), noEmailCode...)) {
+		t.Errorf("session format 3 re-encoded as %x", raw)
+	}
+	// Earlier formats with the new fields are corrupt, not read in part.
+	if err := decodeUser(append(rawU[:len(rawU):len(rawU)], 0, 0), new(User)); !errors.Is(err, errCorruptUser) {
+		t.Errorf("format 2 user with trailing fields: %v, want errCorruptUser", err)
+	}
+	if err := decodeSession(append(rawS[:len(rawS):len(rawS)], appendTime(nil, base)...), new(Session)); !errors.Is(err, errCorruptSession) {
+		t.Errorf("format 3 session with trailing fields: %v, want errCorruptSession", err)
 	}
 }
 
@@ -250,10 +334,77 @@ func TestCodecRejectsCorruptPasskeys(t *testing.T) {
 		t.Errorf("sign count of 2^32: %v, want errCorruptUser", err)
 	}
 	// A count of passkeys larger than what is left.
-	huge := encodeUser(&User{Name: "a"}) // ends with the handle, 0 passkeys, 0 digests
-	huge[len(huge)-2] = 0x7f
+	huge := encodeUser(&User{Name: "a"}) // ends with the handle, 0 passkeys, 0 digests, 0 devices, 0 tokens, no address, 0 browsers
+	huge[len(huge)-6] = 0x7f
 	if err := decodeUser(huge, new(User)); !errors.Is(err, errCorruptUser) {
 		t.Errorf("passkey count past the end: %v, want errCorruptUser", err)
+	}
+}
+
+// TestCodecReadsPasskeyFormats decodes records as the version with
+// passkeys wrote them (user format 0x02, session format 0x03; the bytes were
+// produced by that version's encoder): they decode with no remembered
+// devices, no app tokens and no re-check deadline, and encode again in the
+// current format with those empty at the end.
+func TestCodecReadsPasskeyFormats(t *testing.T) {
+	at := time.Date(2026, 11, 29, 12, 0, 0, 5, time.UTC)
+	rawU, _ := hex.DecodeString("0205616c6963650b2432612430342468617368037369640103010203070102040580cfe0b00d0580cfe0b00d050209090102010201030000000501010375736200036b657980cfe0b00d0580cfe0b00d05010106")
+	wantU := User{Name: "alice", PasswordHash: "$2a$04$hash", SessionID: "sid", Created: at,
+		TOTP:       &Enrollment{Secret: []byte{1, 2, 3}, LastStep: 7, RecoveryDigests: [][]byte{{4, 5}}, EnrolledAt: at},
+		WebAuthnID: []byte{9, 9},
+		Passkeys: []Passkey{{ID: []byte{1, 2}, PublicKey: []byte{3}, SignCount: 5, Flags: FlagUserPresent,
+			Transports: []string{"usb"}, Name: "key", Created: at, LastUsed: at}},
+		RecoveryDigests: [][]byte{{6}}}
+	var gotU User
+	if err := decodeUser(rawU, &gotU); err != nil || !reflect.DeepEqual(gotU, wantU) {
+		t.Errorf("user format 2:\n got %+v, %v\nwant %+v", gotU, err, wantU)
+	}
+	rawS, _ := hex.DecodeString("0305616c696365020373696480cfe0b00d0580cfe0b00d05a087e1b00d0580cfe0b00d0508776562617574686e062f61646d696e00093139322e302e322e31020c0d10327fbdd5e38c318e8a9cc3f9c810440a020708")
+	wantS := Session{User: "alice", Stage: StageFull, UserSessionID: "sid", Created: at, LastSeen: at, Expires: at.Add(time.Hour), ConfirmedAt: at,
+		Method: "webauthn", Next: "/admin", ClientIP: "192.0.2.1", UserAgent: "Mozilla/5.0 (X11; Linux x86_64",
+		Credential: CredentialOf("$2a$04$hash"), Ceremony: []byte{7, 8}}
+	var gotS Session
+	if err := decodeSession(rawS, &gotS); err != nil || !reflect.DeepEqual(gotS, wantS) {
+		t.Errorf("session format 3:\n got %+v, %v\nwant %+v", gotS, err, wantS)
+	}
+	if raw := encodeUser(&gotU); raw[0] != userFormat || !bytes.Equal(raw[1:], append(rawU[1:len(rawU):len(rawU)], 0, 0, 0, 0)) {
+		t.Errorf("user format 2 re-encoded as %x", raw)
+	}
+	if raw := encodeSession(&gotS); raw[0] != sessionFormat || !bytes.Equal(raw[1:], append(append(rawS[1:len(rawS):len(rawS)], appendTime(nil, time.Time{})...), noEmailCode...)) {
+		t.Errorf("session format 3 re-encoded as %x", raw)
+	}
+	// A record of an earlier format followed by the fields of the current
+	// one is corrupt, not read in part.
+	if err := decodeUser(append(rawU[:len(rawU):len(rawU)], 0, 0), new(User)); !errors.Is(err, errCorruptUser) {
+		t.Errorf("format 2 user with trailing fields: %v, want errCorruptUser", err)
+	}
+	if err := decodeSession(append(rawS[:len(rawS):len(rawS)], appendTime(nil, base)...), new(Session)); !errors.Is(err, errCorruptSession) {
+		t.Errorf("format 3 session with trailing fields: %v, want errCorruptSession", err)
+	}
+}
+
+func TestCodecRejectsCorruptDevicesAndTokens(t *testing.T) {
+	u := User{Name: "a", RememberedDevices: []RememberedDevice{fullDevice()}, AppTokens: []AppToken{fullAppToken()}}
+	raw := encodeUser(&u)
+	for n := range len(raw) {
+		if err := decodeUser(raw[:n], new(User)); err == nil {
+			t.Errorf("user cut to %d of %d bytes decoded", n, len(raw))
+		}
+	}
+	empty := encodeUser(&User{Name: "a"}) // ends with 0 devices, 0 tokens, no address, 0 browsers
+	for name, at := range map[string]int{"devices": len(empty) - 4, "tokens": len(empty) - 3} {
+		huge := slices.Clone(empty)
+		huge[at] = 0x7f
+		if err := decodeUser(huge, new(User)); !errors.Is(err, errCorruptUser) {
+			t.Errorf("count of %s past the end: %v, want errCorruptUser", name, err)
+		}
+	}
+	bad := encodeSession(&Session{User: "a"})
+	// The deadline's nanoseconds (the last byte before noEmailCode) out of
+	// range.
+	bad = append(append(bad[:len(bad)-1-len(noEmailCode):len(bad)-1-len(noEmailCode)], 0xff, 0xff, 0xff, 0xff, 0x0f), noEmailCode...)
+	if err := decodeSession(bad, new(Session)); !errors.Is(err, errCorruptSession) {
+		t.Errorf("deadline with too many nanoseconds: %v, want errCorruptSession", err)
 	}
 }
 
@@ -261,6 +412,7 @@ func FuzzDecodeUser(f *testing.F) {
 	f.Add(encodeUser(&User{Name: "alice", WebAuthnID: []byte{1}, Passkeys: []Passkey{fullPasskey()}, RecoveryDigests: [][]byte{{1}}}))
 	f.Add([]byte{userFormat})
 	f.Add([]byte{userFormatV1, 1, 'a', 0, 0, 0, 0, 0})
+	f.Add(encodeUser(&User{Name: "b", RememberedDevices: []RememberedDevice{fullDevice()}, AppTokens: []AppToken{fullAppToken()}}))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var u User
 		if err := decodeUser(raw, &u); err != nil || (len(raw) > 0 && raw[0] == '{') {
@@ -271,4 +423,41 @@ func FuzzDecodeUser(f *testing.F) {
 			t.Fatalf("re-encoding %+v gave %+v, %v", u, again, err)
 		}
 	})
+}
+
+// TestCodecReadsPolicyFormats decodes records as the version with the
+// policies wrote them (user format 0x03, session format 0x04; the bytes
+// were produced by that version's encoder): they decode with no e-mail
+// address, no known browsers and no e-mailed code, and encode again in the
+// current format with those empty at the end.
+func TestCodecReadsPolicyFormats(t *testing.T) {
+	at := time.Date(2026, 11, 29, 12, 0, 0, 5, time.UTC)
+	rawU, _ := hex.DecodeString("0305616c69636500037369640103010203070080cfe0b00d0580cfe0b00d05000000010264310101010280cfe0b00d0580cfe0b00d05a087e1b00d051046697265666f78206f6e204c696e75780102743103646176010380cfe0b00d05ffdb8ff9ce0300a087e1b00d05")
+	wantU := User{Name: "alice", SessionID: "sid", Created: at,
+		TOTP:              &Enrollment{Secret: []byte{1, 2, 3}, LastStep: 7, EnrolledAt: at},
+		RememberedDevices: []RememberedDevice{{ID: "d1", Digest: []byte{1}, Factors: []byte{2}, Created: at, LastUsed: at, Expires: at.Add(time.Hour), Browser: "Firefox on Linux"}},
+		AppTokens:         []AppToken{{ID: "t1", Name: "dav", Digest: []byte{3}, Created: at, Expires: at.Add(time.Hour)}}}
+	var gotU User
+	if err := decodeUser(rawU, &gotU); err != nil || !reflect.DeepEqual(gotU, wantU) {
+		t.Errorf("user format 3:\n got %+v, %v\nwant %+v", gotU, err, wantU)
+	}
+	rawS, _ := hex.DecodeString("0405616c696365020373696480cfe0b00d05ffdb8ff9ce0300a087e1b00d0580cfe0b00d0504746f74700000000010327fbdd5e38c318e8a9cc3f9c810440a00c0bfe1b00d05")
+	wantS := Session{User: "alice", Stage: StageFull, UserSessionID: "sid", Created: at, Expires: at.Add(time.Hour), ConfirmedAt: at,
+		Method: "totp", RecheckAt: at.Add(2 * time.Hour), Credential: CredentialOf("$2a$04$hash")}
+	var gotS Session
+	if err := decodeSession(rawS, &gotS); err != nil || !reflect.DeepEqual(gotS, wantS) {
+		t.Errorf("session format 4:\n got %+v, %v\nwant %+v", gotS, err, wantS)
+	}
+	if raw := encodeUser(&gotU); raw[0] != userFormat || !bytes.Equal(raw[1:], append(rawU[1:len(rawU):len(rawU)], 0, 0)) {
+		t.Errorf("user format 3 re-encoded as %x", raw)
+	}
+	if raw := encodeSession(&gotS); raw[0] != sessionFormat || !bytes.Equal(raw[1:], append(rawS[1:len(rawS):len(rawS)], noEmailCode...)) {
+		t.Errorf("session format 4 re-encoded as %x", raw)
+	}
+	if err := decodeUser(append(rawU[:len(rawU):len(rawU)], 0, 0), new(User)); !errors.Is(err, errCorruptUser) {
+		t.Errorf("format 3 user with trailing fields: %v, want errCorruptUser", err)
+	}
+	if err := decodeSession(append(rawS[:len(rawS):len(rawS)], noEmailCode...), new(Session)); !errors.Is(err, errCorruptSession) {
+		t.Errorf("format 4 session with trailing fields: %v, want errCorruptSession", err)
+	}
 }

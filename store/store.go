@@ -93,10 +93,11 @@ type Tx interface {
 	// ForEachSession calls fn for every session, in key order. It reads
 	// them all: it is for rare operator actions, not for requests.
 	ForEachSession(fn func(*Session) error) error
-	// CountSessions returns the number of stored sessions (a store that
-	// drops expired sessions itself may count them until
-	// DeleteExpiredSessions has run).
-	CountSessions() (int, error)
+	// CountSessions returns the number of stored sessions by stage (a
+	// store that drops expired sessions itself may count them until
+	// DeleteExpiredSessions has run). It reads no session: stores keep
+	// the counts, or an index by stage, beside the sessions.
+	CountSessions() (SessionCounts, error)
 
 	// Attempts returns a failure counter, or ErrNotFound.
 	Attempts(key string) (*Attempts, error)
@@ -141,6 +142,60 @@ type User struct {
 	// user who enrolled with a passkey and has no TOTP; an enrolled TOTP
 	// keeps its codes in TOTP.RecoveryDigests.
 	RecoveryDigests [][]byte `json:"recovery_digests,omitempty"`
+	// RememberedDevices are the browsers the user asked not to be asked
+	// a second factor on again, until each expires (see package policy).
+	// They live in the user's record so that adding, using and forgetting
+	// one is part of the same transaction as any change of the factors,
+	// with no index to keep in step.
+	RememberedDevices []RememberedDevice `json:"remembered_devices,omitempty"`
+	// AppTokens are the user's tokens for clients that cannot give a
+	// second factor (see package policy).
+	AppTokens []AppToken `json:"app_tokens,omitempty"`
+	// Email is the user's e-mail address, for security notices and
+	// e-mailed fallback codes, in bare form (alice@example.com); empty if
+	// none. A user the config declares has theirs in the config instead.
+	Email string `json:"email,omitempty"`
+	// KnownBrowsers are digests of the browsers the user has signed in
+	// from (see signin's browserDigest), newest last, at most a few: a
+	// sign-in from any other is a new browser.
+	KnownBrowsers [][]byte `json:"known_browsers,omitempty"`
+}
+
+// RememberedDevice is a browser that signs in with the password alone. The
+// browser holds a random token; only its digest is kept.
+type RememberedDevice struct {
+	// ID names the device on the account page and in a request to forget
+	// it. It is not secret.
+	ID string `json:"id"`
+	// Digest is the SHA-256 of the token the browser holds.
+	Digest []byte `json:"digest"`
+	// Factors is the fingerprint of the user's second factors when the
+	// device was remembered: a device counts only while it is unchanged
+	// (a new authenticator, a passkey added or removed).
+	Factors []byte    `json:"factors"`
+	Created time.Time `json:"created,omitzero"`
+	// LastUsed is the last sign-in that the device spared a second factor.
+	LastUsed time.Time `json:"last_used,omitzero"`
+	Expires  time.Time `json:"expires"`
+	// Browser is a label for the user (from the User-Agent).
+	Browser string `json:"browser,omitempty"`
+}
+
+// AppToken is a token that lets a client pass as its user on the paths
+// that accept app tokens, without a session. Only its digest is kept.
+type AppToken struct {
+	// ID names the token; the token itself carries it, so a request's
+	// token is found without trying every stored one.
+	ID string `json:"id"`
+	// Name is the user's name for it.
+	Name string `json:"name,omitempty"`
+	// Digest is the SHA-256 of the token's secret.
+	Digest   []byte    `json:"digest"`
+	Created  time.Time `json:"created,omitzero"`
+	LastUsed time.Time `json:"last_used,omitzero"`
+	// Expires is the end of the token; zero for a token that does not
+	// expire.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // Enrolled reports whether u has a second factor: TOTP or a passkey.
@@ -206,6 +261,25 @@ const (
 	StageFull Stage = 2
 )
 
+// SessionCounts are the numbers of stored sessions at each stage.
+type SessionCounts struct {
+	Pending int `json:"pending"`
+	Full    int `json:"full"`
+}
+
+// Total is the number of sessions of every stage.
+func (c SessionCounts) Total() int { return c.Pending + c.Full }
+
+// Add adds n sessions of stage st: full if st is StageFull, pending
+// otherwise (as Live and HeldBy take them).
+func (c *SessionCounts) Add(st Stage, n int) {
+	if st == StageFull {
+		c.Full += n
+	} else {
+		c.Pending += n
+	}
+}
+
 // Session is a server-side session. Its key is a digest of the token the
 // client holds, so the database alone does not let anyone in.
 type Session struct {
@@ -218,10 +292,15 @@ type Session struct {
 	Created       time.Time `json:"c"`
 	LastSeen      time.Time `json:"ls"`
 	// Expires is the absolute end of the session; activity never moves it.
-	Expires     time.Time `json:"exp"`
+	Expires time.Time `json:"exp"`
+	// ConfirmedAt is when a second factor was last given in this session
+	// (at sign-in or on the confirm page since); step-up rules measure
+	// their max age from it. A session signed in by a remembered browser
+	// has none until a factor is given.
 	ConfirmedAt time.Time `json:"ca,omitzero"`
-	// Method is how the second factor was given: "totp", "recovery",
-	// "setup" or "webauthn".
+	// Method is how the session signed in: "totp", "recovery", "setup" or
+	// "webauthn" for a second factor given, "remembered" for a browser
+	// that was spared one (see RememberedDevice).
 	Method string `json:"m,omitempty"`
 	// Next is where a pending session goes once signed in.
 	Next string `json:"n,omitempty"`
@@ -240,6 +319,15 @@ type Session struct {
 	// expiry). It is single use: finishing takes it out, in the same
 	// transaction that acts on the result.
 	Ceremony []byte `json:"wc,omitempty"`
+	// RecheckAt is the deadline drawn for a random re-check: from then on
+	// the session must give a second factor again before it passes. Zero
+	// when none was drawn.
+	RecheckAt time.Time `json:"rc,omitzero"`
+	// EmailCode is the digest of the fallback code e-mailed to the user of
+	// a pending session (see notify.CodeDigest), nil if none; it works
+	// until EmailCodeExpires and once only.
+	EmailCode        []byte    `json:"ec,omitempty"`
+	EmailCodeExpires time.Time `json:"ece,omitzero"`
 }
 
 // Live reports whether s is within its absolute end at now and, once
@@ -339,4 +427,23 @@ func NewID() (string, error) {
 		return "", fmt.Errorf("generating identifier: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(raw), nil
+}
+
+// As finds a capability T (an optional interface such as Claimer) on st
+// or on a store it wraps: a wrapper that adds behaviour around a backend
+// (timing, a cache) has Unwrap() Store, and the capability of the backend
+// stays reachable through it, as errors.As reaches a wrapped error.
+func As[T any](st Store) (T, bool) {
+	for st != nil {
+		if t, ok := st.(T); ok {
+			return t, true
+		}
+		w, ok := st.(interface{ Unwrap() Store })
+		if !ok {
+			break
+		}
+		st = w.Unwrap()
+	}
+	var zero T
+	return zero, false
 }

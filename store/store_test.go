@@ -183,3 +183,32 @@ func TestSessionRules(t *testing.T) {
 		}
 	}
 }
+
+type claimingStore struct{ Store }
+
+func (claimingStore) Claim(string, time.Duration) (bool, error) { return true, nil }
+
+type wrappingStore struct{ Store }
+
+func (w wrappingStore) Unwrap() Store { return w.Store }
+
+func TestAsReachesThroughWrappers(t *testing.T) {
+	backend := claimingStore{}
+	for name, tc := range map[string]struct {
+		st   Store
+		want bool
+	}{
+		"the backend":          {backend, true},
+		"wrapped once":         {wrappingStore{backend}, true},
+		"wrapped twice":        {wrappingStore{wrappingStore{backend}}, true},
+		"a store without it":   {wrappingStore{wrappingStore{}}, false},
+		"a wrapper of nothing": {wrappingStore{}, false},
+		"nil":                  {nil, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, ok := As[Claimer](tc.st); ok != tc.want {
+				t.Errorf("As[Claimer] = %v, want %v", ok, tc.want)
+			}
+		})
+	}
+}

@@ -98,21 +98,26 @@
     return out;
   }
 
+  // The words of each browser error, in the page's language: the error
+  // box's data attributes carry them (templates/layout.html), and these
+  // English ones stand in for a page that lacks them.
+  var errorNames = {
+    NotAllowedError: ["cancelled", "The request was cancelled or timed out. Try again when you are ready."],
+    InvalidStateError: ["registered", "This security key or passkey is already registered for your account."],
+    SecurityError: ["wrongOrigin", "This address is not one the site's passkeys are set up for."],
+    NotSupportedError: ["unsupported", "This browser or authenticator does not support the kind of passkey the site asks for."],
+    AbortError: ["aborted", "The request was cancelled."]
+  };
+
+  function words(box, name, english) {
+    return (box && box.dataset[name]) || english;
+  }
+
   // message says in words what went wrong, without the browser's jargon.
-  function message(err) {
-    switch (err && err.name) {
-      case "NotAllowedError":
-        return "The request was cancelled or timed out. Try again when you are ready.";
-      case "InvalidStateError":
-        return "This security key or passkey is already registered for your account.";
-      case "SecurityError":
-        return "This address is not one the site's passkeys are set up for.";
-      case "NotSupportedError":
-        return "This browser or authenticator does not support the kind of passkey the site asks for.";
-      case "AbortError":
-        return "The request was cancelled.";
-    }
-    return (err && err.serverMessage) || "Something went wrong with the passkey. Reload the page and try again.";
+  function message(box, err) {
+    var known = err && errorNames[err.name];
+    if (known) return words(box, known[0], known[1]);
+    return (err && err.serverMessage) || words(box, "failed", "Something went wrong with the passkey. Reload the page and try again.");
   }
 
   function fetchOptions(form, url) {
@@ -151,7 +156,7 @@
     };
     form.querySelectorAll("[data-passkey-nojs]").forEach(function (el) { el.hidden = true; });
     if (!window.PublicKeyCredential || !navigator.credentials) {
-      showError("This browser cannot use passkeys or security keys.");
+      showError(words(errorBox, "noPasskeys", "This browser cannot use passkeys or security keys."));
       return;
     }
     button.disabled = false;
@@ -183,7 +188,7 @@
         form.submit();
       }).catch(function (err) {
         if (form.elements.stepup) form.elements.stepup.value = "";
-        showError(message(err));
+        showError(message(errorBox, err));
         busy = false;
         button.disabled = false;
       });

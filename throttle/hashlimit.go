@@ -41,6 +41,29 @@ type HashLimiter struct {
 	// reopening it with after (time.AfterFunc but in tests).
 	coolDown bool
 	after    func(time.Duration, func())
+	// observer, if set, hears the waits and the hashes.
+	observer atomic.Pointer[HashObserver]
+}
+
+// HashObserver hears what a HashLimiter does, for the operator's metrics.
+// Its methods are called on the sign-in's goroutine and must not block.
+type HashObserver interface {
+	// Waited reports how long an attempt waited for a slot, and whether
+	// it got one (false: the queue was full, the wait ran out, or the
+	// request ended).
+	Waited(d time.Duration, ok bool)
+	// Held reports how long a slot was held: the password hash, and the
+	// reservation of the attempt's budgets made while it ran.
+	Held(d time.Duration)
+}
+
+// SetObserver makes o hear every later Acquire; nil stops it.
+func (l *HashLimiter) SetObserver(o HashObserver) {
+	if o == nil {
+		l.observer.Store(nil)
+		return
+	}
+	l.observer.Store(&o)
 }
 
 func NewHashLimiter(slots, maxWaiting int, wait time.Duration, coolDown bool) *HashLimiter {
@@ -59,13 +82,23 @@ func (l *HashLimiter) Acquire(ctx context.Context) (done func(), ok bool) {
 	if l == nil {
 		return func() {}, true
 	}
-	if !l.take(ctx) {
+	asked := time.Now()
+	ok = l.take(ctx)
+	start := time.Now()
+	obs := l.observer.Load()
+	if obs != nil {
+		(*obs).Waited(start.Sub(asked), ok)
+	}
+	if !ok {
 		return nil, false
 	}
-	start := time.Now()
 	return func() {
+		held := time.Since(start)
+		if obs != nil {
+			(*obs).Held(held)
+		}
 		if l.coolDown {
-			l.after(time.Since(start), func() { <-l.slots })
+			l.after(held, func() { <-l.slots })
 			return
 		}
 		<-l.slots

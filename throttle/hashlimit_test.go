@@ -50,3 +50,38 @@ func TestHashLimiterCoolsDown(t *testing.T) {
 		t.Fatal("the slot did not reopen after its cool-down")
 	}
 }
+
+// hashLog records what a HashLimiter reports.
+type hashLog struct {
+	waits []bool
+	held  int
+}
+
+func (h *hashLog) Waited(_ time.Duration, ok bool) { h.waits = append(h.waits, ok) }
+func (h *hashLog) Held(time.Duration)              { h.held++ }
+
+func TestHashLimiterReportsWaitsAndHashes(t *testing.T) {
+	l := NewHashLimiter(1, 0, 0, false)
+	var log hashLog
+	l.SetObserver(&log)
+	done, ok := l.Acquire(t.Context())
+	if !ok {
+		t.Fatal("first acquire")
+	}
+	if _, ok := l.Acquire(t.Context()); ok {
+		t.Fatal("a second hash got a slot while the first held it")
+	}
+	done()
+	if want := []bool{true, false}; len(log.waits) != 2 || log.waits[0] != want[0] || log.waits[1] != want[1] {
+		t.Errorf("waits reported = %v, want %v", log.waits, want)
+	}
+	if log.held != 1 {
+		t.Errorf("hashes reported = %d, want 1", log.held)
+	}
+	l.SetObserver(nil)
+	done, _ = l.Acquire(t.Context())
+	done()
+	if len(log.waits) != 2 || log.held != 1 {
+		t.Error("a removed observer still hears the limiter")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddy-two-factor/caddy-two-factor/store"
@@ -106,6 +107,51 @@ type Tracker struct {
 	// client networks, in memory (clients: refusals only, when shared).
 	unknown map[string]*store.Attempts
 	clients map[string]*store.Attempts
+	// onLock, if set, hears each lock that starts (see OnLock).
+	onLock atomic.Pointer[func(scope string)]
+}
+
+// The scopes of a lock, as OnLock names them.
+const (
+	// LockPair: one account, from one client network (Limits.Pair).
+	LockPair = "account_network"
+	// LockAccount: one account, from every network (Limits.Account).
+	LockAccount = "account"
+	// LockClient: one client network, over every account (Limits.Client).
+	LockClient = "client"
+)
+
+// OnLock makes fn hear every lock that starts from now on, with its scope
+// (a Lock constant), once the failure that started it is counted; fn must
+// not block. A shared store's locks are heard by the instance whose
+// attempt started them.
+func (t *Tracker) OnLock(fn func(scope string)) { t.onLock.Store(&fn) }
+
+// lockSet is the budgets a settlement locked.
+type lockSet uint8
+
+const (
+	lockedPair lockSet = 1 << iota
+	lockedAccount
+	lockedClient
+)
+
+var lockScopes = [...]struct {
+	bit   lockSet
+	scope string
+}{{lockedPair, LockPair}, {lockedAccount, LockAccount}, {lockedClient, LockClient}}
+
+// report tells OnLock's function of the locks in s.
+func (t *Tracker) report(s lockSet) {
+	fn := t.onLock.Load()
+	if s == 0 || fn == nil {
+		return
+	}
+	for _, l := range lockScopes {
+		if s&l.bit != 0 {
+			(*fn)(l.scope)
+		}
+	}
 }
 
 // New returns a tracker for a store that one process owns.
@@ -195,28 +241,30 @@ func reserve(a *store.Attempts, b Budget, now time.Time) time.Time {
 }
 
 // settle ends an attempt reserved in a. A wrong one becomes a failure, and
-// a full budget locks; attempts still in flight never do.
-func settle(a *store.Attempts, ok bool, b Budget, now time.Time) {
+// a full budget locks; attempts still in flight never do. It reports
+// whether a lock started.
+func settle(a *store.Attempts, ok bool, b Budget, now time.Time) bool {
 	if a.InFlight > 0 {
 		a.InFlight--
 	}
-	if !ok {
-		fail(a, b, now)
-	}
+	return !ok && fail(a, b, now)
 }
 
-// fail counts one failure in a, locking it when the budget is used up.
-func fail(a *store.Attempts, b Budget, now time.Time) {
+// fail counts one failure in a, locking it when the budget is used up,
+// and reports whether it did.
+func fail(a *store.Attempts, b Budget, now time.Time) bool {
 	if now.Sub(a.WindowStart) >= b.Window {
 		a.Failures, a.WindowStart = 0, now
 	}
 	a.Failures++
-	if a.Failures >= b.Limit {
-		a.LockedUntil = now.Add(b.Lockout)
-		if !b.Consecutive {
-			a.Failures, a.WindowStart = 0, now
-		}
+	if a.Failures < b.Limit {
+		return false
 	}
+	a.LockedUntil = now.Add(b.Lockout)
+	if !b.Consecutive {
+		a.Failures, a.WindowStart = 0, now
+	}
+	return true
 }
 
 // Attempt is one sign-in attempt in flight.
@@ -255,13 +303,20 @@ func (c counters) reserve(l Limits, now time.Time) {
 	}
 }
 
-// settle settles an attempt in each of c's budgets.
-func (c counters) settle(ok bool, l Limits, now time.Time) {
-	settle(c.pair, ok, l.Pair, now)
-	settle(c.account, ok, l.Account, now)
-	if c.client != nil {
-		settle(c.client, ok, l.Client, now)
+// settle settles an attempt in each of c's budgets, and returns those
+// it locked.
+func (c counters) settle(ok bool, l Limits, now time.Time) lockSet {
+	var s lockSet
+	if settle(c.pair, ok, l.Pair, now) {
+		s |= lockedPair
 	}
+	if settle(c.account, ok, l.Account, now) {
+		s |= lockedAccount
+	}
+	if c.client != nil && settle(c.client, ok, l.Client, now) {
+		s |= lockedClient
+	}
+	return s
 }
 
 // errRefused rolls back a reservation that a budget refused.
@@ -341,7 +396,9 @@ func (t *Tracker) Refused(ip string, l Limits, now time.Time) {
 	if now.Before(c.LockedUntil) {
 		return
 	}
-	fail(c, l.Client, now)
+	if fail(c, l.Client, now) {
+		t.report(lockedClient)
+	}
 }
 
 // ClientLockedUntil returns when a locked client may try again, or the zero
@@ -374,12 +431,16 @@ func (a *Attempt) Release() error {
 // factor, each counts as a failure; it reports whether this one did.
 func (a *Attempt) PasswordAccepted() (counted bool, err error) {
 	a.done = true
+	var locked lockSet
 	err = a.updateAccount(func(c counters) bool {
 		c.account.Unfinished++
 		counted = c.account.Unfinished > UnfinishedAllowance
-		c.settle(!counted, a.l, a.now)
+		locked = c.settle(!counted, a.l, a.now)
 		return true
 	})
+	if err == nil {
+		a.t.report(locked)
+	}
 	a.settleClient(!counted)
 	return counted, err
 }
@@ -419,10 +480,16 @@ func (a *Attempt) settle(ok bool) error {
 }
 
 func (a *Attempt) settleAccount(ok bool) error {
-	return a.updateAccount(func(c counters) bool {
-		c.settle(ok, a.l, a.now)
+	var locked lockSet
+	err := a.updateAccount(func(c counters) bool {
+		// Set afresh, should the store retry fn.
+		locked = c.settle(ok, a.l, a.now)
 		return true
 	})
+	if err == nil {
+		a.t.report(locked)
+	}
+	return err
 }
 
 // settleClient settles the attempt in the client's budget in memory (in a
@@ -433,8 +500,8 @@ func (a *Attempt) settleClient(ok bool) {
 	}
 	a.t.mu.Lock()
 	defer a.t.mu.Unlock()
-	if c := a.t.clients[a.network]; c != nil {
-		settle(c, ok, a.l.Client, a.now)
+	if c := a.t.clients[a.network]; c != nil && settle(c, ok, a.l.Client, a.now) {
+		a.t.report(lockedClient)
 	}
 }
 

@@ -3,6 +3,7 @@ package throttle
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -345,6 +346,36 @@ func TestReserveWithoutReadingFirstStillRefusesWithoutWriting(t *testing.T) {
 		}
 		if writes := f.st.commits.Load() - before; writes != 0 {
 			t.Errorf("the refused reservation committed %d writes", writes)
+		}
+	})
+}
+
+func TestLocksThatStartAreReported(t *testing.T) {
+	eachMode(t, func(t *testing.T, newTrackerFixture func(*testing.T) *trackerFixture) {
+		for _, known := range []bool{true, false} {
+			var heard []string
+			listen := func(f *trackerFixture) { f.OnLock(func(scope string) { heard = append(heard, scope) }) }
+
+			f := newTrackerFixture(t)
+			listen(f)
+			for range f.l.Pair.Limit {
+				f.try(t, "alice", known, "198.51.100.1", false)
+			}
+			for f.ClientLockedUntil("198.51.100.1", f.now).IsZero() {
+				f.try(t, "alice", known, "198.51.100.1", false)
+			}
+			// Attempts refused by the locks start no lock of their own.
+			f.try(t, "alice", known, "198.51.100.1", false)
+
+			g := newTrackerFixture(t)
+			listen(g)
+			for i := range g.l.Account.Limit {
+				g.try(t, "bob", known, fmt.Sprintf("203.0.113.%d", i), false)
+			}
+			want := []string{LockPair, LockClient, LockAccount}
+			if !slices.Equal(heard, want) {
+				t.Errorf("known=%v: locks heard %v, want %v", known, heard, want)
+			}
 		}
 	})
 }

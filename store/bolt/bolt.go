@@ -30,7 +30,12 @@ import (
 //	├── sessions/    store.SessionKey → store.Session in the binary form of store.EncodeSession
 //	├── by_user/     user name, 0x00, store.SessionKey → (empty)
 //	├── by_expiry/   expiry (Unix ns, big-endian), store.SessionKey → (empty)
+//	├── session_counts/ "pending", "full" → number of sessions at that stage (uint64, big-endian)
 //	└── attempts/    counter key → JSON store.Attempts
+//
+// session_counts is kept by PutSession and DeleteSession, so counting
+// sessions reads two keys. A file written before it existed has none: Open
+// creates it and counts the sessions once.
 var (
 	bucketVersion  = []byte("v1")
 	bucketMeta     = []byte("meta")
@@ -38,6 +43,7 @@ var (
 	bucketSessions = []byte("sessions")
 	bucketByUser   = []byte("by_user")
 	bucketByExpiry = []byte("by_expiry")
+	bucketCounts   = []byte("session_counts")
 	bucketAttempts = []byte("attempts")
 )
 
@@ -58,6 +64,14 @@ type Store struct {
 	// commits counts the write transactions committed, so tests and
 	// benchmarks can tell which requests write.
 	commits atomic.Uint64
+	// claims are kept in memory: a bbolt file is opened by one process,
+	// so the configs that share it share this Store, and its claims.
+	claims store.LocalClaims
+}
+
+// Claim implements store.Claimer, for this process.
+func (b *Store) Claim(key string, ttl time.Duration) (bool, error) {
+	return b.claims.Claim(key, ttl)
 }
 
 // Open opens (creating if needed) the bbolt database at path.
@@ -79,7 +93,7 @@ func Open(path string) (*Store, error) {
 				return err
 			}
 		}
-		return nil
+		return countSessions(root)
 	})
 	if err != nil {
 		db.Close()
@@ -372,6 +386,17 @@ func (t boltTx) PutSession(s *store.Session) error {
 	if err := t.bucket(bucketSessions).Put(s.Key[:], store.EncodeSession(s)); err != nil {
 		return err
 	}
+	// The counts are written only when a session comes or changes stage.
+	if old == nil || old.Stage != s.Stage {
+		if old != nil {
+			if err := t.addCount(old.Stage, -1); err != nil {
+				return err
+			}
+		}
+		if err := t.addCount(s.Stage, 1); err != nil {
+			return err
+		}
+	}
 	if newUser {
 		if err := t.bucket(bucketByUser).Put(byUserKey(s.User, s.Key), nil); err != nil {
 			return err
@@ -395,6 +420,9 @@ func (t boltTx) DeleteSession(key store.SessionKey) error {
 		return err
 	}
 	if err := t.bucket(bucketByExpiry).Delete(byExpiryKey(s.Expires, key)); err != nil {
+		return err
+	}
+	if err := t.addCount(s.Stage, -1); err != nil {
 		return err
 	}
 	return t.bucket(bucketSessions).Delete(key[:])
@@ -445,19 +473,73 @@ func (t boltTx) DeleteExpiredSessions(now time.Time, limit int) (int, error) {
 	return len(expired), nil
 }
 
-func (t boltTx) CountSessions() (int, error) {
-	b := t.bucket(bucketSessions)
-	if !t.root.Tx().Writable() {
-		return b.Stats().KeyN, nil
+// Keys of the session_counts bucket.
+var (
+	countPending = []byte("pending")
+	countFull    = []byte("full")
+)
+
+// countSessions creates the session_counts bucket of a file that has none
+// (one written before it existed) from the sessions it holds.
+func countSessions(root *bolt.Bucket) error {
+	if root.Bucket(bucketCounts) != nil {
+		return nil
 	}
-	// Stats counts what the pages hold, not this transaction's own
-	// writes, so a writer counts them one by one.
-	n := 0
-	c := b.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		n++
+	var n store.SessionCounts
+	err := root.Bucket(bucketSessions).ForEach(func(k, raw []byte) error {
+		if len(k) != len(store.SessionKey{}) {
+			return errBadSessionKey
+		}
+		s, err := decodeSession(store.SessionKey(k), raw)
+		if err != nil {
+			return err
+		}
+		n.Add(s.Stage, 1)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("counting sessions: %w", err)
 	}
-	return n, nil
+	b, err := root.CreateBucket(bucketCounts)
+	if err != nil {
+		return err
+	}
+	return putCounts(b, n)
+}
+
+func putCounts(b *bolt.Bucket, n store.SessionCounts) error {
+	if err := b.Put(countPending, binary.BigEndian.AppendUint64(nil, uint64(max(n.Pending, 0)))); err != nil {
+		return err
+	}
+	return b.Put(countFull, binary.BigEndian.AppendUint64(nil, uint64(max(n.Full, 0))))
+}
+
+func (t boltTx) CountSessions() (store.SessionCounts, error) {
+	b := t.bucket(bucketCounts)
+	get := func(k []byte) (int, error) {
+		v := b.Get(k)
+		if len(v) != 8 {
+			return 0, fmt.Errorf("session count %q is %d bytes, want 8", k, len(v))
+		}
+		return int(binary.BigEndian.Uint64(v)), nil
+	}
+	var n store.SessionCounts
+	var err error
+	if n.Pending, err = get(countPending); err != nil {
+		return n, err
+	}
+	n.Full, err = get(countFull)
+	return n, err
+}
+
+// addCount adds delta to the count of sessions at stage st.
+func (t boltTx) addCount(st store.Stage, delta int) error {
+	n, err := t.CountSessions()
+	if err != nil {
+		return err
+	}
+	n.Add(st, delta)
+	return putCounts(t.bucket(bucketCounts), n)
 }
 
 func (t boltTx) Attempts(key string) (*store.Attempts, error) {

@@ -2,7 +2,6 @@ package boltstore
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/caddy-two-factor/caddy-two-factor/store"
+	"github.com/caddy-two-factor/caddy-two-factor/store/storetest"
 )
 
 // base is an arbitrary instant in the tests' past and future.
@@ -33,45 +33,14 @@ func openTestBolt(t *testing.T) *Store {
 	return b
 }
 
-func update(t *testing.T, s store.Store, fn func(store.Tx) error) {
-	t.Helper()
-	if err := s.Update(fn); err != nil {
-		t.Fatalf("Update: %v", err)
-	}
-}
-
-func view(t *testing.T, s store.Store, fn func(store.Tx) error) {
-	t.Helper()
-	if err := s.View(fn); err != nil {
-		t.Fatalf("View: %v", err)
-	}
-}
-
-// key returns a session key derived from name.
-func key(name string) store.SessionKey { return sha256.Sum256([]byte(name)) }
-
-func session(name, user string, expires time.Time) *store.Session {
-	return &store.Session{
-		Key:      key(name),
-		User:     user,
-		Stage:    store.StageFull,
-		Created:  expires.Add(-time.Hour),
-		LastSeen: expires.Add(-time.Minute),
-		Expires:  expires,
-	}
-}
-
-func putSessions(t *testing.T, s store.Store, sessions ...*store.Session) {
-	t.Helper()
-	update(t, s, func(tx store.Tx) error {
-		for _, sess := range sessions {
-			if err := tx.PutSession(sess); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
+// The conformance suite's helpers, under the short names these tests use.
+var (
+	update      = storetest.Update
+	view        = storetest.View
+	key         = storetest.Key
+	session     = storetest.Session
+	putSessions = storetest.PutSessions
+)
 
 // checkIndexes fails the test unless by_user and by_expiry hold exactly one
 // entry for every stored session, and nothing else.
@@ -317,5 +286,46 @@ func TestTransactionErrors(t *testing.T) {
 		if called {
 			t.Errorf("%s ran the function on a closed database", name)
 		}
+	}
+}
+
+// TestOpenCountsTheSessionsOfAnOlderFile opens a file written before the
+// session counts were kept (the counts bucket taken out): Open counts its
+// sessions by stage once, and the counts go on from there.
+func TestOpenCountsTheSessionsOfAnOlderFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "2fa.db")
+	b, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	pending := session("p", "alice", base)
+	pending.Stage = store.StagePending
+	putSessions(t, b, pending, session("f1", "alice", base), session("f2", "bob", base))
+	if err := b.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketVersion).DeleteBucket(bucketCounts) }); err != nil {
+		t.Fatalf("taking the counts out: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b, err = Open(path)
+	if err != nil {
+		t.Fatalf("Open of the older file: %v", err)
+	}
+	defer b.Close()
+	count := func() (n store.SessionCounts) {
+		t.Helper()
+		view(t, b, func(tx store.Tx) (err error) {
+			n, err = tx.CountSessions()
+			return err
+		})
+		return n
+	}
+	if n := count(); n != (store.SessionCounts{Pending: 1, Full: 2}) {
+		t.Errorf("CountSessions after Open = %+v, want 1 pending and 2 full", n)
+	}
+	update(t, b, func(tx store.Tx) error { return tx.PutSession(session("p", "alice", base)) })
+	if n := count(); n != (store.SessionCounts{Full: 3}) {
+		t.Errorf("CountSessions after the pending one signed in = %+v, want 3 full", n)
 	}
 }

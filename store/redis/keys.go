@@ -21,6 +21,9 @@ func (k keys) attempts(key string) string { return k.prefix + "a:" + key }
 func (k keys) users() string              { return k.prefix + "users" }
 func (k keys) expiry() string             { return k.prefix + "expiry" }
 func (k keys) attemptsIndex() string      { return k.prefix + "attempts" }
+func (k keys) claim(key string) string    { return k.prefix + "c:" + key }
+func (k keys) pending() string            { return k.prefix + "pending" }
+func (k keys) pendingBuilt() string       { return k.prefix + "pending:built" }
 
 // expiryMember is a session's entry in the expiry index: its key, then its
 // user, so a cleanup finds the user's set even once the record is gone.

@@ -14,6 +14,9 @@
 //	P users               zset     user names, score 0 (name order)
 //	P expiry              zset     session key + user name, score = expiry in Unix ms
 //	P attempts            zset     counter keys, score 0 (key order)
+//	P c:<claim key>       string   "1": a claim (Store.Claim); expires at its TTL
+//	P pending             set      P expiry members of the pending sessions
+//	P pending:built       string   "1" once P pending is complete
 //
 // Names and keys are stored as they are, bytes included: a user key ends
 // in "}:user" and a set's in "}:sessions", neither a suffix of the other,
@@ -27,6 +30,15 @@
 // behind is index entries: DeleteExpiredSessions and DeleteStaleAttempts
 // remove them (and count them). A session or counter put already expired
 // by the wall clock is deleted instead.
+//
+// # Counting by stage
+//
+// P pending holds the P expiry member of each pending session, written in
+// the same MULTI as the session, so CountSessions is ZCARD P expiry and
+// SCARD P pending (the full sessions are the difference), and, like the
+// expiry index, counts a session Redis dropped until the cleanup runs.
+// Open builds P pending once for data written before it existed (see
+// buildPendingSet).
 //
 // # Transactions
 //
@@ -223,7 +235,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		if r.err != nil {
 			return nil, fmt.Errorf("connecting to %s: %w", where, r.err)
 		}
-		return &Store{client: r.c, keys: keys{opts.KeyPrefix}, timeout: opts.Timeout, retention: opts.AttemptRetention, now: time.Now}, nil
+		s := &Store{client: r.c, keys: keys{opts.KeyPrefix}, timeout: opts.Timeout, retention: opts.AttemptRetention, now: time.Now}
+		if err := s.buildPendingSet(); err != nil {
+			r.c.Close()
+			return nil, fmt.Errorf("indexing the pending sessions of %s: %w", where, err)
+		}
+		return s, nil
 	case <-ctx.Done():
 		// The client, if it ever connects, is closed by nobody but is
 		// bounded by the dial and write timeouts.
@@ -234,6 +251,22 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}()
 		return nil, fmt.Errorf("connecting to %s: %w", where, ctx.Err())
 	}
+}
+
+// Claim implements store.Claimer with SET key NX PX ttl: the first
+// instance to claim key within ttl wins.
+func (s *Store) Claim(key string, ttl time.Duration) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	name := s.keys.claim(key)
+	err := s.client.Do(ctx, s.client.B().Set().Key(name).Value("1").Nx().PxMilliseconds(max(ttl.Milliseconds(), 1)).Build()).Error()
+	switch {
+	case rueidis.IsRedisNil(err):
+		return false, nil // taken
+	case err != nil:
+		return false, fmt.Errorf("claiming redis key %q: %w: %w", name, store.ErrUnavailable, err)
+	}
+	return true, nil
 }
 
 // Close implements store.Store.

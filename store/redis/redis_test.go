@@ -40,6 +40,14 @@ func TestRedisConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t) })
 }
 
+func TestRedisClaims(t *testing.T) {
+	s := opener(redistest.Start(t))(t)
+	t.Cleanup(func() { s.Close() })
+	// Redis expires the claim by its own clock, which the test cannot
+	// move: it waits the TTL out.
+	storetest.RunClaimer(t, s, time.Sleep)
+}
+
 func TestOpenFails(t *testing.T) {
 	srv := redistest.Start(t)
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
@@ -143,6 +151,8 @@ func TestKeyLayout(t *testing.T) {
 		p + "users":                 {"zset", -1},
 		p + "expiry":                {"zset", -1},
 		p + "attempts":              {"zset", -1},
+		p + "pending":               {"set", -1}, // the session has no stage: pending
+		p + "pending:built":         {"string", -1},
 	}
 	names, err := raw(t, s, "KEYS", p+"*").AsStrSlice()
 	if err != nil {

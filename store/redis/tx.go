@@ -490,18 +490,31 @@ func (t *tx) PutSession(s *store.Session) error {
 	}
 	t.set(t.s.keys.session(s.Key), string(store.EncodeSession(s)), pxat(s.Expires))
 	// Index entries are written only when they change.
-	if old == nil || old.User != s.User || expiryScore(old.Expires) != expiryScore(s.Expires) {
+	m := expiryMember(s.Key, s.User)
+	reindex := old == nil || old.User != s.User || expiryScore(old.Expires) != expiryScore(s.Expires)
+	if reindex {
 		t.sadd(t.s.keys.userSessions(s.User), string(s.Key[:]))
-		t.zadd(t.s.keys.expiry(), expiryMember(s.Key, s.User), expiryScore(s.Expires))
+		t.zadd(t.s.keys.expiry(), m, expiryScore(s.Expires))
+	}
+	// A new full session is taken out of the pending set too, in case
+	// an entry of an expired record with its key was left there.
+	if reindex || old.Stage != s.Stage {
+		if s.Stage == store.StageFull {
+			t.srem(t.s.keys.pending(), m)
+		} else {
+			t.sadd(t.s.keys.pending(), m)
+		}
 	}
 	return nil
 }
 
-// unindexSession removes a session's entries in its user's set and the
-// expiry index.
+// unindexSession removes a session's entries in its user's set, the
+// expiry index and the pending set.
 func (t *tx) unindexSession(key store.SessionKey, user string) {
+	m := expiryMember(key, user)
 	t.srem(t.s.keys.userSessions(user), string(key[:]))
-	t.zrem(t.s.keys.expiry(), expiryMember(key, user))
+	t.zrem(t.s.keys.expiry(), m)
+	t.srem(t.s.keys.pending(), m)
 }
 
 func (t *tx) DeleteSession(key store.SessionKey) error {
@@ -625,21 +638,41 @@ func (t *tx) ForEachSession(fn func(*store.Session) error) error {
 	return nil
 }
 
-func (t *tx) CountSessions() (int, error) {
-	z := t.s.keys.expiry()
-	if len(t.zsets[z]) > 0 {
+// CountSessions counts the expiry index (every session) and the pending
+// set (the pending ones, a subset of it): the full sessions are the
+// difference.
+func (t *tx) CountSessions() (store.SessionCounts, error) {
+	z, p := t.s.keys.expiry(), t.s.keys.pending()
+	var total, pending int
+	if len(t.zsets[z]) > 0 || len(t.sets[p]) > 0 {
+		// This transaction's own writes count: read the members.
 		ms, err := t.allMembers(z)
-		return len(ms), err
+		if err != nil {
+			return store.SessionCounts{}, err
+		}
+		ps, err := t.members(p)
+		if err != nil {
+			return store.SessionCounts{}, err
+		}
+		total, pending = len(ms), len(ps)
+	} else {
+		cmds := append(t.watch(z, p), t.c.B().Zcard().Key(z).Build(), t.c.B().Scard().Key(p).Build())
+		res := t.do(cmds...)
+		if err := watchErr(res[:len(res)-2]); err != nil {
+			return store.SessionCounts{}, err
+		}
+		for i, n := range []*int{&total, &pending} {
+			v, err := res[len(res)-2+i].AsInt64()
+			if err != nil {
+				return store.SessionCounts{}, fmt.Errorf("counting redis sessions: %w: %w", store.ErrUnavailable, err)
+			}
+			*n = int(v)
+		}
 	}
-	res := t.do(append(t.watch(z), t.c.B().Zcard().Key(z).Build())...)
-	if err := watchErr(res[:len(res)-1]); err != nil {
-		return 0, err
-	}
-	n, err := res[len(res)-1].AsInt64()
-	if err != nil {
-		return 0, fmt.Errorf("counting redis sorted set %q: %w: %w", z, store.ErrUnavailable, err)
-	}
-	return int(n), nil
+	// The pending set is in the index unless an older version of this
+	// store deleted sessions without it.
+	pending = min(pending, total)
+	return store.SessionCounts{Pending: pending, Full: total - pending}, nil
 }
 
 func (t *tx) Attempts(key string) (*store.Attempts, error) {

@@ -80,6 +80,39 @@ func alice() *store.User {
 			Transports: []string{""},
 		}},
 		RecoveryDigests: [][]byte{{7, 8}},
+		RememberedDevices: []store.RememberedDevice{device(1), {
+			ID:      "2",
+			Digest:  []byte{2},
+			Expires: base.Add(time.Hour),
+		}},
+		AppTokens:     []store.AppToken{appToken(1), {ID: "2", Digest: []byte{2}}},
+		Email:         "alice@example.com",
+		KnownBrowsers: [][]byte{{9, 10}, {11}},
+	}
+}
+
+// device returns a remembered device with every field set, told apart by n.
+func device(n byte) store.RememberedDevice {
+	return store.RememberedDevice{
+		ID:       "dev{" + string('0'+n) + "}",
+		Digest:   bytes.Repeat([]byte{n, 0xd1}, 16),
+		Factors:  bytes.Repeat([]byte{n, 0xf1}, 16),
+		Created:  base.Add(-time.Hour),
+		LastUsed: base.Add(-time.Minute),
+		Expires:  base.Add(30 * 24 * time.Hour),
+		Browser:  "Firefox on Linux ☃",
+	}
+}
+
+// appToken returns an app token with every field set, told apart by n.
+func appToken(n byte) store.AppToken {
+	return store.AppToken{
+		ID:       "tok:" + string('0'+n),
+		Name:     "DAVx⁵ {phone}",
+		Digest:   bytes.Repeat([]byte{n, 0xa7}, 16),
+		Created:  base.Add(-time.Hour),
+		LastUsed: base,
+		Expires:  base.Add(time.Hour),
 	}
 }
 
@@ -202,6 +235,25 @@ func testUserRoundTrip(t *testing.T, open func(*testing.T) store.Store) {
 			&store.User{Name: "ivan", Passkeys: []store.Passkey{{}}},
 		},
 		{"no passkeys left", &store.User{Name: "jo", WebAuthnID: []byte{3}, Passkeys: []store.Passkey{}}, &store.User{Name: "jo", WebAuthnID: []byte{3}}},
+		{
+			"devices and tokens, times in another zone",
+			&store.User{Name: "kim",
+				RememberedDevices: []store.RememberedDevice{{ID: "d", Digest: []byte{1}, Created: base.In(elsewhere), LastUsed: base.In(elsewhere), Expires: base.In(elsewhere)}},
+				AppTokens:         []store.AppToken{{ID: "t", Digest: []byte{2}, Created: base.In(elsewhere), LastUsed: base.In(elsewhere), Expires: base.In(elsewhere)}}},
+			&store.User{Name: "kim",
+				RememberedDevices: []store.RememberedDevice{{ID: "d", Digest: []byte{1}, Created: base, LastUsed: base, Expires: base}},
+				AppTokens:         []store.AppToken{{ID: "t", Digest: []byte{2}, Created: base, LastUsed: base, Expires: base}}},
+		},
+		{
+			"empty device and token fields come back nil",
+			&store.User{Name: "lee", RememberedDevices: []store.RememberedDevice{{Digest: []byte{}, Factors: []byte{}}}, AppTokens: []store.AppToken{{Digest: []byte{}}}},
+			&store.User{Name: "lee", RememberedDevices: []store.RememberedDevice{{}}, AppTokens: []store.AppToken{{}}},
+		},
+		{
+			"no devices or tokens left",
+			&store.User{Name: "max", RememberedDevices: []store.RememberedDevice{}, AppTokens: []store.AppToken{}},
+			&store.User{Name: "max"},
+		},
 	}
 	dave := tests[2].put
 	tests[2].want = &store.User{
@@ -295,21 +347,24 @@ func testForEachUser(t *testing.T, open func(*testing.T) store.Store) {
 // fullSession is a session with every field set.
 func fullSession() *store.Session {
 	return &store.Session{
-		Key:           key("full"),
-		User:          "alice",
-		Stage:         store.StageFull,
-		UserSessionID: "sid",
-		Created:       base.Add(-2 * time.Hour),
-		LastSeen:      base.Add(-time.Minute),
-		Expires:       base.Add(time.Hour),
-		ConfirmedAt:   base.Add(-time.Hour),
-		Method:        "totp",
-		Next:          "/admin?x=1",
-		PendingSecret: []byte{0, 1, 2},
-		ClientIP:      "2001:db8::1",
-		UserAgent:     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
-		Credential:    store.CredentialOf("$2a$04$hash"),
-		Ceremony:      []byte{1, 2, 0, 0xff},
+		Key:              key("full"),
+		User:             "alice",
+		Stage:            store.StageFull,
+		UserSessionID:    "sid",
+		Created:          base.Add(-2 * time.Hour),
+		LastSeen:         base.Add(-time.Minute),
+		Expires:          base.Add(time.Hour),
+		ConfirmedAt:      base.Add(-time.Hour),
+		Method:           "totp",
+		Next:             "/admin?x=1",
+		PendingSecret:    []byte{0, 1, 2},
+		ClientIP:         "2001:db8::1",
+		UserAgent:        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+		Credential:       store.CredentialOf("$2a$04$hash"),
+		Ceremony:         []byte{1, 2, 0, 0xff},
+		RecheckAt:        base.Add(3 * time.Hour),
+		EmailCode:        []byte{3, 4, 0, 0xff},
+		EmailCodeExpires: base.Add(10 * time.Minute),
 	}
 }
 
@@ -328,13 +383,18 @@ func testSessionRoundTrip(t *testing.T, open func(*testing.T) store.Store) {
 		},
 		{
 			"times in another zone with a monotonic reading come back in UTC",
-			&store.Session{Key: key("zone"), User: "carol", Created: mono, LastSeen: mono, Expires: base.In(elsewhere), ConfirmedAt: mono},
-			&store.Session{Key: key("zone"), User: "carol", Created: mono.Round(0).UTC(), LastSeen: mono.Round(0).UTC(), Expires: base, ConfirmedAt: mono.Round(0).UTC()},
+			&store.Session{Key: key("zone"), User: "carol", Created: mono, LastSeen: mono, Expires: base.In(elsewhere), ConfirmedAt: mono, RecheckAt: mono},
+			&store.Session{Key: key("zone"), User: "carol", Created: mono.Round(0).UTC(), LastSeen: mono.Round(0).UTC(), Expires: base, ConfirmedAt: mono.Round(0).UTC(), RecheckAt: mono.Round(0).UTC()},
 		},
 		{
 			"empty slices come back nil",
 			&store.Session{Key: key("empty"), User: "dave", Expires: base, PendingSecret: []byte{}, Ceremony: []byte{}},
 			&store.Session{Key: key("empty"), User: "dave", Expires: base},
+		},
+		{
+			"remembered, with a re-check deadline and no confirmation",
+			&store.Session{Key: key("remembered"), User: "gil", Stage: store.StageFull, UserSessionID: "sid", Expires: base, Method: "remembered", RecheckAt: base.Add(-time.Second)},
+			&store.Session{Key: key("remembered"), User: "gil", Stage: store.StageFull, UserSessionID: "sid", Expires: base, Method: "remembered", RecheckAt: base.Add(-time.Second)},
 		},
 		{
 			"a ceremony without a credential",
@@ -370,7 +430,7 @@ func testSessionRoundTrip(t *testing.T, open func(*testing.T) store.Store) {
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("%s:\n got %+v\nwant %+v", tt.name, got, tt.want)
 			}
-			for _, tm := range []time.Time{got.Created, got.LastSeen, got.Expires, got.ConfirmedAt} {
+			for _, tm := range []time.Time{got.Created, got.LastSeen, got.Expires, got.ConfirmedAt, got.RecheckAt} {
 				if tm.Location() != time.UTC {
 					t.Errorf("%s: a time in %v, want UTC", tt.name, tm.Location())
 				}
@@ -544,31 +604,91 @@ func testForEachSession(t *testing.T, open func(*testing.T) store.Store) {
 	}
 }
 
+// pendingSession is session at the password step only.
+func pendingSession(name, user string, expires time.Time) *store.Session {
+	s := session(name, user, expires)
+	s.Stage = store.StagePending
+	return s
+}
+
+// testCountSessions follows the counts by stage through every way a
+// session comes, changes stage or goes, read in the transaction that made
+// the change and after it.
 func testCountSessions(t *testing.T, open func(*testing.T) store.Store) {
 	s := open(t)
+	type counts = store.SessionCounts
+	put := func(sessions ...*store.Session) func(store.Tx) error {
+		return func(tx store.Tx) error {
+			for _, sess := range sessions {
+				if err := tx.PutSession(sess); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
 	steps := []struct {
 		name string
 		do   func(store.Tx) error
-		want int
+		want counts
 	}{
-		{"empty", func(store.Tx) error { return nil }, 0},
-		{"two put", func(tx store.Tx) error {
-			if err := tx.PutSession(session("a", "alice", base)); err != nil {
+		{"empty", func(store.Tx) error { return nil }, counts{}},
+		{"two full put", put(session("a", "alice", base), session("b", "bob", base)), counts{Full: 2}},
+		{"three pending put", put(
+			pendingSession("p1", "alice", base.Add(time.Minute)),
+			pendingSession("p2", "alice", base.Add(2*time.Minute)),
+			pendingSession("p3", "carol", base.Add(time.Hour)),
+		), counts{Pending: 3, Full: 2}},
+		{"a full one put again", put(session("a", "alice", base.Add(time.Hour))), counts{Pending: 3, Full: 2}},
+		{"a pending one put again", put(pendingSession("p1", "alice", base.Add(time.Minute))), counts{Pending: 3, Full: 2}},
+		{"a pending one signed in on the same key", put(session("p1", "alice", base.Add(time.Minute))), counts{Pending: 2, Full: 3}},
+		{"a full one back to pending", put(pendingSession("b", "bob", base)), counts{Pending: 3, Full: 2}},
+		{"a pending one moved to another user", put(pendingSession("p2", "bob", base.Add(2*time.Minute))), counts{Pending: 3, Full: 2}},
+		{"a full one moved and signed out", put(pendingSession("a", "carol", base.Add(time.Hour))), counts{Pending: 4, Full: 1}},
+		{"a missing one deleted", func(tx store.Tx) error { return tx.DeleteSession(key("missing")) }, counts{Pending: 4, Full: 1}},
+		{"a pending one deleted", func(tx store.Tx) error { return tx.DeleteSession(key("p3")) }, counts{Pending: 3, Full: 1}},
+		{"a full one deleted", func(tx store.Tx) error { return tx.DeleteSession(key("p1")) }, counts{Pending: 3}},
+		{"the user deleted, not the sessions", func(tx store.Tx) error { return tx.DeleteUser("bob") }, counts{Pending: 3}},
+		{"more put", put(
+			session("f1", "dave", base.Add(-time.Minute)),
+			pendingSession("p4", "dave", base.Add(-time.Minute)),
+			session("f2", "dave", base.Add(time.Hour)),
+		), counts{Pending: 4, Full: 2}},
+		{"the expired ones deleted", func(tx store.Tx) error {
+			_, err := tx.DeleteExpiredSessions(base.Add(-time.Second), 10)
+			return err
+		}, counts{Pending: 3, Full: 1}},
+		{"a user's sessions deleted one by one", func(tx store.Tx) error {
+			sessions, err := tx.UserSessions("bob")
+			if err != nil {
 				return err
 			}
-			return tx.PutSession(session("b", "bob", base))
-		}, 2},
-		{"one put again", func(tx store.Tx) error { return tx.PutSession(session("a", "alice", base.Add(time.Hour))) }, 2},
-		{"one moved to another user", func(tx store.Tx) error { return tx.PutSession(session("a", "bob", base)) }, 2},
-		{"a missing one deleted", func(tx store.Tx) error { return tx.DeleteSession(key("missing")) }, 2},
-		{"one deleted", func(tx store.Tx) error { return tx.DeleteSession(key("a")) }, 1},
-		{"the user deleted", func(tx store.Tx) error { return tx.DeleteUser("bob") }, 1},
+			for _, sess := range sessions {
+				if err := tx.DeleteSession(sess.Key); err != nil {
+					return err
+				}
+			}
+			return nil
+		}, counts{Pending: 1, Full: 1}},
+		{"the rest expired and deleted", func(tx store.Tx) error {
+			_, err := tx.DeleteExpiredSessions(base.Add(time.Hour), 10)
+			return err
+		}, counts{}},
 	}
 	for _, st := range steps {
-		update(t, s, st.do)
+		update(t, s, func(tx store.Tx) error {
+			if err := st.do(tx); err != nil {
+				return err
+			}
+			if n, err := tx.CountSessions(); err != nil || n != st.want {
+				t.Errorf("after %s, in its transaction: CountSessions = %+v, %v; want %+v", st.name, n, err, st.want)
+			}
+			return nil
+		})
 		if n := countSessions(t, s); n != st.want {
-			t.Errorf("after %s: CountSessions = %d, want %d", st.name, n, st.want)
+			t.Errorf("after %s: CountSessions = %+v, want %+v", st.name, n, st.want)
 		}
+		checkConsistent(t, s, "alice", "bob", "carol", "dave")
 	}
 }
 

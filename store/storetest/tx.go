@@ -14,13 +14,17 @@ import (
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
-// mutatePasskeys changes the WebAuthn fields of u (as alice gives them) in
-// place.
-func mutatePasskeys(u *store.User) {
+// mutateLists changes the WebAuthn fields, the remembered devices and the
+// app tokens of u (as alice gives them) in place.
+func mutateLists(u *store.User) {
 	u.WebAuthnID[0], u.RecoveryDigests[0][0] = 0xff, 0xff
 	p := &u.Passkeys[0]
 	p.ID[0], p.PublicKey[0], p.AAGUID[0], p.SignCount, p.Transports[0] = 0xff, 0xff, 0xff, 7, "usb"
 	u.Passkeys[1].Name = "changed"
+	d := &u.RememberedDevices[0]
+	d.Digest[0], d.Factors[0], d.Expires, d.Browser = 0xff, 0xff, base, "changed"
+	tok := &u.AppTokens[0]
+	tok.Digest[0], tok.LastUsed, tok.Name = 0xff, base.Add(time.Hour), "changed"
 }
 
 // testCopies changes every value a transaction returned or was given, and
@@ -44,8 +48,8 @@ func testCopies(t *testing.T, open func(*testing.T) store.Store) {
 	})
 	// Values given to Put methods, after the commit.
 	u.TOTP.Secret[0], u.TOTP.RecoveryDigests[0][0], u.TOTP.LastStep = 0xff, 0xff, 99
-	mutatePasskeys(u)
-	sess.PendingSecret[0], sess.Credential[0], sess.Ceremony[0] = 0xff, 0xff, 0xff
+	mutateLists(u)
+	sess.PendingSecret[0], sess.Credential[0], sess.Ceremony[0], sess.RecheckAt = 0xff, 0xff, 0xff, base
 	a.Failures = 99
 	meta[0] = 0xff
 	check := func(when string) {
@@ -76,7 +80,7 @@ func testCopies(t *testing.T, open func(*testing.T) store.Store) {
 			return err
 		}
 		u.TOTP.Secret[0], u.TOTP.RecoveryDigests[1][0], u.TOTP.LastStep, u.SessionID = 0xff, 0xff, 99, "changed"
-		mutatePasskeys(u)
+		mutateLists(u)
 		sess, err := tx.Session(key("full"))
 		if err != nil {
 			return err
@@ -97,7 +101,7 @@ func testCopies(t *testing.T, open func(*testing.T) store.Store) {
 		}
 		if err := tx.ForEachUser(func(u *store.User) error {
 			u.TOTP.Secret[1] = 0xff
-			mutatePasskeys(u)
+			mutateLists(u)
 			return nil
 		}); err != nil {
 			return err
@@ -220,8 +224,8 @@ func testRollback(t *testing.T, open func(*testing.T) store.Store) {
 		}
 		return nil
 	})
-	if n := countSessions(t, s); n != 1 {
-		t.Errorf("%d sessions after a rolled-back transaction, want 1", n)
+	if n := countSessions(t, s); n != (store.SessionCounts{Full: 1}) {
+		t.Errorf("%+v sessions after a rolled-back transaction, want 1 full", n)
 	}
 	if got := viewUserSessionKeys(t, s, "alice"); len(got) != 0 {
 		t.Errorf("UserSessions(alice) after a rolled-back transaction: %d sessions", len(got))
@@ -278,8 +282,8 @@ func testReadsOwnWrites(t *testing.T, open func(*testing.T) store.Store) {
 		if got := userSessionKeys(t, tx, "alice"); !slices.Equal(got, keysOf("old", "new")) {
 			t.Errorf("UserSessions after PutSession = %d sessions, want 2", len(got))
 		}
-		if n, err := tx.CountSessions(); err != nil || n != 2 {
-			t.Errorf("CountSessions after PutSession = %d, %v; want 2", n, err)
+		if n, err := tx.CountSessions(); err != nil || n.Total() != 2 {
+			t.Errorf("CountSessions after PutSession = %+v, %v; want 2", n, err)
 		}
 		n, err := tx.DeleteExpiredSessions(base.Add(-time.Minute), 10)
 		must("DeleteExpiredSessions", err)
@@ -308,8 +312,8 @@ func testReadsOwnWrites(t *testing.T, open func(*testing.T) store.Store) {
 		if _, err := tx.Session(key("new")); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("Session after DeleteSession: %v", err)
 		}
-		if n, err := tx.CountSessions(); err != nil || n != 0 {
-			t.Errorf("CountSessions after DeleteSession = %d, %v; want 0", n, err)
+		if n, err := tx.CountSessions(); err != nil || n.Total() != 0 {
+			t.Errorf("CountSessions after DeleteSession = %+v, %v; want 0", n, err)
 		}
 
 		must("PutAttempts", tx.PutAttempts("user:alice\x00net", &store.Attempts{Failures: 2, WindowStart: base}))
@@ -578,8 +582,8 @@ func testConcurrentSessions(t *testing.T, open func(*testing.T) store.Store) {
 	deleteExpired(t, s, base, 1000)
 	checkConsistent(t, s, users...)
 	// Each writer left 9 live sessions (i = 6..14), and the mover one.
-	if n := countSessions(t, s); n != writers*9+1 {
-		t.Errorf("CountSessions = %d, want %d", n, writers*9+1)
+	if n := countSessions(t, s); n.Total() != writers*9+1 {
+		t.Errorf("CountSessions = %+v, want %d in all", n, writers*9+1)
 	}
 	if got := viewUserSessionKeys(t, s, users[14%3]); !slices.Contains(got, key("mover")) {
 		t.Error("the moved session is not with the user it was last put under")

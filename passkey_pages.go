@@ -139,6 +139,8 @@ func (h *TwoFactor) pendingOptions(w http.ResponseWriter, r *http.Request, begin
 // rejectForgeryJSON answers an options request whose origin or anti-CSRF
 // token is wrong.
 func (h *TwoFactor) rejectForgeryJSON(w http.ResponseWriter, r *http.Request, user string) error {
+	page, _ := h.pageName(r.URL.Path)
+	countSignIn(formStep(page), outcomeCSRFRejected)
 	h.audit(clientIP(r), eventCSRFRejected, user, "")
 	return writeJSON(w, http.StatusForbidden, map[string]string{"error": h.translated(w, msgExpiredForm)})
 }

@@ -557,7 +557,7 @@ func (s *Service) FinishAddPasskey(sess *store.Session, response []byte, name st
 	if err != nil {
 		return err
 	}
-	s.observers.emit(Event{Kind: EventPasskeyAdded, User: sess.User, Known: true, Reason: added.Name, Client: c})
+	s.observers.emit(Event{Kind: EventPasskeyAdded, Step: StepAddPasskey, User: sess.User, Known: true, Reason: added.Name, Client: c})
 	return nil
 }
 

@@ -229,6 +229,10 @@ func (h *TwoFactor) noticeEvent(e signin.Event) {
 		n.RecoveryCodesLeft = &e.Remaining
 	case e.Kind == signin.EventAuthenticatorReplaced:
 		n.Event = notify.AuthenticatorAdded
+	case e.Kind == signin.EventPasskeyAdded:
+		n.Event, n.Item = notify.PasskeyAdded, e.Reason
+	case e.Kind == signin.EventPasskeyRemoved:
+		n.Event, n.Item = notify.PasskeyRemoved, e.Reason
 	case e.Kind == signin.EventLocked && e.Scope == signin.ScopeAccount && e.Step != signin.StepEmailCode:
 		n.Event = notify.AccountLocked
 	default:
@@ -305,7 +309,7 @@ func noticeID(n notify.Notice, e signin.Event) string {
 		left = strconv.Itoa(*n.RecoveryCodesLeft)
 	}
 	sum := sha256.Sum256([]byte(strings.Join([]string{
-		string(n.Event), n.User, when.Format(time.RFC3339Nano), n.ClientIP, n.Browser, left,
+		string(n.Event), n.User, when.Format(time.RFC3339Nano), n.ClientIP, n.Browser, left, n.Item,
 	}, "\x00")))
 	return hex.EncodeToString(sum[:16])
 }

@@ -1,6 +1,7 @@
 package signin
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -588,11 +589,19 @@ func (s *Service) RenamePasskey(sess *store.Session, id []byte, name string, c C
 // returns ErrLastFactor, ErrUnknownPasskey, ErrSessionEnded, or the
 // store's error.
 func (s *Service) RemovePasskey(sess *store.Session, id []byte, c Client) (int, error) {
-	var ended int
+	var (
+		ended int
+		name  string
+	)
 	err := s.deps.Store.Update(func(tx store.Tx) error {
 		rec, u, err := fullRecords(tx, sess.Key)
 		if err != nil {
 			return err
+		}
+		for _, p := range u.Passkeys {
+			if bytes.Equal(p.ID, id) {
+				name = p.Name
+			}
 		}
 		if err := passkey.Remove(u, id); err != nil {
 			return err
@@ -606,7 +615,7 @@ func (s *Service) RemovePasskey(sess *store.Session, id []byte, c Client) (int, 
 	if err != nil {
 		return 0, passkeyError(unknownPasskey(err))
 	}
-	s.observers.emit(Event{Kind: EventPasskeyRemoved, User: sess.User, Known: true, Sessions: ended, Client: c})
+	s.observers.emit(Event{Kind: EventPasskeyRemoved, User: sess.User, Known: true, Reason: name, Sessions: ended, Client: c})
 	return ended, nil
 }
 

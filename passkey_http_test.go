@@ -445,3 +445,25 @@ func TestPasskeyFactors(t *testing.T) {
 		t.Errorf("passkey setup options with factors totp: %d, want 404", resp.status)
 	}
 }
+
+// TestPasskeyPagesSpeakTheBrowsersLanguage: the passkey pages, the words
+// passkey.js shows and the options' JSON errors follow Accept-Language.
+func TestPasskeyPagesSpeakTheBrowsersLanguage(t *testing.T) {
+	startSite(t, siteConfig{matcher: "/admin/*", extra: "passkey_login\n\t\twebauthn {\n\t\t\tuser_verification required\n\t\t}"})
+	b := newBrowser(t)
+	de := "Accept-Language: de"
+	if login := b.get("/_2fa/login", de); !strings.Contains(login.body, "Mit einem Passkey anmelden") || !strings.Contains(login.body, `data-cancelled="Die Anfrage wurde abgebrochen`) {
+		t.Errorf("German login page lacks the passkey button's or passkey.js's words:\n%s", login.body)
+	}
+	if resp := b.login("alice", testPassword, "/admin/"); resp.location() != "/_2fa/setup" {
+		t.Fatalf("login: %d to %q", resp.status, resp.location())
+	}
+	page := b.get("/_2fa/setup/passkey", "Accept-Language: fr")
+	if !strings.Contains(page.body, "Configurer une clé d’accès ou une clé de sécurité") || !strings.Contains(page.body, "<title>Configurer une clé d’accès") {
+		t.Errorf("French passkey setup page:\n%s", page.body)
+	}
+	resp := b.post("/_2fa/setup/passkey/options", url.Values{"csrf": {"forged"}}, "Accept: application/json", de)
+	if resp.status != http.StatusForbidden || !strings.Contains(resp.body, "Dieses Formular ist abgelaufen") {
+		t.Errorf("a forged options request in German: %d %s", resp.status, resp.body)
+	}
+}

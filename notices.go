@@ -327,10 +327,12 @@ func (db *database) operatorNotices(now time.Time) func(signin.Event) {
 			ev = notify.OperatorRevoke
 		case signin.EventPasswordChanged:
 			ev = notify.OperatorPasswordChange
+		case signin.EventPasskeyRemoved:
+			ev = notify.PasskeyRemoved
 		default:
 			return
 		}
-		n := notify.Notice{Event: ev, User: e.User, Time: now}
+		n := notify.Notice{Event: ev, User: e.User, Time: now, Item: e.Reason}
 		n.ID = noticeID(n, e)
 		for h := range db.configs {
 			if h.notifier != nil {

@@ -693,3 +693,20 @@ func TestNoticePasskeySignInNewBrowser(t *testing.T) {
 	}
 	site.hook.wait(t, notify.SignInNewBrowser)
 }
+
+// TestNoticeOperatorRemovesPasskey: an operator's remove-passkey tells the
+// user which passkey went.
+func TestNoticeOperatorRemovesPasskey(t *testing.T) {
+	site := startNoticeSite(t, mailtest.Start(t, mailtest.PlainOnly, nil), "")
+	newBrowser(t).enrollPasskey("peggy", newKey(t))
+	if status, body := adminCall(t, http.MethodPost, "/two_factor/users/peggy/remove_passkey", `{"passkey":"Key of peggy"}`); status != http.StatusOK {
+		t.Fatalf("remove_passkey: %d %s", status, body)
+	}
+	_, body := mailTo(t, site.mail, "peggy@example.com", "A passkey was removed from peggy")
+	if !strings.Contains(body, `"Key of peggy"`) {
+		t.Errorf("the notice does not name the passkey:\n%s", body)
+	}
+	if v, _ := site.hook.wait(t, notify.PasskeyRemoved); v["item"] != "Key of peggy" {
+		t.Errorf("webhook: item %v, want the passkey's name", v["item"])
+	}
+}

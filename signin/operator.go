@@ -200,6 +200,12 @@ func (o *Operator) info(tx store.Tx, name string, now time.Time) (UserInfo, erro
 // passes check, which tells an unknown user or a refused action, and
 // reports kind with the sessions fn ended.
 func (o *Operator) change(kind, name string, check func(u *store.User, where string) error, fn func(tx store.Tx, u *store.User) (int, error)) (int, error) {
+	return o.changeItem(kind, name, nil, check, fn)
+}
+
+// changeItem is change for an action on one thing of the user's, which
+// fn names in *item for the event's Reason.
+func (o *Operator) changeItem(kind, name string, item *string, check func(u *store.User, where string) error, fn func(tx store.Tx, u *store.User) (int, error)) (int, error) {
 	var ended int
 	err := o.deps.Store.Update(func(tx store.Tx) error {
 		u, where, err := o.user(tx, name)
@@ -215,7 +221,11 @@ func (o *Operator) change(kind, name string, check func(u *store.User, where str
 	if err != nil {
 		return 0, err
 	}
-	o.observers.emit(Event{Kind: kind, User: name, Known: true, Sessions: ended})
+	e := Event{Kind: kind, User: name, Known: true, Sessions: ended}
+	if item != nil {
+		e.Reason = *item
+	}
+	o.observers.emit(e)
 	return ended, nil
 }
 
@@ -333,7 +343,8 @@ func (o *Operator) Reset(name string) (int, error) {
 // again at their next sign-in, as after Reset. It returns ErrUnknownUser,
 // or ErrUnknownPasskey (also when ref names two passkeys).
 func (o *Operator) RemovePasskey(name, ref string) (int, error) {
-	return o.change(EventPasskeyRemoved, name, mustExist, func(tx store.Tx, u *store.User) (int, error) {
+	var removed string
+	return o.changeItem(EventPasskeyRemoved, name, &removed, mustExist, func(tx store.Tx, u *store.User) (int, error) {
 		i := -1
 		if u != nil {
 			for j, p := range u.Passkeys {
@@ -348,6 +359,7 @@ func (o *Operator) RemovePasskey(name, ref string) (int, error) {
 		if i < 0 {
 			return 0, ErrUnknownPasskey
 		}
+		removed = u.Passkeys[i].Name
 		u.Passkeys = slices.Delete(u.Passkeys, i, i+1)
 		if len(u.Passkeys) == 0 {
 			u.Passkeys = nil

@@ -36,6 +36,8 @@ const (
 	eventLogout                  logEvent = "logout"
 	eventAccountLocked           logEvent = "account_locked"
 	eventEmailCodeSent           logEvent = "email_code_sent"
+	eventEmailCodeFailed         logEvent = "email_code_failed"
+	eventEmailCodeLocked         logEvent = "email_code_locked"
 	eventPasskeyLoginFailed      logEvent = "passkey_login_failed"
 	eventPasskeyLoginLocked      logEvent = "passkey_login_locked"
 	eventAddPasskeyFailed        logEvent = "add_passkey_failed"
@@ -60,6 +62,7 @@ const (
 	eventAdminRevoke        logEvent = "admin_revoke"
 	eventAdminUnlock        logEvent = "admin_unlock"
 	eventAdminRemovePasskey logEvent = "admin_remove_passkey"
+	eventAdminSetEmail      logEvent = "admin_set_email"
 	eventAdminReseal        logEvent = "admin_reseal"
 	eventAdminMigrate       logEvent = "admin_migrate"
 )
@@ -87,6 +90,7 @@ var stepEvents = map[string]struct{ failed, locked logEvent }{
 	signin.StepRecoveryCodes: {eventRecoveryCodesFailed, eventRecoveryCodesLocked},
 	signin.StepPasskeyLogin:  {eventPasskeyLoginFailed, eventPasskeyLoginLocked},
 	signin.StepAddPasskey:    {eventAddPasskeyFailed, eventAddPasskeyLocked},
+	signin.StepEmailCode:     {eventEmailCodeFailed, eventEmailCodeLocked},
 }
 
 // adminEvents name the line of each operator action (actionHashClass has
@@ -100,6 +104,7 @@ var adminEvents = map[string]logEvent{
 	actionRevoke:        eventAdminRevoke,
 	actionUnlock:        eventAdminUnlock,
 	actionRemovePasskey: eventAdminRemovePasskey,
+	actionSetEmail:      eventAdminSetEmail,
 	actionReseal:        eventAdminReseal,
 }
 

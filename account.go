@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/caddy-two-factor/caddy-two-factor/passkey"
 	"github.com/caddy-two-factor/caddy-two-factor/signin"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
@@ -21,11 +22,14 @@ import (
 // accountNotices are the messages the account page shows after an action,
 // named by its done query parameter: never text from the request.
 var accountNotices = map[string]string{
-	"ended":         "That session is signed out.",
-	"others":        "You are signed out everywhere else.",
-	"authenticator": "Your new authenticator is active. You are signed out everywhere else.",
-	"token_revoked": msgAppTokenRevoked,
-	"forgotten":     msgBrowsersForgotten,
+	"ended":          "That session is signed out.",
+	"others":         "You are signed out everywhere else.",
+	"authenticator":  "Your new authenticator is active. You are signed out everywhere else.",
+	"passkey-add":    "Your new passkey is ready to use.",
+	"passkey-rename": "The passkey is renamed.",
+	"passkey-remove": "The passkey is removed. You are signed out everywhere else.",
+	"token_revoked":  msgAppTokenRevoked,
+	"forgotten":      msgBrowsersForgotten,
 }
 
 // accountView is the account page's content.
@@ -46,6 +50,20 @@ type accountView struct {
 	// Email is the user's address for notices and e-mailed codes, shown
 	// to them read-only (the operator sets it); "" if none.
 	Email string
+	// HasTOTP: the user has an authenticator app.
+	HasTOTP bool
+	// Passkeys are the user's passkeys and security keys.
+	Passkeys []passkeyView
+}
+
+// passkeyView is one of the user's passkeys on the account page.
+type passkeyView struct {
+	// ID names it in the page's forms.
+	ID      string
+	Name    string
+	Created string
+	// LastUsed is "" for a passkey never used since it was added.
+	LastUsed string
 }
 
 // sessionView is one of the user's sessions on the account page.
@@ -106,11 +124,23 @@ func (h *TwoFactor) renderAccountPage(w http.ResponseWriter, status int, sess *s
 	if err != nil {
 		return err
 	}
-	view := &accountView{Email: h.signin.Address(u.Name, u)}
+	view := &accountView{Email: h.signin.Address(u.Name, u), HasTOTP: u.TOTP != nil, CodesLeft: len(u.RecoveryDigests)}
+	enrolled := time.Time{}
 	if u.TOTP != nil {
-		view.EnrolledAt = formatTime(u.TOTP.EnrolledAt)
+		enrolled = u.TOTP.EnrolledAt
 		view.CodesLeft = len(u.TOTP.RecoveryDigests)
 	}
+	for _, p := range u.Passkeys {
+		if enrolled.IsZero() || p.Created.Before(enrolled) {
+			enrolled = p.Created
+		}
+		pv := passkeyView{ID: passkey.EncodeID(p.ID), Name: p.Name, Created: formatTime(p.Created)}
+		if !p.LastUsed.IsZero() {
+			pv.LastUsed = formatTime(p.LastUsed)
+		}
+		view.Passkeys = append(view.Passkeys, pv)
+	}
+	view.EnrolledAt = formatTime(enrolled)
 	for _, s := range sessions {
 		current := s.Key == sess.Key
 		if !current {
@@ -136,6 +166,8 @@ func (h *TwoFactor) renderAccountPage(w http.ResponseWriter, status int, sess *s
 		Error:    msg,
 		Notice:   notice,
 		Account:  view,
+		// For the passkey-add button, and a passkey-only user's step-up.
+		PasskeyScript: h.signin.Offers().EnrollPasskey || (u.TOTP == nil && len(u.Passkeys) > 0),
 	})
 }
 
@@ -195,6 +227,19 @@ func (h *TwoFactor) postAccount(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
+// accountRefusal answers an account action the service refused: the
+// account page with the refusal's message, or the login page if the
+// session ended meanwhile; any other error is returned for answerFailure.
+func (h *TwoFactor) accountRefusal(w http.ResponseWriter, r *http.Request, f accountForm, err error) error {
+	answered, err := h.answerRefusal(w, r, err, func(status int, msg string) error {
+		return h.renderAccount(w, status, f.sess, f.user, f.now, "", msg)
+	})
+	if answered {
+		return err
+	}
+	return h.toSignIn(w, err)
+}
+
 // accountAnswer finishes an account action: the account page with notice
 // once it is done; the login page if the session ended meanwhile.
 func (h *TwoFactor) accountAnswer(w http.ResponseWriter, err error, notice string) error {
@@ -205,9 +250,13 @@ func (h *TwoFactor) accountAnswer(w http.ResponseWriter, err error, notice strin
 }
 
 func (h *TwoFactor) replaceRecoveryCodes(w http.ResponseWriter, r *http.Request, f accountForm) error {
-	codes, err := h.signin.ReplaceRecoveryCodes(f.sess, f.Get("code"), client(r))
+	req := signin.StepUpRequest{Session: f.sess, Factor: f.Get("code"), Client: client(r)}
+	if assertion := credential(f.Values); assertion != nil {
+		req.Assertion = assertion // a passkey-only user confirms with a passkey
+	}
+	codes, err := h.signin.ReplaceRecoveryCodesAfter(req)
 	if err != nil {
-		return h.accountRefused(w, r, f, err)
+		return h.accountRefusal(w, r, f, err)
 	}
 	return h.render(w, http.StatusOK, "recovery", pageData{
 		Title:         "Your new recovery codes",
@@ -225,7 +274,7 @@ func (h *TwoFactor) replaceRecoveryCodes(w http.ResponseWriter, r *http.Request,
 // script on the same site) is never the one the user goes on to activate.
 func (h *TwoFactor) getAuthenticator(w http.ResponseWriter, r *http.Request) error {
 	now := h.now()
-	sess, _, err := h.accountSession(r, now)
+	sess, u, err := h.accountSession(r, now)
 	if err != nil {
 		return h.toSignIn(w, err)
 	}
@@ -233,7 +282,7 @@ func (h *TwoFactor) getAuthenticator(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return h.toSignIn(w, err)
 	}
-	return h.renderSetup(w, r, http.StatusOK, sess, secret, "")
+	return h.renderSetup(w, r, http.StatusOK, sess, u, secret, "")
 }
 
 func (h *TwoFactor) postAuthenticator(w http.ResponseWriter, r *http.Request) error {
@@ -247,10 +296,19 @@ func (h *TwoFactor) postAuthenticator(w http.ResponseWriter, r *http.Request) er
 // the user's other sessions.
 func (h *TwoFactor) replaceAuthenticator(w http.ResponseWriter, r *http.Request, f accountForm) error {
 	sess := f.sess
-	_, err := h.signin.ReplaceAuthenticator(sess, f.Get("code"), f.Get("current"), client(r))
+	var err error
+	if assertion := credential(f.Values); assertion != nil {
+		// A passkey-only user adding an app confirms with a passkey.
+		_, err = h.signin.AddAuthenticatorWithPasskey(sess, f.Get("code"), assertion, client(r))
+	} else {
+		_, err = h.signin.ReplaceAuthenticator(sess, f.Get("code"), f.Get("current"), client(r))
+	}
 	if errors.Is(err, signin.ErrNoSecret) {
 		// Never shown, or replaced in another tab meanwhile.
 		return redirectTo(w, h.page("account/authenticator"))
+	}
+	if errors.Is(err, signin.ErrAppsOff) {
+		return h.render(w, http.StatusNotFound, "error", pageData{Title: "Page not found", Error: "There is no such page."})
 	}
 	if err != nil {
 		answered, err := h.answerRefusal(w, r, err, func(status int, msg string) error {
@@ -258,7 +316,7 @@ func (h *TwoFactor) replaceAuthenticator(w http.ResponseWriter, r *http.Request,
 			if err != nil {
 				return err
 			}
-			return h.renderSetup(w, r, status, sess, secret, msg)
+			return h.renderSetup(w, r, status, sess, f.user, secret, msg)
 		})
 		if answered {
 			return err

@@ -62,7 +62,7 @@ func (h *TwoFactor) appTokenAction(w http.ResponseWriter, r *http.Request, f acc
 	}
 	token, err := h.signin.CreateAppToken(f.sess, f.Get("code"), f.Get("name"), expires, client(r))
 	if err != nil {
-		return h.accountRefused(w, r, f, err)
+		return h.accountRefusal(w, r, f, err)
 	}
 	// Read again: the user's record now holds the token.
 	sess, u, err := h.accountSession(r, f.now)
@@ -70,18 +70,4 @@ func (h *TwoFactor) appTokenAction(w http.ResponseWriter, r *http.Request, f acc
 		return h.toSignIn(w, err)
 	}
 	return h.renderAccountPage(w, http.StatusOK, sess, u, f.now, "", "", token)
-}
-
-// accountRefused answers an account action the sign-in service refused:
-// the account page again with the refusal's message, or the login page
-// when the session ended meanwhile; any other error is returned for
-// answerFailure.
-func (h *TwoFactor) accountRefused(w http.ResponseWriter, r *http.Request, f accountForm, err error) error {
-	answered, err := h.answerRefusal(w, r, err, func(status int, msg string) error {
-		return h.renderAccount(w, status, f.sess, f.user, f.now, "", msg)
-	})
-	if answered {
-		return err
-	}
-	return h.toSignIn(w, err)
 }

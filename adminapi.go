@@ -32,7 +32,8 @@ const adminBase = "/two_factor/"
 //	POST   /two_factor/users                       add a user: {"name", "password_hash", "email"}
 //	PUT    /two_factor/users/<name>/password       change a password: {"password_hash"}
 //	DELETE /two_factor/users/<name>                remove a user
-//	POST   /two_factor/users/<name>/reset          drop the enrollment, end sessions
+//	POST   /two_factor/users/<name>/reset          drop every factor, end sessions
+//	POST   /two_factor/users/<name>/remove_passkey remove a passkey: {"passkey": name or ID}
 //	POST   /two_factor/users/<name>/revoke         end all sessions
 //	POST   /two_factor/users/<name>/unlock         clear failed attempts
 //	PUT    /two_factor/users/<name>/email          set the e-mail address: {"email"}
@@ -115,16 +116,17 @@ func refusalStatus(code string) int {
 // adminRoutes maps a method and the path below /two_factor/ to an action;
 // the user name's segment is left empty.
 var adminRoutes = map[string]string{
-	"GET users":           actionUsers,
-	"GET hash_class":      actionHashClass,
-	"POST users":          actionAddUser,
-	"PUT users//password": actionPasswd,
-	"DELETE users/":       actionRemoveUser,
-	"POST users//reset":   actionReset,
-	"POST users//revoke":  actionRevoke,
-	"POST users//unlock":  actionUnlock,
-	"PUT users//email":    actionSetEmail,
-	"POST reseal":         actionReseal,
+	"GET users":                  actionUsers,
+	"GET hash_class":             actionHashClass,
+	"POST users":                 actionAddUser,
+	"PUT users//password":        actionPasswd,
+	"DELETE users/":              actionRemoveUser,
+	"POST users//reset":          actionReset,
+	"POST users//revoke":         actionRevoke,
+	"POST users//unlock":         actionUnlock,
+	"POST users//remove_passkey": actionRemovePasskey,
+	"POST reseal":                actionReseal,
+	"PUT users//email":           actionSetEmail,
 }
 
 // parseAdminRequest reads the action a request asks for. User names are
@@ -145,6 +147,17 @@ func parseAdminRequest(r *http.Request) (adminRequest, error) {
 		return req, caddy.APIError{HTTPStatus: http.StatusNotFound, Err: fmt.Errorf("no two_factor admin endpoint %s %s", r.Method, r.URL.Path)}
 	}
 	req.Action = action
+	if action == actionRemovePasskey {
+		var body struct {
+			Passkey string `json:"passkey"`
+		}
+		dec := json.NewDecoder(io.LimitReader(r.Body, maxFormBytes))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil || body.Passkey == "" {
+			return req, caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("reading request body: want {\"passkey\": name or ID}: %v", err)}
+		}
+		req.Passkey = body.Passkey
+	}
 	if action == actionAddUser || action == actionPasswd {
 		var body struct {
 			Name           string `json:"name"`

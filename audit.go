@@ -28,8 +28,18 @@ func (h *TwoFactor) auditEvent(e signin.Event) {
 	case signin.EventBadPassword:
 		h.audit(ip, eventLoginFailed, user, "bad_password")
 	case signin.EventBadCode, signin.EventReplayedCode:
+		reason := e.Kind
+		if e.Method == signin.MethodWebAuthn {
+			reason = "passkey_" + e.Reason // passkey_cloned, passkey_verification, ...
+		}
 		event, fields := stepEvent(e.Step, false)
-		h.audit(ip, event, user, e.Kind, append(fields, zap.String("method", e.Method))...)
+		h.audit(ip, event, user, reason, append(fields, zap.String("method", e.Method))...)
+	case signin.EventPasskeyAdded:
+		h.audit(ip, eventPasskeyAdded, user, "")
+	case signin.EventPasskeyRenamed:
+		h.audit(ip, eventPasskeyRenamed, user, "")
+	case signin.EventPasskeyRemoved:
+		h.audit(ip, eventPasskeyRemoved, user, "", zap.Int("sessions_ended", e.Sessions))
 	case signin.EventBadAppToken:
 		h.audit(ip, eventAppTokenFailed, "", "bad_app_token")
 	case signin.EventAppTokenCreated:
@@ -47,9 +57,9 @@ func (h *TwoFactor) auditEvent(e signin.Event) {
 	case signin.EventPasswordAccepted:
 		h.audit(ip, eventPasswordAccepted, user, e.Reason)
 	case signin.EventSetupComplete:
-		h.audit(ip, eventEnrolled, user, "")
+		h.audit(ip, eventEnrolled, user, "", zap.String("method", e.Method))
 	case signin.EventSignedIn:
-		h.audit(ip, eventSignedIn, user, "", zap.String("method", e.Method))
+		h.audit(ip, eventSignedIn, user, "", zap.String("method", e.Method), zap.String("step", e.Step))
 	case signin.EventRecoveryReplaced:
 		h.audit(ip, eventRecoveryCodesReplaced, user, "")
 	case signin.EventAuthenticatorReplaced:

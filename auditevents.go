@@ -47,6 +47,15 @@ const (
 	eventAppTokenRevoked         logEvent = "app_token_revoked"
 	eventBrowserRemembered       logEvent = "browser_remembered"
 	eventBrowsersForgotten       logEvent = "browsers_forgotten"
+	eventEmailCodeFailed         logEvent = "email_code_failed"
+	eventEmailCodeLocked         logEvent = "email_code_locked"
+	eventPasskeyLoginFailed      logEvent = "passkey_login_failed"
+	eventPasskeyLoginLocked      logEvent = "passkey_login_locked"
+	eventAddPasskeyFailed        logEvent = "add_passkey_failed"
+	eventAddPasskeyLocked        logEvent = "add_passkey_locked"
+	eventPasskeyAdded            logEvent = "passkey_added"
+	eventPasskeyRenamed          logEvent = "passkey_renamed"
+	eventPasskeyRemoved          logEvent = "passkey_removed"
 	eventCSRFRejected            logEvent = "csrf_rejected"
 	eventSignInStepFailed        logEvent = "sign_in_step_failed"
 	eventSignInStepLocked        logEvent = "sign_in_step_locked"
@@ -56,15 +65,17 @@ const (
 // Operator lines, message "two-factor admin action" (or "... refused"),
 // from the admin API and the command line (manage.go, migrate.go).
 const (
-	eventAdminUsers      logEvent = "admin_users"
-	eventAdminAddUser    logEvent = "admin_add_user"
-	eventAdminPasswd     logEvent = "admin_passwd"
-	eventAdminRemoveUser logEvent = "admin_remove_user"
-	eventAdminReset      logEvent = "admin_reset"
-	eventAdminRevoke     logEvent = "admin_revoke"
-	eventAdminUnlock     logEvent = "admin_unlock"
-	eventAdminReseal     logEvent = "admin_reseal"
-	eventAdminMigrate    logEvent = "admin_migrate"
+	eventAdminUsers         logEvent = "admin_users"
+	eventAdminAddUser       logEvent = "admin_add_user"
+	eventAdminPasswd        logEvent = "admin_passwd"
+	eventAdminRemoveUser    logEvent = "admin_remove_user"
+	eventAdminReset         logEvent = "admin_reset"
+	eventAdminRevoke        logEvent = "admin_revoke"
+	eventAdminUnlock        logEvent = "admin_unlock"
+	eventAdminRemovePasskey logEvent = "admin_remove_passkey"
+	eventAdminSetEmail      logEvent = "admin_set_email"
+	eventAdminReseal        logEvent = "admin_reseal"
+	eventAdminMigrate       logEvent = "admin_migrate"
 )
 
 // Operations lines: the store and the module's background work.
@@ -90,19 +101,24 @@ var stepEvents = map[string]struct{ failed, locked logEvent }{
 	signin.StepRecoveryCodes: {eventRecoveryCodesFailed, eventRecoveryCodesLocked},
 	signin.StepReconfirm:     {eventReconfirmFailed, eventReconfirmLocked},
 	signin.StepAppToken:      {eventAppTokenFailed, eventAppTokenLocked},
+	signin.StepPasskeyLogin:  {eventPasskeyLoginFailed, eventPasskeyLoginLocked},
+	signin.StepAddPasskey:    {eventAddPasskeyFailed, eventAddPasskeyLocked},
+	signin.StepEmailCode:     {eventEmailCodeFailed, eventEmailCodeLocked},
 }
 
 // adminEvents name the line of each operator action (actionHashClass has
 // none: it reads nothing of the users).
 var adminEvents = map[string]logEvent{
-	actionUsers:      eventAdminUsers,
-	actionAddUser:    eventAdminAddUser,
-	actionPasswd:     eventAdminPasswd,
-	actionRemoveUser: eventAdminRemoveUser,
-	actionReset:      eventAdminReset,
-	actionRevoke:     eventAdminRevoke,
-	actionUnlock:     eventAdminUnlock,
-	actionReseal:     eventAdminReseal,
+	actionUsers:         eventAdminUsers,
+	actionAddUser:       eventAdminAddUser,
+	actionPasswd:        eventAdminPasswd,
+	actionRemoveUser:    eventAdminRemoveUser,
+	actionReset:         eventAdminReset,
+	actionRevoke:        eventAdminRevoke,
+	actionUnlock:        eventAdminUnlock,
+	actionRemovePasskey: eventAdminRemovePasskey,
+	actionSetEmail:      eventAdminSetEmail,
+	actionReseal:        eventAdminReseal,
 }
 
 // eventField is the "event" field of a line; lines get it only from here.

@@ -63,7 +63,7 @@ func (h *TwoFactor) provisionBranding(repl *caddy.Replacer) error {
 	}
 	h.brand = brand{Title: h.Title}
 	version := sha256.New()
-	for _, name := range []string{"style.css", "app.js"} {
+	for _, name := range []string{"style.css", "app.js", "passkey.js"} {
 		body, err := templatesFS.ReadFile("templates/" + name)
 		if err != nil {
 			return err

@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
+	cdpwebauthn "github.com/chromedp/cdproto/webauthn"
 	"github.com/chromedp/chromedp"
 )
 
@@ -487,6 +488,23 @@ func TestBrowserScreenshots(t *testing.T) {
 	c.open("/_2fa/login", http.StatusOK)
 	lockOut(c, "frank", 3)
 	shoot("locked")
+
+	// The passkey pages, with a virtual authenticator.
+	c.addAuthenticator(cdpwebauthn.AuthenticatorTransportInternal)
+	c.open("/_2fa/login", http.StatusOK)
+	c.signIn("grace", testPassword, http.StatusOK)
+	c.load(http.StatusOK, chromedp.Click(chromedp.ID("use-passkey")))
+	shoot("setup-passkey")
+	c.typeInto("passkey-name", "Laptop")
+	c.passkeyButton("passkey-register", http.StatusOK)
+	c.do(chromedp.Click(chromedp.ID("saved")))
+	c.load(http.StatusOK, chromedp.Click(chromedp.ID("continue")))
+	c.open("/_2fa/account", http.StatusOK)
+	shoot("account-passkeys")
+	c.signOut()
+	c.open("/_2fa/login", http.StatusOK)
+	c.signIn("grace", testPassword, http.StatusOK)
+	shoot("confirm-passkey")
 }
 
 // shoot checks page in every viewport and colour scheme (every field

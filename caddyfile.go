@@ -38,9 +38,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 	if err := tf.UnmarshalCaddyfile(h.Dispenser); err != nil {
 		return nil, err
 	}
-	if tf.DB == "" && tf.StoreRaw == nil {
-		tf.Site = siteAddresses(h)
-	}
+	// The site names the default database file, and the default WebAuthn
+	// relying party.
+	tf.Site = siteAddresses(h)
 	tf.MatchersRaw = matcherSet
 	return h.NewRoute(nil, tf), nil
 }
@@ -74,6 +74,15 @@ func parseCaddyfile(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error)
 //	    logo_file <image file>
 //	    css_file <style sheet file>
 //	    templates_dir <directory>
+//	    webauthn {                  # passkeys; see docs/passkeys.md
+//	        rp_id <domain>
+//	        rp_name <name>
+//	        origins <origin...>
+//	        user_verification required|preferred|discouraged
+//	        resident_key required|preferred|discouraged
+//	    }
+//	    factors totp|webauthn...    # which second factors users may enroll
+//	    passkey_login               # a passkey alone may sign in
 //	    language <tag>              # force one language, like de
 //	    languages <tag>...          # offer only these; the first is the default
 //	    messages_dir <directory>    # catalogs <tag>.json over the embedded ones
@@ -295,7 +304,13 @@ func (h *TwoFactor) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.EmailCodes = true
 		default:
-			return d.Errf("unrecognized two_factor subdirective %q", sub)
+			ok, err := h.unmarshalPasskeyOption(d)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return d.Errf("unrecognized two_factor subdirective %q", sub)
+			}
 		}
 		if seen["logo_url"] && seen["logo_file"] {
 			return d.Errf("logo_url and logo_file are both set: give one")

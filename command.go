@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -101,6 +103,7 @@ type cliCommand struct {
 	short    string
 	name     bool // takes a user name
 	password bool // reads a password
+	passkey  bool // takes a passkey's name or ID after the user name
 	address  bool // takes an e-mail address after the name
 }
 
@@ -110,7 +113,8 @@ var cliCommands = []cliCommand{
 	{action: actionPasswd, name: true, password: true, short: "Sets the password of a database-managed user and ends their sessions"},
 	{action: actionSetEmail, name: true, address: true, short: "Sets the e-mail address of a database-managed user"},
 	{action: actionRemoveUser, name: true, short: "Removes a database-managed user and ends their sessions"},
-	{action: actionReset, name: true, short: "Drops a user's authenticator and recovery codes and ends their sessions"},
+	{action: actionReset, name: true, short: "Drops a user's authenticator app, passkeys and recovery codes and ends their sessions"},
+	{action: actionRemovePasskey, name: true, passkey: true, short: "Removes one passkey or security key of a user (by name or ID) and ends their sessions"},
 	{action: actionRevoke, name: true, short: "Ends all sessions of a user"},
 	{action: actionUnlock, name: true, short: "Clears a user's failed attempts and lockout"},
 	{action: actionReseal, short: "Seals every secret with the current encryption_key and compacts the database"},
@@ -121,6 +125,10 @@ func (c cliCommand) cobraCommand() *cobra.Command {
 	if c.name {
 		cmd.Use += " <name>"
 		cmd.Args = cobra.ExactArgs(1)
+	}
+	if c.passkey {
+		cmd.Use += " <passkey name or ID>"
+		cmd.Args = cobra.ExactArgs(2)
 	}
 	if c.address {
 		cmd.Use += " <address>"
@@ -150,6 +158,8 @@ func (c cliCommand) cobraCommand() *cobra.Command {
 type cli struct {
 	action string
 	name   string
+	// passkey is remove-passkey's passkey name or ID.
+	passkey string
 	// address is the admin endpoint.
 	address string
 	// db is the absolute path of the database to act on, or "".
@@ -189,7 +199,11 @@ func newCLI(action string, fl caddycmd.Flags, args []string) (*cli, error) {
 		c.name = args[0]
 	}
 	if len(args) > 1 {
-		c.email = args[1]
+		if action == actionRemovePasskey {
+			c.passkey = args[1]
+		} else {
+			c.email = args[1]
+		}
 	}
 	if fl.Lookup("email") != nil {
 		c.email = fl.String("email")
@@ -239,7 +253,7 @@ func (c *cli) finish(res any, err error, text func() error) (int, error) {
 }
 
 func (c *cli) do() (adminResult, error) {
-	req := adminRequest{Action: c.action, Name: normalizeUsername(c.name), Email: c.email}
+	req := adminRequest{Action: c.action, Name: normalizeUsername(c.name), Passkey: c.passkey, Email: c.email}
 	if namedAction(c.action) {
 		if err := checkUsername(req.Name); err != nil {
 			return adminResult{}, refuse(codeBadRequest, "%v", err)
@@ -324,8 +338,15 @@ func (c *cli) request(req adminRequest) (adminResult, error) {
 		path += "?db=" + url.QueryEscape(c.db)
 	}
 	var body io.Reader
-	if req.Action == actionSetEmail {
-		raw, err := json.Marshal(map[string]string{"email": req.Email})
+	var fields map[string]string
+	switch {
+	case req.Passkey != "":
+		fields = map[string]string{"passkey": req.Passkey}
+	case req.Action == actionSetEmail:
+		fields = map[string]string{"email": req.Email}
+	}
+	if fields != nil {
+		raw, err := json.Marshal(fields)
 		if err != nil {
 			return adminResult{}, err
 		}
@@ -485,7 +506,9 @@ func (c *cli) printText(res adminResult) error {
 	case actionRemoveUser:
 		_, err = fmt.Fprintf(c.stdout, "Removed %s; %s ended.\n", name, ended)
 	case actionReset:
-		_, err = fmt.Fprintf(c.stdout, "Reset %s: authenticator and recovery codes removed, %s ended. They set up a new authenticator at their next sign-in.\n", name, ended)
+		_, err = fmt.Fprintf(c.stdout, "Reset %s: authenticator app, passkeys and recovery codes removed, %s ended. They set up a new second factor at their next sign-in.\n", name, ended)
+	case actionRemovePasskey:
+		_, err = fmt.Fprintf(c.stdout, "Removed passkey %q of %s; %s ended.\n", c.passkey, name, ended)
 	case actionRevoke:
 		_, err = fmt.Fprintf(c.stdout, "Signed %s out: %s ended.\n", name, ended)
 	case actionUnlock:
@@ -531,9 +554,10 @@ func (c *cli) printUsers(res adminResult) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "USER\tDEFINED IN\tENROLLED\tRECOVERY CODES\tSESSIONS\tLOCKED UNTIL")
+	fmt.Fprintln(tw, "USER\tDEFINED IN\tENROLLED\tFACTORS\tRECOVERY CODES\tSESSIONS\tLOCKED UNTIL")
 	for _, u := range res.Users {
 		enrolled, codes, locked := "no", "-", "-"
+		factors := userFactors(u)
 		if u.Enrolled {
 			enrolled = u.EnrolledAt.Local().Format("2006-01-02 15:04")
 			codes = fmt.Sprint(u.RecoveryCodesLeft)
@@ -541,9 +565,25 @@ func (c *cli) printUsers(res adminResult) error {
 		if !u.LockedUntil.IsZero() {
 			locked = u.LockedUntil.Local().Format("2006-01-02 15:04:05")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", u.Name, u.DefinedIn, enrolled, codes, u.Sessions, locked)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", u.Name, u.DefinedIn, enrolled, factors, codes, u.Sessions, locked)
 	}
 	return tw.Flush()
+}
+
+// userFactors names a user's second factors for the users table: totp,
+// and each passkey by name ("-" for none).
+func userFactors(u userInfo) string {
+	var f []string
+	if slices.Contains(u.Factors, signin.MethodTOTP) {
+		f = append(f, "totp")
+	}
+	for _, p := range u.Passkeys {
+		f = append(f, "passkey "+strconv.Quote(p.Name))
+	}
+	if len(f) == 0 {
+		return "-"
+	}
+	return strings.Join(f, ", ")
 }
 
 // readPassword reads a new password, to be hashed into class, from

@@ -62,31 +62,32 @@ func (h *TwoFactor) postConfirmEmail(w http.ResponseWriter, r *http.Request) err
 	if !h.validSessionPost(r, form, sess.Key) {
 		return h.rejectForgery(w, r, sess.User)
 	}
-	if user.TOTP == nil {
+	if !user.Enrolled() {
 		return redirectTo(w, h.page("setup"))
 	}
 	masked, err := h.signin.SendEmailCode(sess, client(r))
-	if answered, err := h.answerEmailCode(w, masked, err, func(status int, d pageData) error {
-		return h.render(w, status, "confirm", h.confirmPage(sess, d))
-	}); answered {
+	if answered, err := h.answerEmailCode(w, masked, err, h.confirmPage(sess, user)); answered {
 		return err
 	}
 	return h.noPending(w, err)
 }
 
-// answerEmailCode shows the confirm page, through show, after a request
-// for an e-mailed code: where it went, or why none was sent. It reports
-// whether it answered; an error it did not is the caller's.
-func (h *TwoFactor) answerEmailCode(w http.ResponseWriter, masked string, err error, show func(status int, d pageData) error) (bool, error) {
+// answerEmailCode shows page, the confirm page, after a request for an
+// e-mailed code: where it went, or why none was sent. It reports whether
+// it answered; an error it did not is the caller's.
+func (h *TwoFactor) answerEmailCode(w http.ResponseWriter, masked string, err error, page pageData) (bool, error) {
+	status := http.StatusOK
 	switch tooMany, isTooMany := errors.AsType[*signin.TooManyCodesError](err); {
 	case err == nil:
-		return true, show(http.StatusOK, pageData{EmailCodeTo: masked, Notice: fmt.Sprintf(msgEmailCodeSent, masked)})
+		page.EmailCodeTo, page.Notice = masked, fmt.Sprintf(msgEmailCodeSent, masked)
 	case isTooMany:
 		wait := max(tooMany.Until.Sub(h.now()).Round(time.Second), time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
-		return true, show(http.StatusTooManyRequests, pageData{Error: fmt.Sprintf(msgEmailCodeTooMany, humanDuration(wait))})
+		status, page.Error = http.StatusTooManyRequests, fmt.Sprintf(msgEmailCodeTooMany, humanDuration(wait))
 	case errors.Is(err, signin.ErrNoAddress), errors.Is(err, signin.ErrEmailCodesOff):
-		return true, show(http.StatusBadRequest, pageData{Error: msgEmailCodeNone})
+		status, page.Error = http.StatusBadRequest, msgEmailCodeNone
+	default:
+		return false, err
 	}
-	return false, err
+	return true, h.render(w, status, "confirm", page)
 }

@@ -92,6 +92,21 @@ const (
 	msgTooManyAppTokens = "You have as many app tokens as you may. Revoke one first."
 )
 
+// Messages shown to users about passkeys.
+const (
+	msgBadPasskey         = "That passkey or security key was not accepted. Try again, or use another way to sign in."
+	msgPasskeyExpired     = "The passkey request has expired or was already used. Please try again."
+	msgPasskeyRegistered  = "This security key or passkey is already registered for your account."
+	msgPasskeyName        = "A passkey name must be 1 to 64 characters, without control characters."
+	msgLastFactor         = "This is your only way to confirm sign-ins: add another passkey or an authenticator app before removing it."
+	msgUnknownPasskey     = "That passkey is not one of yours any more. Reload the page."
+	msgPasskeysOff        = "Passkeys are not offered here."
+	msgPasskeySession     = "Your sign-in has expired. Please start again."
+	msgNoPasskeys         = "Your account has no passkey. Use a code instead."
+	msgPasskeyUnavailable = "Sign-in is temporarily unavailable. Please try again in a moment."
+	msgPasskeyFailed      = "Something went wrong with the passkey. Reload the page and try again."
+)
+
 // formRefusals are the sign-in service's refusals that a form answers by
 // showing itself again: the status, and the message it shows.
 var formRefusals = []struct {
@@ -107,6 +122,12 @@ var formRefusals = []struct {
 	{policy.ErrAppTokenName, http.StatusBadRequest, msgAppTokenName},
 	{policy.ErrAppTokenExpiry, http.StatusBadRequest, "The form could not be read."},
 	{policy.ErrTooManyAppTokens, http.StatusConflict, msgTooManyAppTokens},
+	{signin.ErrBadPasskey, http.StatusUnauthorized, msgBadPasskey},
+	{signin.ErrPasskeyExpired, http.StatusBadRequest, msgPasskeyExpired},
+	{signin.ErrPasskeyRegistered, http.StatusConflict, msgPasskeyRegistered},
+	{signin.ErrBadPasskeyName, http.StatusBadRequest, msgPasskeyName},
+	{signin.ErrLastFactor, http.StatusConflict, msgLastFactor},
+	{signin.ErrUnknownPasskey, http.StatusBadRequest, msgUnknownPasskey},
 }
 
 // answerRefusal answers err, from the sign-in service, if it is a refusal

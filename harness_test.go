@@ -97,6 +97,8 @@ type siteConfig struct {
 	extra string
 	// db is the database path; a fresh one when empty.
 	db string
+	// store, when set, replaces the db line (a store redis block).
+	store string
 	// logFile, if set, receives Caddy's logs as JSON lines.
 	logFile string
 	// routes replaces the site's default routes (respond lines) when set.
@@ -129,15 +131,19 @@ func caddyfileFor(cfg siteConfig) string {
 	if cfg.logFile != "" {
 		global = append(global, fmt.Sprintf("log {\n\t\toutput file %s\n\t\tformat json\n\t\tlevel DEBUG\n\t}", cfg.logFile))
 	}
+	storeLine := "db " + cfg.db
+	if cfg.store != "" {
+		storeLine = cfg.store
+	}
 	return globalOptions(global...) + fmt.Sprintf(`
 http://localhost:%d {
 	two_factor %s {
-		db %s
+		%s
 %s		%s
 	}
 	%s
 }
-%s`, testPorts().http, cfg.matcher, cfg.db, users.String(), cfg.extra, cfg.routes, cfg.more)
+%s`, testPorts().http, cfg.matcher, storeLine, users.String(), cfg.extra, cfg.routes, cfg.more)
 }
 
 // startSite loads a site into the test Caddy.

@@ -137,6 +137,14 @@ func (h *TwoFactor) pageTemplates(w http.ResponseWriter) (*template.Template, *i
 	return p.sets[printer], printer
 }
 
+// translated is msg, a message the code hands over in English, in the
+// language of the page written to w: for answers that are no page, like
+// the passkey options' JSON errors.
+func (h *TwoFactor) translated(w http.ResponseWriter, msg string) string {
+	_, printer := h.pageTemplates(w)
+	return printer.English(msg)
+}
+
 // pageFuncs are the template functions of the pages in printer's language.
 // With a nil printer (for parsing only) t prints the key.
 //
@@ -228,6 +236,12 @@ func translateData(p *i18n.Printer, data *pageData) {
 		s.LastSeen = translateTime(p, s.LastSeen)
 		s.Device = p.English(s.Device)
 		view.Sessions[i] = s
+	}
+	view.Passkeys = make([]passkeyView, len(data.Account.Passkeys))
+	for i, pk := range data.Account.Passkeys {
+		pk.Created = translateTime(p, pk.Created)
+		pk.LastUsed = translateTime(p, pk.LastUsed)
+		view.Passkeys[i] = pk
 	}
 	data.Account = &view
 }

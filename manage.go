@@ -35,6 +35,9 @@ const (
 	actionUnlock     = "unlock"
 	actionSetEmail   = "set-email"
 	actionReseal     = "reseal"
+	// actionRemovePasskey removes one passkey of a user, named by its
+	// name or credential ID.
+	actionRemovePasskey = "remove-passkey"
 	// actionHashClass asks which hash class new passwords must have; the
 	// command line asks it before add-user and passwd.
 	actionHashClass = "hash-class"
@@ -54,6 +57,8 @@ type adminRequest struct {
 	Name           string
 	PasswordHash   string
 	OtherHashClass bool
+	// Passkey names the passkey of remove-passkey: its name or ID.
+	Passkey string
 	// Email is the address of set-email ("" removes it) and add-user.
 	Email string
 }
@@ -107,6 +112,7 @@ const metaHashClass = "hash_class"
 const (
 	codeBadRequest      = "bad_request"
 	codeUnknownUser     = "unknown_user"
+	codeUnknownPasskey  = "unknown_passkey"
 	codeUserExists      = "user_exists"
 	codeDefinedInConfig = "defined_in_config"
 	codeNoDatabase      = "no_database"
@@ -348,6 +354,11 @@ func (db *database) administer(req adminRequest, now time.Time) (adminResult, er
 		ended, err = v.op.Revoke(res.Name)
 	case actionUnlock:
 		err = v.op.Unlock(res.Name)
+	case actionRemovePasskey:
+		ended, err = v.op.RemovePasskey(res.Name, req.Passkey)
+		if errors.Is(err, signin.ErrUnknownPasskey) {
+			return res, refuse(codeUnknownPasskey, "user %q has no passkey %q, or more than one of that name (give its ID, as users --json shows it)", res.Name, req.Passkey)
+		}
 	default:
 		return res, refuse(codeBadRequest, "unknown action %q", req.Action)
 	}

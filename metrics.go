@@ -43,6 +43,10 @@ const (
 	// outcomeBusy: a password not checked because too many were being
 	// hashed at once.
 	outcomeBusy = "busy"
+	// outcomePasskeyRefused: a passkey answer refused (the service's
+	// bad_code with method webauthn; why is in the audit log, not in a
+	// label).
+	outcomePasskeyRefused = "passkey_refused"
 	// stepNone labels events that belong to no sign-in step (sign-out,
 	// sessions ended by their user).
 	stepNone = "none"
@@ -175,7 +179,11 @@ func observeSignIn(e signin.Event) {
 	if step == "" {
 		step = stepNone
 	}
-	signInOutcomes.WithLabelValues(step, e.Kind).Inc()
+	outcome := e.Kind
+	if e.Kind == signin.EventBadCode && e.Method == signin.MethodWebAuthn {
+		outcome = outcomePasskeyRefused
+	}
+	signInOutcomes.WithLabelValues(step, outcome).Inc()
 }
 
 // countSignIn counts an outcome the module decides itself (a CSRF
@@ -194,6 +202,14 @@ func formStep(page string) string {
 		return signin.StepSetup
 	case "confirm":
 		return signin.StepConfirm
+	case "setup/passkey", "setup/passkey/options":
+		return signin.StepSetup
+	case "confirm/passkey", "confirm/passkey/options":
+		return signin.StepConfirm
+	case "login/passkey", "login/passkey/options":
+		return signin.StepPasskeyLogin
+	case "account/passkey", "account/passkey/options", "account/passkey/verify":
+		return stepAccount
 	case "account/authenticator":
 		return signin.StepReenroll
 	case "account":

@@ -326,6 +326,16 @@ func TestSignInOutcomeLabels(t *testing.T) {
 		{"an event at no step", func() { observeSignIn(signin.Event{Kind: signin.EventSignedOut}) }, "none", "signed_out"},
 		{"a forged login", func() { countSignIn(formStep(""), outcomeCSRFRejected) }, "login", "csrf_rejected"},
 		{"a forged new authenticator", func() { countSignIn(formStep("account/authenticator"), outcomeCSRFRejected) }, "reenroll", "csrf_rejected"},
+		{"a refused passkey, whatever why", func() {
+			observeSignIn(signin.Event{Kind: signin.EventBadCode, Step: signin.StepPasskeyLogin, Method: signin.MethodWebAuthn, Reason: "cloned"})
+		}, "passkey_login", "passkey_refused"},
+		{"a passkey sign-in", func() {
+			observeSignIn(signin.Event{Kind: signin.EventSignedIn, Step: signin.StepPasskeyLogin, Method: signin.MethodWebAuthn})
+		}, "passkey_login", "signed_in"},
+		{"a passkey added", func() {
+			observeSignIn(signin.Event{Kind: signin.EventPasskeyAdded, Step: signin.StepAddPasskey, Reason: "My key"})
+		}, "add_passkey", "passkey_added"},
+		{"a forged passkey login", func() { countSignIn(formStep("login/passkey/options"), outcomeCSRFRejected) }, "passkey_login", "csrf_rejected"},
 		{"a forged post to a path of the client's", func() { countSignIn(formStep("../../x?user=alice"), outcomeCSRFRejected) }, "none", "csrf_rejected"},
 	} {
 		before := counterValue(t, signInOutcomes.WithLabelValues(tc.step, tc.label))

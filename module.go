@@ -20,7 +20,7 @@
 //
 //	{http.auth.user.id}              the user name
 //	{http.two_factor.user}           the user name
-//	{http.two_factor.method}         how the second factor was given: totp, recovery, setup or email;
+//	{http.two_factor.method}         how the second factor was given: totp, recovery, setup, email or webauthn;
 //	                                 remembered (remember_device) or app_token (app_tokens)
 //	{http.two_factor.confirmed_at}   when it was last given (RFC 3339); empty when none was
 //	{http.two_factor.session_expires} when the session ends at the latest (RFC 3339)
@@ -49,6 +49,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/caddy-two-factor/caddy-two-factor/notify"
+	"github.com/caddy-two-factor/caddy-two-factor/passkey"
 	"github.com/caddy-two-factor/caddy-two-factor/policy"
 	"github.com/caddy-two-factor/caddy-two-factor/seal"
 	"github.com/caddy-two-factor/caddy-two-factor/signin"
@@ -106,8 +107,9 @@ type TwoFactor struct {
 
 	// The site this handler guards, which names its default database file:
 	// two_factor/<site>-<digest>.db in Caddy's data directory, so sites
-	// that name no db never share sign-ins. The Caddyfile sets it to the
-	// site block's addresses. In JSON, set site or db.
+	// that name no db never share sign-ins, and the default WebAuthn
+	// rp_id and origins. The Caddyfile sets it to the site block's
+	// addresses. In JSON, set site or db.
 	Site string `json:"site,omitempty"`
 
 	// The issuer shown in authenticator apps, at most 100 bytes (it goes
@@ -207,6 +209,25 @@ type TwoFactor struct {
 	// test-rendered at provisioning, so a broken one is a config error.
 	// Default: the embedded templates only.
 	TemplatesDir string `json:"templates_dir,omitempty"`
+
+	// Passkeys and security keys (WebAuthn): the relying party. rp_id is
+	// the domain passkeys are bound to (default: the host of the site's
+	// address); rp_name the name browsers show (default: the issuer, else
+	// the title, else rp_id); origins the pages may run a ceremony from
+	// (default: the site's addresses on rp_id; never taken from a
+	// request's Host); user_verification and resident_key are required,
+	// preferred (the default) or discouraged. A site whose address names no
+	// domain has no passkeys unless this is set. See docs/passkeys.md.
+	WebAuthn *passkey.Config `json:"webauthn,omitempty"`
+
+	// The second factors users may enroll: "totp", "webauthn". A factor a
+	// user has keeps working. Default: both.
+	Factors []string `json:"factors,omitempty"`
+
+	// Let a discoverable passkey that verifies the user (PIN or biometric)
+	// sign in alone, without password or code. Needs user_verification
+	// required. Default: off.
+	PasskeyLogin bool `json:"passkey_login,omitempty"`
 
 	// The language of the pages, a BCP 47 tag such as de or pt-BR,
 	// whatever the browser asks for. Default: the browser's choice
@@ -403,6 +424,10 @@ func (h *TwoFactor) provision(logger *zap.Logger) error {
 	if err := h.provisionPolicies(); err != nil {
 		return err
 	}
+	passkeys, err := h.provisionPasskeys(repl)
+	if err != nil {
+		return err
+	}
 
 	if h.store == nil {
 		path := repl.ReplaceKnown(h.DB, "")
@@ -435,6 +460,7 @@ func (h *TwoFactor) provision(logger *zap.Logger) error {
 		Attempts: db.attempts,
 		Hashing:  db.hashing,
 		Sealer:   h.sealer,
+		Passkeys: passkeys,
 		// Read at each call: tests set h.now after provisioning.
 		Now: func() time.Time { return h.now() },
 	}
@@ -594,6 +620,9 @@ func (h *TwoFactor) Validate() error {
 		if err := policy.ValidatePattern(p); err != nil {
 			return fmt.Errorf("app_tokens: %w", err)
 		}
+	}
+	if err := h.validateFactors(); err != nil {
+		return err
 	}
 	if err := h.validateNotify(); err != nil {
 		return err

@@ -234,13 +234,17 @@ func (h *TwoFactor) noticeEvent(e signin.Event) {
 	case e.Kind == signin.EventAuthenticatorReplaced:
 		n.Event = notify.AuthenticatorAdded
 	case e.Kind == signin.EventAppTokenCreated:
-		n.Event, n.Item = notify.AppTokenAdded, e.Item
+		n.Event, n.Item = notify.AppTokenAdded, e.Reason
 	case e.Kind == signin.EventAppTokenRevoked:
-		n.Event, n.Item = notify.AppTokenRemoved, e.Item
+		n.Event, n.Item = notify.AppTokenRemoved, e.Reason
 	case e.Kind == signin.EventBrowserRemembered:
-		n.Event, n.Item = notify.RememberedBrowserAdded, e.Item
+		n.Event, n.Item = notify.RememberedBrowserAdded, e.Reason
 	case e.Kind == signin.EventBrowsersForgotten:
-		n.Event, n.Item = notify.RememberedBrowserRemoved, e.Item
+		n.Event, n.Item = notify.RememberedBrowserRemoved, e.Reason
+	case e.Kind == signin.EventPasskeyAdded:
+		n.Event, n.Item = notify.PasskeyAdded, e.Reason
+	case e.Kind == signin.EventPasskeyRemoved:
+		n.Event, n.Item = notify.PasskeyRemoved, e.Reason
 	case e.Kind == signin.EventLocked && e.Scope == signin.ScopeAccount && e.Step != signin.StepEmailCode:
 		n.Event = notify.AccountLocked
 	default:
@@ -316,12 +320,9 @@ func noticeID(n notify.Notice, e signin.Event) string {
 	if n.RecoveryCodesLeft != nil {
 		left = strconv.Itoa(*n.RecoveryCodesLeft)
 	}
-	parts := []string{string(n.Event), n.User, when.Format(time.RFC3339Nano), n.ClientIP, n.Browser, left}
-	if n.Item != "" {
-		// Two tokens made in one second are two notices.
-		parts = append(parts, n.Item)
-	}
-	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	sum := sha256.Sum256([]byte(strings.Join([]string{
+		string(n.Event), n.User, when.Format(time.RFC3339Nano), n.ClientIP, n.Browser, left, n.Item,
+	}, "\x00")))
 	return hex.EncodeToString(sum[:16])
 }
 
@@ -338,10 +339,12 @@ func (db *database) operatorNotices(now time.Time) func(signin.Event) {
 			ev = notify.OperatorRevoke
 		case signin.EventPasswordChanged:
 			ev = notify.OperatorPasswordChange
+		case signin.EventPasskeyRemoved:
+			ev = notify.PasskeyRemoved
 		default:
 			return
 		}
-		n := notify.Notice{Event: ev, User: e.User, Time: now}
+		n := notify.Notice{Event: ev, User: e.User, Time: now, Item: e.Reason}
 		n.ID = noticeID(n, e)
 		for h := range db.configs {
 			if h.notifier != nil {

@@ -762,3 +762,77 @@ func TestEmailCodeAtStepUp(t *testing.T) {
 		})
 	}
 }
+
+// TestNoticePasskeyAddedAndRemoved: adding a passkey from the account page
+// and removing it each send their notice, naming the passkey, by e-mail
+// and webhook.
+func TestNoticePasskeyAddedAndRemoved(t *testing.T) {
+	site := startNoticeSite(t, mailtest.Start(t, mailtest.PlainOnly, nil), "")
+	b := newBrowser(t)
+	secret, _ := b.enroll("rupert")
+	page := b.account()
+	csrf := b.csrfFrom(page)
+	options := b.mustOptions("/_2fa/account/passkey/options", csrf, "current", b.code("rupert", secret))
+	resp := b.post("/_2fa/account/passkey", url.Values{"csrf": {csrf}, "action": {"add"}, "name": {"Desk key"}, "credential": {string(newKey(t).Create(t, options))}})
+	if resp.location() != "/_2fa/account?done=passkey-add" {
+		t.Fatalf("adding a passkey: %d to %q\n%s", resp.status, resp.location(), resp.body)
+	}
+	msg, body := mailTo(t, site.mail, "rupert@example.com", "A passkey was added to rupert")
+	checkMail(t, msg, "rupert")
+	if !strings.Contains(body, `"Desk key"`) {
+		t.Errorf("the notice of an added passkey does not name it:\n%s", body)
+	}
+	if v, _ := site.hook.wait(t, notify.PasskeyAdded); v["item"] != "Desk key" {
+		t.Errorf("webhook of an added passkey: item %v, want its name", v["item"])
+	}
+
+	page = b.account()
+	id := passkeyIDPattern.FindStringSubmatch(page.body)[1]
+	if resp := b.post("/_2fa/account/passkey", url.Values{"csrf": {b.csrfFrom(page)}, "action": {"remove"}, "id": {id}}); resp.location() != "/_2fa/account?done=passkey-remove" {
+		t.Fatalf("removing the passkey: %d to %q", resp.status, resp.location())
+	}
+	msg, body = mailTo(t, site.mail, "rupert@example.com", "A passkey was removed from rupert")
+	checkMail(t, msg, "rupert")
+	if !strings.Contains(body, `"Desk key"`) {
+		t.Errorf("the notice of a removed passkey does not name it:\n%s", body)
+	}
+	if v, _ := site.hook.wait(t, notify.PasskeyRemoved); v["item"] != "Desk key" {
+		t.Errorf("webhook of a removed passkey: item %v, want its name", v["item"])
+	}
+}
+
+// TestNoticePasskeySignInNewBrowser: a passkey sign-in from a browser the
+// user has not used counts as a new browser, as a code's does.
+func TestNoticePasskeySignInNewBrowser(t *testing.T) {
+	site := startNoticeSite(t, mailtest.Start(t, mailtest.PlainOnly, nil), "")
+	key := newKey(t)
+	newBrowser(t).enrollPasskey("sybil", key)
+	b := browserAs(t, firefoxUA)
+	csrf, options := b.beginPasskeyConfirm("sybil")
+	if resp := b.confirmPasskey(csrf, key.Get(t, options)); resp.status != http.StatusSeeOther {
+		t.Fatalf("passkey confirmation: %d\n%s", resp.status, resp.body)
+	}
+	msg, body := mailTo(t, site.mail, "sybil@example.com", "New sign-in to your account sybil")
+	checkMail(t, msg, "sybil")
+	if !strings.Contains(body, "Browser: Firefox on Linux") {
+		t.Errorf("body does not name the browser:\n%s", body)
+	}
+	site.hook.wait(t, notify.SignInNewBrowser)
+}
+
+// TestNoticeOperatorRemovesPasskey: an operator's remove-passkey tells the
+// user which passkey went.
+func TestNoticeOperatorRemovesPasskey(t *testing.T) {
+	site := startNoticeSite(t, mailtest.Start(t, mailtest.PlainOnly, nil), "")
+	newBrowser(t).enrollPasskey("peggy", newKey(t))
+	if status, body := adminCall(t, http.MethodPost, "/two_factor/users/peggy/remove_passkey", `{"passkey":"Key of peggy"}`); status != http.StatusOK {
+		t.Fatalf("remove_passkey: %d %s", status, body)
+	}
+	_, body := mailTo(t, site.mail, "peggy@example.com", "A passkey was removed from peggy")
+	if !strings.Contains(body, `"Key of peggy"`) {
+		t.Errorf("the notice does not name the passkey:\n%s", body)
+	}
+	if v, _ := site.hook.wait(t, notify.PasskeyRemoved); v["item"] != "Key of peggy" {
+		t.Errorf("webhook: item %v, want the passkey's name", v["item"])
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -46,12 +47,16 @@ func (h *TwoFactor) servePage(w http.ResponseWriter, r *http.Request, page strin
 		hs = handlers{h.getAccount, h.postAccount}
 	case "account/authenticator":
 		hs = handlers{h.getAuthenticator, h.postAuthenticator}
-	case "static/style.css", "static/app.js":
+	case "static/style.css", "static/app.js", "static/passkey.js":
 		hs = handlers{get: h.serveStatic}
 	case "static/custom.css", "static/logo":
 		hs = handlers{get: h.serveBrandAsset}
 	default:
-		return h.render(w, http.StatusNotFound, "error", pageData{Title: "Page not found", Error: "There is no such page."})
+		ph, ok := h.passkeyPage(page)
+		if !ok {
+			return h.render(w, http.StatusNotFound, "error", pageData{Title: "Page not found", Error: "There is no such page."})
+		}
+		hs = handlers(ph)
 	}
 	// The handlers answer what they can decide; a failure they return is
 	// answered here, in one way for every page (see answerFailure).
@@ -157,7 +162,21 @@ func (h *TwoFactor) renderLogin(w http.ResponseWriter, r *http.Request, status i
 	if err != nil {
 		return err
 	}
-	return h.render(w, status, "login", pageData{Title: "Sign in", CSRF: token, Next: next, Username: username, Error: msg})
+	return h.render(w, status, "login", pageData{Title: "Sign in", CSRF: token, Next: next, Username: username, Error: msg, PasskeyScript: h.signin.Offers().PasskeyLogin})
+}
+
+// withLoginForm reads a POST of the login page and hands it to fn, with
+// its checked next, once it has the same origin and the login form's
+// anti-CSRF token; otherwise it answers the request itself.
+func (h *TwoFactor) withLoginForm(w http.ResponseWriter, r *http.Request, fn func(form url.Values, next string) error) error {
+	form, ok := h.readForm(w, r)
+	if !ok {
+		return nil
+	}
+	if !sameOrigin(r) || !h.validLoginCSRF(r, form.Get("csrf")) {
+		return h.rejectForgery(w, r, "")
+	}
+	return fn(form, h.safeNext(form.Get("next")))
 }
 
 func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
@@ -165,14 +184,12 @@ func (h *TwoFactor) postLogin(w http.ResponseWriter, r *http.Request) error {
 		// No password here: the earlier login took it.
 		return h.getLogin(w, r)
 	}
-	form, ok := h.readForm(w, r)
-	if !ok {
-		return nil
-	}
-	next := h.safeNext(form.Get("next"))
-	if !sameOrigin(r) || !h.validLoginCSRF(r, form.Get("csrf")) {
-		return h.rejectForgery(w, r, "")
-	}
+	return h.withLoginForm(w, r, func(form url.Values, next string) error {
+		return h.passwordLogin(w, r, form, next)
+	})
+}
+
+func (h *TwoFactor) passwordLogin(w http.ResponseWriter, r *http.Request, form url.Values, next string) error {
 	req := signin.LoginRequest{
 		User:     normalizeUsername(form.Get("username")),
 		Password: form.Get("password"),
@@ -217,18 +234,20 @@ func (h *TwoFactor) limits() throttle.Limits {
 // policy is what this config decides about sign-in, for the service.
 func (h *TwoFactor) policy() signin.Policy {
 	return signin.Policy{
-		SessionIdle:        time.Duration(h.SessionIdle),
-		SessionLifetime:    time.Duration(h.SessionLifetime),
-		PendingLifetime:    time.Duration(h.PendingLifetime),
-		MaxPending:         maxPendingSessions,
-		ConcurrentSessions: h.ConcurrentSessions,
-		RecoveryCodes:      h.RecoveryCodes,
-		Limits:             h.limits(),
-		Accounts:           h.accounts,
-		Fake:               h.fakeAccount,
-		Gate:               h.gate,
-		Vouched:            h.UserFrom != "",
-		Remember:           policy.Remember{For: time.Duration(h.RememberDevice)},
+		SessionIdle:         time.Duration(h.SessionIdle),
+		SessionLifetime:     time.Duration(h.SessionLifetime),
+		PendingLifetime:     time.Duration(h.PendingLifetime),
+		MaxPending:          maxPendingSessions,
+		ConcurrentSessions:  h.ConcurrentSessions,
+		RecoveryCodes:       h.RecoveryCodes,
+		Limits:              h.limits(),
+		Accounts:            h.accounts,
+		Fake:                h.fakeAccount,
+		Gate:                h.gate,
+		Vouched:             h.UserFrom != "",
+		Remember:            policy.Remember{For: time.Duration(h.RememberDevice)},
+		NoTOTPEnrollment:    len(h.Factors) > 0 && !slices.Contains(h.Factors, factorTOTP),
+		NoPasskeyEnrollment: len(h.Factors) > 0 && !slices.Contains(h.Factors, factorWebAuthn),
 	}
 }
 
@@ -256,18 +275,33 @@ func humanDuration(d time.Duration) string {
 // ---- setup ----
 
 func (h *TwoFactor) getSetup(w http.ResponseWriter, r *http.Request) error {
-	sess, user, err := h.pendingSession(r)
-	if err != nil {
-		return h.noPending(w, err)
-	}
-	if user.TOTP != nil {
-		return redirectTo(w, h.page("confirm"))
+	sess, user, err := h.setupStep(w, r, h.signin.Offers().EnrollTOTP, "setup/passkey")
+	if sess == nil {
+		return err
 	}
 	secret, err := h.signin.SetupSecret(sess, false)
 	if err != nil {
 		return h.noPending(w, err)
 	}
-	return h.renderSetup(w, r, http.StatusOK, sess, secret, "")
+	return h.renderSetup(w, r, http.StatusOK, sess, user, secret, "")
+}
+
+// setupStep returns the pending session and user of a setup page, or
+// answers the request itself and returns no session: the login page
+// without one, the confirm page once enrolled, the other setup page
+// (other) when this one's factor is not offered. An error it returns is
+// for answerFailure.
+func (h *TwoFactor) setupStep(w http.ResponseWriter, r *http.Request, offered bool, other string) (*store.Session, *store.User, error) {
+	sess, user, err := h.pendingSession(r)
+	switch {
+	case err != nil:
+		return nil, nil, h.noPending(w, err)
+	case user.Enrolled():
+		return nil, nil, redirectTo(w, h.page("confirm"))
+	case !offered:
+		return nil, nil, redirectTo(w, h.page(other))
+	}
+	return sess, user, nil
 }
 
 // noPending answers a step page reached without a password-only session;
@@ -279,7 +313,7 @@ func (h *TwoFactor) noPending(w http.ResponseWriter, err error) error {
 	return err
 }
 
-func (h *TwoFactor) renderSetup(w http.ResponseWriter, r *http.Request, status int, sess *store.Session, secret []byte, msg string) error {
+func (h *TwoFactor) renderSetup(w http.ResponseWriter, r *http.Request, status int, sess *store.Session, user *store.User, secret []byte, msg string) error {
 	issuer := h.issuer(r)
 	uri, err := totp.URI(issuer, sess.User, secret)
 	if err != nil {
@@ -306,6 +340,11 @@ func (h *TwoFactor) renderSetup(w http.ResponseWriter, r *http.Request, status i
 	}
 	if sess.Stage == store.StageFull { // from the account page
 		data.Title, data.Reenroll = "Replace your authenticator", true
+		if user.TOTP == nil { // a passkey-only user adds an app
+			data.Title = "Add an authenticator app"
+			data.Factors = factorsView{Passkeys: len(user.Passkeys) > 0}
+			data.PasskeyScript = data.Factors.Passkeys
+		}
 	}
 	return h.render(w, status, "setup", data)
 }
@@ -333,18 +372,11 @@ func (h *TwoFactor) issuer(r *http.Request) string {
 }
 
 func (h *TwoFactor) postSetup(w http.ResponseWriter, r *http.Request) error {
-	form, ok := h.readForm(w, r)
-	if !ok {
-		return nil
-	}
-	sess, user, err := h.pendingSession(r)
-	if err != nil {
-		return h.noPending(w, err)
-	}
-	if !h.validSessionPost(r, form, sess.Key) {
-		return h.rejectForgery(w, r, sess.User)
-	}
-	if user.TOTP != nil {
+	return h.withPendingForm(w, r, h.finishSetup)
+}
+
+func (h *TwoFactor) finishSetup(w http.ResponseWriter, r *http.Request, form url.Values, sess *store.Session, user *store.User) error {
+	if user.Enrolled() {
 		// Enrolled meanwhile (another tab): a pending session can never
 		// replace an existing authenticator.
 		return redirectTo(w, h.page("confirm"))
@@ -355,16 +387,24 @@ func (h *TwoFactor) postSetup(w http.ResponseWriter, r *http.Request) error {
 		return redirectTo(w, h.page("setup"))
 	case errors.Is(err, signin.ErrAlreadyEnrolled):
 		return redirectTo(w, h.page("confirm"))
+	case errors.Is(err, signin.ErrAppsOff):
+		return redirectTo(w, h.page("setup/passkey"))
 	case err != nil:
 		_, err = h.answerRefusal(w, r, err, func(status int, msg string) error {
 			secret, err := h.signin.OpenSecret(sess)
 			if err != nil {
 				return err
 			}
-			return h.renderSetup(w, r, status, sess, secret, msg)
+			return h.renderSetup(w, r, status, sess, user, secret, msg)
 		})
 		return h.noPending(w, err)
 	}
+	return h.enrolled(w, r, sess, res)
+}
+
+// enrolled answers a completed enrollment: the new session's cookie and
+// the recovery codes, shown once, with the link on to next.
+func (h *TwoFactor) enrolled(w http.ResponseWriter, r *http.Request, sess *store.Session, res signin.SignInResult) error {
 	h.setSessionCookie(w, r, res.Token)
 	return h.render(w, http.StatusOK, "recovery", pageData{
 		Title:         "Save your recovery codes",
@@ -398,56 +438,58 @@ func (h *TwoFactor) getConfirm(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return h.noPending(w, err)
 	}
-	if user.TOTP == nil {
+	if !user.Enrolled() {
 		return redirectTo(w, h.page("setup"))
 	}
-	return h.renderConfirm(w, http.StatusOK, sess, "")
+	return h.renderConfirm(w, http.StatusOK, sess, user, "")
 }
 
-func (h *TwoFactor) renderConfirm(w http.ResponseWriter, status int, sess *store.Session, msg string) error {
-	return h.render(w, status, "confirm", h.confirmPage(sess, pageData{Error: msg}))
+// renderConfirm shows the confirmation page with the factors user has.
+func (h *TwoFactor) renderConfirm(w http.ResponseWriter, status int, sess *store.Session, user *store.User, msg string) error {
+	data := h.confirmPage(sess, user)
+	data.Error = msg
+	return h.render(w, status, "confirm", data)
 }
 
-// confirmPage fills in d, an error or notice, as the confirm page of the
-// pending session sess.
-func (h *TwoFactor) confirmPage(sess *store.Session, d pageData) pageData {
-	d.Title = "Two-factor sign-in"
-	d.CSRF = h.sessionCSRF(sess.Key)
-	d.Username = sess.User
-	d.RememberDays = h.rememberDays()
-	if d.EmailCodeTo == "" {
-		// The e-mailed code's offer (emailcode.go).
-		d.EmailCodeTo = h.emailOffer(sess)
+// confirmPage is the confirmation page's data for the factors user has,
+// with the offers of remember_device and the e-mailed code (emailcode.go).
+func (h *TwoFactor) confirmPage(sess *store.Session, user *store.User) pageData {
+	hasPasskeys := len(user.Passkeys) > 0 && h.signin.Offers().Passkeys
+	return pageData{
+		Title:         "Two-factor sign-in",
+		CSRF:          h.sessionCSRF(sess.Key),
+		Username:      sess.User,
+		Factors:       factorsView{TOTP: user.TOTP != nil, Passkeys: hasPasskeys},
+		PasskeyScript: hasPasskeys,
+		RememberDays:  h.rememberDays(),
+		EmailCodeTo:   h.emailOffer(sess),
 	}
-	return d
 }
 
 func (h *TwoFactor) postConfirm(w http.ResponseWriter, r *http.Request) error {
-	form, ok := h.readForm(w, r)
-	if !ok {
-		return nil
-	}
-	sess, user, err := h.pendingSession(r)
-	if errors.Is(err, signin.ErrNoPending) {
-		return h.postReconfirm(w, r, form)
-	}
-	if err != nil {
-		return h.noPending(w, err)
-	}
-	if !h.validSessionPost(r, form, sess.Key) {
-		return h.rejectForgery(w, r, sess.User)
-	}
-	if user.TOTP == nil {
+	return h.withPendingOr(w, r, h.finishConfirm, h.postReconfirm)
+}
+
+func (h *TwoFactor) finishConfirm(w http.ResponseWriter, r *http.Request, form url.Values, sess *store.Session, user *store.User) error {
+	if !user.Enrolled() {
 		return redirectTo(w, h.page("setup"))
 	}
 	res, err := h.signin.Confirm(sess, form.Get("code"), client(r))
+	return h.confirmed(w, r, form, sess, user, res, err)
+}
+
+// confirmed answers a confirmation (res, or err) posted with form: on to
+// next, signed in, with the browser remembered if form asks for it;
+// the confirm page again with the refusal; the login page when the user
+// was reset meanwhile or the session ended.
+func (h *TwoFactor) confirmed(w http.ResponseWriter, r *http.Request, form url.Values, sess *store.Session, user *store.User, res signin.SignInResult, err error) error {
 	if errors.Is(err, signin.ErrNotEnrolled) {
 		// Reset meanwhile: sign in again.
 		return redirectTo(w, h.page("login"))
 	}
 	if err != nil {
 		_, err = h.answerRefusal(w, r, err, func(status int, msg string) error {
-			return h.renderConfirm(w, status, sess, msg)
+			return h.renderConfirm(w, status, sess, user, msg)
 		})
 		return h.noPending(w, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-two-factor/caddy-two-factor/signin"
 )
 
 //go:embed templates
@@ -54,6 +56,13 @@ type pageData struct {
 	// Account is the account page's content.
 	Account *accountView
 
+	// PasskeyScript loads templates/passkey.js, for pages with a passkey
+	// button.
+	PasskeyScript bool
+	// Factors are the second factors the user has (confirm page).
+	Factors factorsView
+	// Offers are what the config offers, set by render.
+	Offers signin.Offers
 	// EmailCodeTo offers an e-mailed code on the confirm page, to this
 	// masked address (email_codes); "" offers none.
 	EmailCodeTo string
@@ -73,11 +82,19 @@ type pageData struct {
 	RememberDays int
 }
 
+// factorsView says which second factors a user has.
+type factorsView struct {
+	TOTP, Passkeys bool
+}
+
 // render writes a page with the module's security headers. Templates run
 // into a buffer first, so a template error never leaves half a page.
 func (h *TwoFactor) render(w http.ResponseWriter, status int, name string, data pageData) error {
 	data.Prefix = h.PathPrefix
 	data.Brand = h.brand
+	if h.signin != nil {
+		data.Offers = h.signin.Offers()
+	}
 	data.Nonce = rand.Text()
 	templates, printer := h.pageTemplates(w) // of templates_dir, if set
 	translateData(printer, &data)

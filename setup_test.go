@@ -26,7 +26,7 @@ func TestSetupPageNeverFailsOnTheIssuer(t *testing.T) {
 			r.Host = tc.host
 			w := httptest.NewRecorder()
 			sess := &store.Session{User: "alice", Stage: store.StagePending}
-			if err := s.h.renderSetup(w, r, http.StatusOK, sess, []byte("12345678901234567890"), ""); err != nil {
+			if err := s.h.renderSetup(w, r, http.StatusOK, sess, &store.User{Name: "alice"}, []byte("12345678901234567890"), ""); err != nil {
 				t.Fatalf("setup page: %v", err)
 			}
 			body := w.Body.String()

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-two-factor/caddy-two-factor/internal/softauthn"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
@@ -50,23 +51,23 @@ func FuzzDecodeCeremony(f *testing.F) {
 func FuzzFinish(f *testing.F) {
 	fx := newFixture(f, func(c *Config) { c.UserVerification, c.PasskeyLogin = Required, true })
 	u := &store.User{Name: "alice"}
-	a := newAuthenticator(f, -7)
+	a := softauthn.New(f, -7)
 	regOptions := fx.keep(fx.svc.BeginRegistration(u))
 	regState := fx.sess.Ceremony
-	f.Add(a.create(f, regOptions))
+	f.Add(a.Create(f, regOptions))
 	regC, err := DecodeCeremony(regState)
 	if err != nil {
 		f.Fatal(err)
 	}
-	if _, err := fx.svc.FinishRegistration(u, regC, a.create(f, regOptions), ""); err != nil {
+	if _, err := fx.svc.FinishRegistration(u, regC, a.Create(f, regOptions), ""); err != nil {
 		f.Fatal(err)
 	}
 	loginOptions := fx.keep(fx.svc.BeginLogin(u))
 	loginState := fx.sess.Ceremony
-	f.Add(a.get(f, loginOptions))
+	f.Add(a.Get(f, loginOptions))
 	discOptions := fx.keep(fx.svc.BeginDiscoverableLogin())
 	discState := fx.sess.Ceremony
-	f.Add(a.get(f, discOptions))
+	f.Add(a.Get(f, discOptions))
 	f.Add([]byte(`{"id":"AA","rawId":"AA","type":"public-key","response":{"clientDataJSON":"e30","authenticatorData":"AA","signature":"AA","userHandle":"AA"}}`))
 
 	typed := []error{ErrMalformed, ErrVerification, ErrUnknownCredential, ErrCloned, ErrAlreadyRegistered, ErrBadName}

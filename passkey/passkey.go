@@ -296,6 +296,20 @@ func (s *Service) FinishDiscoverableLogin(c *Ceremony, response []byte, lookup f
 	return u, pk, err
 }
 
+// UserHandle returns the user handle in a discoverable login's answer, so
+// the caller can tell whose attempt it is before finishing it (and count
+// it against that account's budget). Nothing is verified yet.
+func UserHandle(response []byte) ([]byte, error) {
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(response)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if len(parsed.Response.UserHandle) == 0 {
+		return nil, fmt.Errorf("%w: the authenticator sent no user handle", ErrUnknownCredential)
+	}
+	return parsed.Response.UserHandle, nil
+}
+
 // finishLogin verifies an assertion by one of u's passkeys and records its
 // use in u.
 func (s *Service) finishLogin(u *store.User, c *Ceremony, parsed *protocol.ParsedCredentialAssertionData) (*store.Passkey, error) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-two-factor/caddy-two-factor/internal/softauthn"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 )
 
@@ -46,9 +47,9 @@ func (f *fixture) keep(b *Begun, err error) []byte {
 }
 
 // register runs a whole registration of a for u.
-func (f *fixture) register(t *testing.T, u *store.User, a *authenticator) (*store.Passkey, error) {
+func (f *fixture) register(t *testing.T, u *store.User, a *softauthn.Authenticator) (*store.Passkey, error) {
 	t.Helper()
-	answer := a.create(t, f.keep(f.svc.BeginRegistration(u)))
+	answer := a.Create(t, f.keep(f.svc.BeginRegistration(u)))
 	c, err := f.svc.Take(f.sess, Registration)
 	if err != nil {
 		return nil, err
@@ -57,9 +58,9 @@ func (f *fixture) register(t *testing.T, u *store.User, a *authenticator) (*stor
 }
 
 // login runs a whole login of u with a.
-func (f *fixture) login(t *testing.T, u *store.User, a *authenticator) (*store.Passkey, error) {
+func (f *fixture) login(t *testing.T, u *store.User, a *softauthn.Authenticator) (*store.Passkey, error) {
 	t.Helper()
-	answer := a.get(t, f.keep(f.svc.BeginLogin(u)))
+	answer := a.Get(t, f.keep(f.svc.BeginLogin(u)))
 	c, err := f.svc.Take(f.sess, Login)
 	if err != nil {
 		return nil, err
@@ -68,16 +69,16 @@ func (f *fixture) login(t *testing.T, u *store.User, a *authenticator) (*store.P
 }
 
 // withPasskey returns a fixture and alice, who has registered a (ES256).
-func withPasskey(t *testing.T, change func(*Config)) (*fixture, *store.User, *authenticator) {
+func withPasskey(t *testing.T, change func(*Config)) (*fixture, *store.User, *softauthn.Authenticator) {
 	t.Helper()
 	f := newFixture(t, change)
 	u := &store.User{Name: "alice"}
-	a := newAuthenticator(t, -7)
+	a := softauthn.New(t, -7)
 	mustRegister(t, f, u, a)
 	return f, u, a
 }
 
-func mustRegister(t *testing.T, f *fixture, u *store.User, a *authenticator) *store.Passkey {
+func mustRegister(t *testing.T, f *fixture, u *store.User, a *softauthn.Authenticator) *store.Passkey {
 	t.Helper()
 	pk, err := f.register(t, u, a)
 	if err != nil {
@@ -94,17 +95,17 @@ func TestRegisterThenLogin(t *testing.T) {
 		t.Run(alg.name, func(t *testing.T) {
 			f := newFixture(t, nil)
 			u := &store.User{Name: "alice"}
-			a := newAuthenticator(t, alg.cose)
-			a.be, a.bs = true, true
+			a := softauthn.New(t, alg.cose)
+			a.BE, a.BS = true, true
 			pk := mustRegister(t, f, u, a)
-			if len(u.WebAuthnID) != HandleBytes || !bytes.Equal(a.handle, u.WebAuthnID) {
-				t.Errorf("user handle %x, authenticator keeps %x", u.WebAuthnID, a.handle)
+			if len(u.WebAuthnID) != HandleBytes || !bytes.Equal(a.Handle, u.WebAuthnID) {
+				t.Errorf("user handle %x, authenticator keeps %x", u.WebAuthnID, a.Handle)
 			}
 			if f.sess.Ceremony != nil {
 				t.Error("the ceremony is still in the session after finishing")
 			}
 			want := store.Passkey{
-				ID: a.credID, AttestationType: "none", AttestationFormat: "none", AAGUID: make([]byte, 16),
+				ID: a.CredID, AttestationType: "none", AttestationFormat: "none", AAGUID: make([]byte, 16),
 				Flags:      store.FlagUserPresent | store.FlagUserVerified | store.FlagBackupEligible | store.FlagBackedUp | 0x40,
 				Transports: []string{"internal", "hybrid"}, Attachment: "platform", Name: "Passkey 1", Created: f.now,
 			}
@@ -112,7 +113,7 @@ func TestRegisterThenLogin(t *testing.T) {
 			if got := *pk; !equalPasskeys(got, want) {
 				t.Errorf("passkey\n got %+v\nwant %+v", got, want)
 			}
-			if len(u.Passkeys) != 1 || !bytes.Equal(u.Passkeys[0].ID, a.credID) {
+			if len(u.Passkeys) != 1 || !bytes.Equal(u.Passkeys[0].ID, a.CredID) {
 				t.Fatalf("user's passkeys: %+v", u.Passkeys)
 			}
 
@@ -121,7 +122,7 @@ func TestRegisterThenLogin(t *testing.T) {
 			if err != nil {
 				t.Fatalf("login: %v", err)
 			}
-			if !bytes.Equal(used.ID, a.credID) || used.SignCount != 1 || !used.LastUsed.Equal(f.now) {
+			if !bytes.Equal(used.ID, a.CredID) || used.SignCount != 1 || !used.LastUsed.Equal(f.now) {
 				t.Errorf("used passkey %+v", used)
 			}
 			if got := u.Passkeys[0]; got.SignCount != 1 || !got.LastUsed.Equal(f.now) || !got.Created.Equal(f.now.Add(-time.Hour)) {
@@ -146,18 +147,18 @@ func equalPasskeys(a, b store.Passkey) bool {
 type refusal struct {
 	name   string
 	config func(*Config)
-	break_ func(*authenticator)
+	break_ func(*softauthn.Authenticator)
 	want   error
 }
 
 // refusedByBoth are the refusals of registration and login alike.
 var refusedByBoth = []refusal{
-	{"wrong origin", nil, func(a *authenticator) { a.origin = "https://evil.example" }, ErrVerification},
-	{"origin of a subdomain not configured", nil, func(a *authenticator) { a.origin = "https://other.example.com" }, ErrVerification},
-	{"wrong RP ID hash", nil, func(a *authenticator) { a.rpID = "evil.example" }, ErrVerification},
-	{"wrong challenge", nil, func(a *authenticator) { a.challenge = b64(make([]byte, 32)) }, ErrVerification},
-	{"user verification required but not given", func(c *Config) { c.UserVerification = Required }, func(a *authenticator) { a.uv = false }, ErrVerification},
-	{"backed up without being backup eligible", nil, func(a *authenticator) { a.bs = true }, ErrVerification},
+	{"wrong origin", nil, func(a *softauthn.Authenticator) { a.Origin = "https://evil.example" }, ErrVerification},
+	{"origin of a subdomain not configured", nil, func(a *softauthn.Authenticator) { a.Origin = "https://other.example.com" }, ErrVerification},
+	{"wrong RP ID hash", nil, func(a *softauthn.Authenticator) { a.RPID = "evil.example" }, ErrVerification},
+	{"wrong challenge", nil, func(a *softauthn.Authenticator) { a.Challenge = softauthn.B64(make([]byte, 32)) }, ErrVerification},
+	{"user verification required but not given", func(c *Config) { c.UserVerification = Required }, func(a *softauthn.Authenticator) { a.UV = false }, ErrVerification},
+	{"backed up without being backup eligible", nil, func(a *softauthn.Authenticator) { a.BS = true }, ErrVerification},
 }
 
 func TestRegistrationRefusals(t *testing.T) {
@@ -165,7 +166,7 @@ func TestRegistrationRefusals(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, tt.config)
 			u := &store.User{Name: "alice"}
-			a := newAuthenticator(t, -7)
+			a := softauthn.New(t, -7)
 			tt.break_(a)
 			if _, err := f.register(t, u, a); !errors.Is(err, tt.want) {
 				t.Fatalf("registration: %v, want %v", err, tt.want)
@@ -180,8 +181,8 @@ func TestRegistrationRefusals(t *testing.T) {
 func TestUserVerificationPreferredAcceptsWithout(t *testing.T) {
 	f := newFixture(t, nil)
 	u := &store.User{Name: "alice"}
-	a := newAuthenticator(t, -7)
-	a.uv = false
+	a := softauthn.New(t, -7)
+	a.UV = false
 	mustRegister(t, f, u, a)
 	if _, err := f.login(t, u, a); err != nil {
 		t.Fatalf("login without user verification, which is only preferred: %v", err)
@@ -190,14 +191,14 @@ func TestUserVerificationPreferredAcceptsWithout(t *testing.T) {
 
 func TestLoginRefusals(t *testing.T) {
 	tests := append(slices.Clone(refusedByBoth), []refusal{
-		{"cloned: the counter went backwards", nil, func(a *authenticator) { a.counter = 0 }, ErrCloned},
-		{"cloned: the counter stood still", nil, func(a *authenticator) { a.counter-- }, ErrCloned},
-		{"backup eligibility changed", nil, func(a *authenticator) { a.be = true }, ErrVerification},
+		{"cloned: the counter went backwards", nil, func(a *softauthn.Authenticator) { a.Counter = 0 }, ErrCloned},
+		{"cloned: the counter stood still", nil, func(a *softauthn.Authenticator) { a.Counter-- }, ErrCloned},
+		{"backup eligibility changed", nil, func(a *softauthn.Authenticator) { a.BE = true }, ErrVerification},
 	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f, u, a := withPasskey(t, tt.config)
-			a.counter = 5
+			a.Counter = 5
 			if _, err := f.login(t, u, a); err != nil { // counter 6
 				t.Fatalf("first login: %v", err)
 			}
@@ -211,7 +212,7 @@ func TestLoginRefusals(t *testing.T) {
 			if !equalPasskeys(u.Passkeys[0], before) {
 				t.Errorf("a refused login changed the passkey:\n got %+v\nwant %+v", u.Passkeys[0], before)
 			}
-			if tt.want == ErrCloned && (pk == nil || !bytes.Equal(pk.ID, a.credID)) {
+			if tt.want == ErrCloned && (pk == nil || !bytes.Equal(pk.ID, a.CredID)) {
 				t.Errorf("ErrCloned named passkey %+v", pk)
 			}
 		})
@@ -222,7 +223,7 @@ func TestCounterlessAuthenticators(t *testing.T) {
 	// Synced passkeys report 0 every time: that is no clone.
 	f, u, a := withPasskey(t, nil)
 	for range 2 {
-		a.counter = ^uint32(0) // get adds one: 0
+		a.Counter = ^uint32(0) // get adds one: 0
 		if _, err := f.login(t, u, a); err != nil {
 			t.Fatalf("login with counter 0: %v", err)
 		}
@@ -232,15 +233,15 @@ func TestCounterlessAuthenticators(t *testing.T) {
 func TestCredentialOfAnotherUser(t *testing.T) {
 	f := newFixture(t, nil)
 	alice, bob := &store.User{Name: "alice"}, &store.User{Name: "bob"}
-	mustRegister(t, f, alice, newAuthenticator(t, -7))
-	bobs := newAuthenticator(t, -7)
+	mustRegister(t, f, alice, softauthn.New(t, -7))
+	bobs := softauthn.New(t, -7)
 	mustRegister(t, f, bob, bobs)
 	// Bob's key answers alice's login (as a relay might try).
 	if _, err := f.login(t, alice, bobs); !errors.Is(err, ErrUnknownCredential) {
 		t.Fatalf("alice's login with bob's passkey: %v, want ErrUnknownCredential", err)
 	}
 	// Bob's key with alice's handle, as a forged answer would claim.
-	bobs.handle = alice.WebAuthnID
+	bobs.Handle = alice.WebAuthnID
 	if _, err := f.login(t, alice, bobs); !errors.Is(err, ErrUnknownCredential) {
 		t.Fatalf("bob's passkey claiming alice's handle: %v, want ErrUnknownCredential", err)
 	}
@@ -249,7 +250,7 @@ func TestCredentialOfAnotherUser(t *testing.T) {
 func TestCeremonyIsSingleUse(t *testing.T) {
 	f, u, a := withPasskey(t, nil)
 
-	answer := a.get(t, f.keep(f.svc.BeginLogin(u)))
+	answer := a.Get(t, f.keep(f.svc.BeginLogin(u)))
 	state := f.sess.Ceremony
 	c, err := f.svc.Take(f.sess, Login)
 	if err != nil {
@@ -302,7 +303,7 @@ func TestCeremonyExpires(t *testing.T) {
 
 func TestFinishOfAnotherKind(t *testing.T) {
 	f, u, a := withPasskey(t, func(c *Config) { c.UserVerification, c.PasskeyLogin = Required, true })
-	answer := a.get(t, f.keep(f.svc.BeginDiscoverableLogin()))
+	answer := a.Get(t, f.keep(f.svc.BeginDiscoverableLogin()))
 	c, err := f.svc.Take(f.sess, DiscoverableLogin)
 	if err != nil {
 		t.Fatal(err)
@@ -318,15 +319,15 @@ func TestFinishOfAnotherKind(t *testing.T) {
 func TestExcludesRegisteredCredentials(t *testing.T) {
 	f, u, a := withPasskey(t, nil)
 	options := f.keep(f.svc.BeginRegistration(u))
-	o := parseOptions(t, options)
-	if len(o.PublicKey.ExcludeCredentials) != 1 || o.PublicKey.ExcludeCredentials[0].ID != b64(a.credID) {
+	o := softauthn.ParseOptions(t, options)
+	if len(o.PublicKey.ExcludeCredentials) != 1 || o.PublicKey.ExcludeCredentials[0].ID != softauthn.B64(a.CredID) {
 		t.Errorf("excluded credentials %+v, want the registered one", o.PublicKey.ExcludeCredentials)
 	}
-	if o.PublicKey.User.ID != b64(u.WebAuthnID) {
+	if o.PublicKey.User.ID != softauthn.B64(u.WebAuthnID) {
 		t.Errorf("a second registration uses handle %s, not the user's", o.PublicKey.User.ID)
 	}
 	// A browser that ignores the list is refused here.
-	answer := a.create(t, options)
+	answer := a.Create(t, options)
 	c, err := f.svc.Take(f.sess, Registration)
 	if err != nil {
 		t.Fatal(err)
@@ -335,11 +336,11 @@ func TestExcludesRegisteredCredentials(t *testing.T) {
 		t.Fatalf("registering the same credential again: %v, %d passkeys", err, len(u.Passkeys))
 	}
 	// Another authenticator is added under the same handle.
-	b := newAuthenticator(t, -8)
-	if _, err := f.register(t, u, b); err != nil || len(u.Passkeys) != 2 || u.Passkeys[1].Name != "Passkey 2" || !bytes.Equal(b.handle, u.WebAuthnID) {
+	b := softauthn.New(t, -8)
+	if _, err := f.register(t, u, b); err != nil || len(u.Passkeys) != 2 || u.Passkeys[1].Name != "Passkey 2" || !bytes.Equal(b.Handle, u.WebAuthnID) {
 		t.Fatalf("second authenticator: %v, %+v", err, u.Passkeys)
 	}
-	allowed := parseOptions(t, f.keep(f.svc.BeginLogin(u))).PublicKey.AllowCredentials
+	allowed := softauthn.ParseOptions(t, f.keep(f.svc.BeginLogin(u))).PublicKey.AllowCredentials
 	if len(allowed) != 2 {
 		t.Errorf("login allows %d credentials, want the user's 2", len(allowed))
 	}
@@ -350,8 +351,8 @@ func TestRegistrationUnderAnotherHandle(t *testing.T) {
 	// handle; the second to finish does not replace the first's.
 	f := newFixture(t, nil)
 	u := &store.User{Name: "alice"}
-	a, b := newAuthenticator(t, -7), newAuthenticator(t, -7)
-	answerB := b.create(t, f.keep(f.svc.BeginRegistration(u)))
+	a, b := softauthn.New(t, -7), softauthn.New(t, -7)
+	answerB := b.Create(t, f.keep(f.svc.BeginRegistration(u)))
 	stateB := f.sess.Ceremony
 	mustRegister(t, f, u, a)
 	f.sess.Ceremony = stateB
@@ -377,7 +378,7 @@ func TestBeginLoginWithoutPasskeys(t *testing.T) {
 func TestDiscoverableLogin(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.UserVerification, c.PasskeyLogin = Required, true })
 	alice, bob := &store.User{Name: "alice"}, &store.User{Name: "bob"}
-	a, b := newAuthenticator(t, -7), newAuthenticator(t, -7)
+	a, b := softauthn.New(t, -7), softauthn.New(t, -7)
 	mustRegister(t, f, alice, a)
 	mustRegister(t, f, bob, b)
 	users := []*store.User{alice, bob}
@@ -389,13 +390,13 @@ func TestDiscoverableLogin(t *testing.T) {
 		}
 		return nil, store.ErrNotFound
 	}
-	run := func(a *authenticator) (*store.User, *store.Passkey, error) {
+	run := func(a *softauthn.Authenticator) (*store.User, *store.Passkey, error) {
 		t.Helper()
 		options := f.keep(f.svc.BeginDiscoverableLogin())
-		if o := parseOptions(t, options); len(o.PublicKey.AllowCredentials) != 0 || o.PublicKey.UserVerification != Required {
+		if o := softauthn.ParseOptions(t, options); len(o.PublicKey.AllowCredentials) != 0 || o.PublicKey.UserVerification != Required {
 			t.Fatalf("discoverable options %s", options)
 		}
-		answer := a.get(t, options)
+		answer := a.Get(t, options)
 		c, err := f.svc.Take(f.sess, DiscoverableLogin)
 		if err != nil {
 			t.Fatal(err)
@@ -405,31 +406,31 @@ func TestDiscoverableLogin(t *testing.T) {
 
 	f.now = f.now.Add(time.Minute)
 	u, pk, err := run(b)
-	if err != nil || u != bob || !bytes.Equal(pk.ID, b.credID) || !bob.Passkeys[0].LastUsed.Equal(f.now) {
+	if err != nil || u != bob || !bytes.Equal(pk.ID, b.CredID) || !bob.Passkeys[0].LastUsed.Equal(f.now) {
 		t.Fatalf("discoverable login: %v, user %v, passkey %+v", err, u, pk)
 	}
 
-	b.handle = make([]byte, HandleBytes)
+	b.Handle = make([]byte, HandleBytes)
 	if _, _, err := run(b); !errors.Is(err, ErrUnknownCredential) {
 		t.Errorf("unknown user handle: %v, want ErrUnknownCredential", err)
 	}
-	b.handle = alice.WebAuthnID // bob's key claims to be alice's
+	b.Handle = alice.WebAuthnID // bob's key claims to be alice's
 	if _, _, err := run(b); !errors.Is(err, ErrUnknownCredential) {
 		t.Errorf("bob's passkey with alice's handle: %v, want ErrUnknownCredential", err)
 	}
-	b.handle = nil
+	b.Handle = nil
 	if _, _, err := run(b); !errors.Is(err, ErrUnknownCredential) {
 		t.Errorf("no user handle: %v, want ErrUnknownCredential", err)
 	}
-	a.uv = false
+	a.UV = false
 	if _, _, err := run(a); !errors.Is(err, ErrVerification) {
 		t.Errorf("passkey login without user verification: %v, want ErrVerification", err)
 	}
-	a.uv, a.counter = true, 5
+	a.UV, a.Counter = true, 5
 	if _, _, err := run(a); err != nil { // counter 6
 		t.Fatalf("alice's discoverable login: %v", err)
 	}
-	a.counter = 1 // get makes it 2
+	a.Counter = 1 // get makes it 2
 	if u, pk, err := run(a); !errors.Is(err, ErrCloned) || u != alice || pk == nil || pk.SignCount != 6 {
 		t.Errorf("cloned passkey: %v, user %v, passkey %v", err, u, pk)
 	}
@@ -438,7 +439,7 @@ func TestDiscoverableLogin(t *testing.T) {
 func TestMalformedAnswers(t *testing.T) {
 	f := newFixture(t, nil)
 	u := &store.User{Name: "alice"}
-	mustRegister(t, f, u, newAuthenticator(t, -7))
+	mustRegister(t, f, u, softauthn.New(t, -7))
 	for _, answer := range []string{"", "{", "null", `{"id":"x"}`, `{"id":"AA","rawId":"AA","type":"public-key","response":{}}`} {
 		f.keep(f.svc.BeginLogin(u))
 		c, err := f.svc.Take(f.sess, Login)
@@ -496,8 +497,8 @@ func TestRegistrationWithoutHandle(t *testing.T) {
 	// login could find.
 	f := newFixture(t, nil)
 	u := &store.User{Name: "alice"}
-	a := newAuthenticator(t, -7)
-	answer := a.create(t, f.keep(f.svc.BeginRegistration(u)))
+	a := softauthn.New(t, -7)
+	answer := a.Create(t, f.keep(f.svc.BeginRegistration(u)))
 	c, err := f.svc.Take(f.sess, Registration)
 	if err != nil {
 		t.Fatal(err)

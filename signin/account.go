@@ -16,11 +16,19 @@ import (
 // signed-in session sess once factor is a fresh second factor, and
 // returns the new codes (shown once). Errors are StepUp's.
 func (s *Service) ReplaceRecoveryCodes(sess *store.Session, factor string, c Client) ([]string, error) {
+	return s.ReplaceRecoveryCodesAfter(StepUpRequest{Session: sess, Factor: factor, Client: c})
+}
+
+// ReplaceRecoveryCodesAfter is ReplaceRecoveryCodes behind the step-up of
+// req, which may be a passkey (see StepUpRequest.Assertion).
+func (s *Service) ReplaceRecoveryCodesAfter(req StepUpRequest) ([]string, error) {
+	sess, c := req.Session, req.Client
+	req.Step = StepRecoveryCodes
 	var codes []string
-	err := s.StepUp(StepUpRequest{Session: sess, Factor: factor, Step: StepRecoveryCodes, Client: c},
+	err := s.StepUp(req,
 		func(_ store.Tx, _ *store.Session, u *store.User) error {
 			var err error
-			codes, u.TOTP.RecoveryDigests, err = recovery.Generate(s.policy.RecoveryCodes)
+			codes, *recoveryDigests(u), err = recovery.Generate(s.policy.RecoveryCodes)
 			return err
 		})
 	if err != nil {
@@ -36,7 +44,20 @@ func (s *Service) ReplaceRecoveryCodes(sess *store.Session, factor string, c Cli
 // the user's other sessions; it returns how many. It returns ErrNoSecret
 // when no secret was shown or another visit replaced it meanwhile;
 // ErrMalformedCode or ErrBadCode for code; StepUp's errors for current.
+// For a user with passkeys and no app yet, it adds the app.
 func (s *Service) ReplaceAuthenticator(sess *store.Session, code, current string, c Client) (int, error) {
+	return s.replaceAuthenticator(sess, code, StepUpRequest{Session: sess, Factor: current, Step: StepReenroll, Client: c})
+}
+
+// AddAuthenticatorWithPasskey is ReplaceAuthenticator for a user who
+// confirms with a passkey: assertion answers the ceremony begun by
+// BeginPasskeyStepUp.
+func (s *Service) AddAuthenticatorWithPasskey(sess *store.Session, code string, assertion []byte, c Client) (int, error) {
+	return s.replaceAuthenticator(sess, code, StepUpRequest{Session: sess, Assertion: assertion, Step: StepReenroll, Client: c})
+}
+
+func (s *Service) replaceAuthenticator(sess *store.Session, code string, req StepUpRequest) (int, error) {
+	c := req.Client
 	if sess.PendingSecret == nil {
 		return 0, ErrNoSecret
 	}
@@ -49,13 +70,18 @@ func (s *Service) ReplaceAuthenticator(sess *store.Session, code, current string
 	// factor is checked as an attempt of its own.
 	s.release(attempt)
 	var ended int
-	err = s.StepUp(StepUpRequest{Session: sess, Factor: current, Step: StepReenroll, Client: c},
+	err = s.StepUp(req,
 		func(tx store.Tx, rec *store.Session, u *store.User) error {
 			if !bytes.Equal(rec.PendingSecret, sess.PendingSecret) {
 				return ErrNoSecret // replaced in another tab meanwhile
 			}
-			// The recovery codes stay: they are not tied to the authenticator.
-			u.TOTP = &store.Enrollment{Secret: rec.PendingSecret, LastStep: step, RecoveryDigests: u.TOTP.RecoveryDigests, EnrolledAt: now}
+			if u.TOTP == nil && s.policy.NoTOTPEnrollment {
+				return ErrAppsOff // a passkey user may not add one here
+			}
+			// The recovery codes stay: they are not tied to the
+			// authenticator. A passkey-only user's move to the new one.
+			u.TOTP = &store.Enrollment{Secret: rec.PendingSecret, LastStep: step, RecoveryDigests: *recoveryDigests(u), EnrolledAt: now}
+			u.RecoveryDigests = nil
 			rec.PendingSecret = nil
 			// Sessions opened with the old authenticator end.
 			var err error

@@ -115,7 +115,7 @@ func (s *Service) CreateAppToken(sess *store.Session, factor, name string, expir
 	if err != nil {
 		return "", err
 	}
-	s.observers.emit(Event{Kind: EventAppTokenCreated, Step: StepAppToken, User: sess.User, Known: true, Client: c, Item: name})
+	s.observers.emit(Event{Kind: EventAppTokenCreated, Step: StepAppToken, User: sess.User, Known: true, Client: c, Reason: name})
 	return token, nil
 }
 
@@ -143,7 +143,7 @@ func (s *Service) RevokeAppToken(sess *store.Session, id string, c Client) error
 		return err
 	}
 	if revoked {
-		s.observers.emit(Event{Kind: EventAppTokenRevoked, User: sess.User, Known: true, Client: c, Item: name})
+		s.observers.emit(Event{Kind: EventAppTokenRevoked, User: sess.User, Known: true, Client: c, Reason: name})
 	}
 	return nil
 }

@@ -73,8 +73,11 @@ type SignInResult struct {
 // recovery codes, and signs the user in. It returns ErrNoSecret when no
 // secret was shown, ErrMalformedCode, ErrBadCode, a *LockedError,
 // ErrAlreadyEnrolled (the user enrolled meanwhile, in another tab),
-// ErrSessionEnded, or the store's error.
+// ErrSessionEnded, ErrAppsOff, or the store's error.
 func (s *Service) FinishSetup(sess *store.Session, code string, c Client) (SignInResult, error) {
+	if s.policy.NoTOTPEnrollment {
+		return SignInResult{}, ErrAppsOff
+	}
 	if sess.PendingSecret == nil {
 		return SignInResult{}, ErrNoSecret
 	}
@@ -100,7 +103,7 @@ func (s *Service) FinishSetup(sess *store.Session, code string, c Client) (SignI
 		if err != nil {
 			return err
 		}
-		if u.TOTP != nil {
+		if u.Enrolled() {
 			return ErrAlreadyEnrolled
 		}
 		var digests [][]byte
@@ -108,7 +111,8 @@ func (s *Service) FinishSetup(sess *store.Session, code string, c Client) (SignI
 			return err
 		}
 		u.TOTP = &store.Enrollment{Secret: rec.PendingSecret, LastStep: step, RecoveryDigests: digests, EnrolledAt: now}
-		rememberBrowser(u, c) // the browser that enrolls is known from then on
+		u.RecoveryDigests = nil // left by passkeys an operator removed
+		rememberBrowser(u, c)   // the browser that enrolls is known from then on
 		res.Next = rec.Next
 		res.Token, err = s.completeSignIn(tx, u, rec, MethodSetup, c, now)
 		return err
@@ -153,7 +157,7 @@ func (s *Service) Confirm(sess *store.Session, code string, c Client) (SignInRes
 		if err != nil {
 			return asEnded(err)
 		}
-		if u.TOTP == nil {
+		if !u.Enrolled() {
 			return ErrNotEnrolled
 		}
 		if factor.email != "" {
@@ -165,7 +169,7 @@ func (s *Service) Confirm(sess *store.Session, code string, c Client) (SignInRes
 			return err
 		}
 		if factor.recovery != "" {
-			remaining = len(u.TOTP.RecoveryDigests)
+			remaining = len(*recoveryDigests(u))
 		}
 		newBrowser = rememberBrowser(u, c)
 		res.Next = rec.Next

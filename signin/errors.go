@@ -54,6 +54,28 @@ var (
 	// ErrConflict is an operator action the user's state refuses (see
 	// ConflictError).
 	ErrConflict = errors.New("conflict")
+	// ErrBadPasskey is a passkey answer that was refused: a signature,
+	// origin, challenge or user verification that does not check, a
+	// credential that is not the user's, a cloned authenticator, or an
+	// answer that does not parse. It counts as a wrong code.
+	ErrBadPasskey = errors.New("passkey refused")
+	// ErrPasskeyExpired is a passkey answer without a ceremony to answer:
+	// none begun, already answered, or begun too long ago.
+	ErrPasskeyExpired = errors.New("no passkey request pending")
+	// ErrPasskeysOff is a passkey action the config does not offer.
+	ErrPasskeysOff = errors.New("passkeys are not enabled")
+	// ErrAppsOff is the enrollment of an authenticator app where the
+	// config's factors leave it out.
+	ErrAppsOff = errors.New("authenticator apps are not enabled")
+	// ErrPasskeyRegistered is a passkey the user has already.
+	ErrPasskeyRegistered = errors.New("passkey already registered")
+	// ErrBadPasskeyName is a name that is empty, too long or has control
+	// characters.
+	ErrBadPasskeyName = errors.New("bad passkey name")
+	// ErrUnknownPasskey names no passkey of the user.
+	ErrUnknownPasskey = errors.New("unknown passkey")
+	// ErrLastFactor is the removal of a user's last second factor.
+	ErrLastFactor = errors.New("the last second factor cannot be removed")
 	// ErrUnavailable is store.ErrUnavailable, for callers that import
 	// only this package: errors.Is(err, ErrUnavailable) tells an outage.
 	ErrUnavailable = store.ErrUnavailable

@@ -13,7 +13,9 @@ const (
 	EventVouched = "vouched"
 	// A wrong password, or an unknown name (Known false).
 	EventBadPassword = "bad_password"
-	// A wrong second factor (Method totp or recovery).
+	// A wrong second factor (Method totp, recovery or webauthn; for
+	// webauthn, Reason says why: verification, unknown_credential,
+	// cloned or malformed).
 	EventBadCode = "bad_code"
 	// A TOTP code of a step already used.
 	EventReplayedCode = "replayed_code"
@@ -37,16 +39,21 @@ const (
 	// A request carried an app token that lets no one in (malformed,
 	// unknown, expired, revoked, or given with another user's name).
 	EventBadAppToken = "bad_app_token"
-	// The user created or revoked an app token.
+	// The user created or revoked an app token (Reason: its name).
 	EventAppTokenCreated = "app_token_created"
 	EventAppTokenRevoked = "app_token_revoked"
 	// The user asked not to be asked for a second factor on this browser
-	// again (remember_device).
+	// again (remember_device); Reason is the browser ("Firefox on Linux").
 	EventBrowserRemembered = "browser_remembered"
-	// The user forgot Sessions of their remembered browsers.
+	// The user forgot Sessions of their remembered browsers; Reason is the
+	// browser when one was forgotten.
 	EventBrowsersForgotten = "browsers_forgotten"
 	// The user signed out.
 	EventSignedOut = "signed_out"
+	// A passkey was added, renamed or removed (Reason: its name).
+	EventPasskeyAdded   = "passkey_added"
+	EventPasskeyRenamed = "passkey_renamed"
+	EventPasskeyRemoved = "passkey_removed"
 	// The user ended Sessions of their own; Scope is ScopeOne or
 	// ScopeOthers.
 	EventSessionsEnded = "sessions_ended"
@@ -75,6 +82,8 @@ const (
 	StepRecoveryCodes = "recovery_codes"
 	StepReconfirm     = "reconfirm"
 	StepAppToken      = "app_token"
+	StepPasskeyLogin  = "passkey_login"
+	StepAddPasskey    = "add_passkey"
 	StepEmailCode     = "email_code"
 )
 
@@ -112,11 +121,6 @@ type Event struct {
 	// NewBrowser is set on EventSignedIn when the user signed in from a
 	// browser none of their last sign-ins came from (see browserDigest).
 	NewBrowser bool
-	// Item names what was added or removed: the app token's name
-	// (EventAppTokenCreated, EventAppTokenRevoked) or the browser's label
-	// (EventBrowserRemembered, and EventBrowsersForgotten when one was
-	// forgotten). It is the user's own text, never a secret.
-	Item string
 }
 
 // observers are called with every event, in the order they were added,

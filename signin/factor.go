@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/caddy-two-factor/caddy-two-factor/notify"
+	"github.com/caddy-two-factor/caddy-two-factor/passkey"
 	"github.com/caddy-two-factor/caddy-two-factor/recovery"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
@@ -17,6 +18,9 @@ const (
 	MethodRecovery = "recovery"
 	// MethodSetup is the method of a session signed in at enrollment.
 	MethodSetup = "setup"
+	// MethodWebAuthn is a passkey or security key (see passkeys.go),
+	// at enrollment as at every later use.
+	MethodWebAuthn = "webauthn"
 )
 
 // secondFactor is what a user typed as a second factor: a TOTP code, a
@@ -54,6 +58,9 @@ func (f secondFactor) method() string {
 // ErrBadCode or ErrReplayedCode if f does not match. The caller stores u
 // in the same transaction it read u in.
 func (s *Service) useSecondFactor(u *store.User, f secondFactor, now time.Time) error {
+	if f.totp != "" && u.TOTP == nil {
+		return ErrBadCode // a passkey-only user has no codes of an app
+	}
 	if f.totp != "" {
 		secret, err := s.deps.Sealer.Open(u.TOTP.Secret, u.Name)
 		if err != nil {
@@ -68,11 +75,15 @@ func (s *Service) useSecondFactor(u *store.User, f secondFactor, now time.Time) 
 		}
 		u.TOTP.LastStep = step
 	} else {
-		i := recovery.Match(f.recovery, u.TOTP.RecoveryDigests)
+		digests := recoveryDigests(u)
+		i := recovery.Match(f.recovery, *digests)
 		if i < 0 {
 			return ErrBadCode
 		}
-		u.TOTP.RecoveryDigests = append(u.TOTP.RecoveryDigests[:i], u.TOTP.RecoveryDigests[i+1:]...)
+		*digests = append((*digests)[:i], (*digests)[i+1:]...)
+	}
+	if u.TOTP == nil {
+		return nil
 	}
 	// A secret enrolled before encryption_key was set is encrypted now.
 	resealed, _, err := s.deps.Sealer.Reseal(u.TOTP.Secret, u.Name)
@@ -182,26 +193,33 @@ type StepUpRequest struct {
 	Session *store.Session
 	// Factor is what the user typed: a current TOTP code or a recovery code.
 	Factor string
+	// Assertion, when set, is the factor instead: the browser's answer to
+	// the passkey ceremony begun by BeginPasskeyStepUp.
+	Assertion []byte
 	// Step names the action in events (a Step constant).
 	Step   string
 	Client Client
 }
 
-// StepUp makes change, in one transaction, once req.Factor is a right
-// second factor of the signed-in user: a current code or a recovery code
-// (or, at StepReconfirm with Policy.EmailCodesStepUp, the code e-mailed
-// to the session), checked and used up as at sign-in, with the same
-// attempt limits. The
-// session's confirmation time and method become the factor's, and a
-// re-check deadline is drawn anew (see policy.Policy.Confirm). change gets
-// the session and user as read in tx; StepUp stores both after it.
+// StepUp makes change, in one transaction, once the request's factor is a
+// right second factor of the signed-in user: a current code, a recovery
+// code or a passkey (or, at StepReconfirm with Policy.EmailCodesStepUp,
+// the code e-mailed to the session), checked and used up as at sign-in,
+// with the same attempt limits. The session's confirmation time and
+// method become the factor's, and a re-check deadline is drawn anew (see
+// policy.Policy.Confirm). change gets the session and user as read in tx;
+// StepUp stores both after it.
 //
-// It returns ErrMalformedFactor, ErrBadCode, ErrReplayedCode, a
-// *LockedError, ErrSessionEnded, or change's error.
+// It returns ErrMalformedFactor, ErrBadCode, ErrReplayedCode, ErrBadPasskey,
+// ErrPasskeyExpired, a *LockedError, ErrSessionEnded, or change's error.
 func (s *Service) StepUp(req StepUpRequest, change func(tx store.Tx, sess *store.Session, u *store.User) error) error {
 	now := s.deps.Now()
 	factor, ok := parseSecondFactor(req.Factor)
-	if !ok || (factor.email != "" && !s.takesEmailCode(req.Step)) {
+	method := factor.method()
+	switch {
+	case req.Assertion != nil:
+		method = MethodWebAuthn
+	case !ok || (factor.email != "" && !s.takesEmailCode(req.Step)):
 		return ErrMalformedFactor
 	}
 	user := req.Session.User
@@ -210,29 +228,38 @@ func (s *Service) StepUp(req StepUpRequest, change func(tx store.Tx, sess *store
 		return err
 	}
 	defer s.release(attempt)
-	var remaining = -1
+	var (
+		remaining = -1
+		refused   error
+	)
 	err = s.deps.Store.Update(func(tx store.Tx) error {
 		sess, u, err := fullRecords(tx, req.Session.Key)
 		if err != nil {
 			return err
 		}
-		if factor.email != "" {
-			err = s.useEmailCode(sess, factor.email, now)
+		if req.Assertion != nil {
+			if refused = s.usePasskey(sess, u, passkey.Login, req.Assertion); refused != nil {
+				return tx.PutSession(sess) // the ceremony is spent all the same
+			}
 		} else {
-			err = s.useSecondFactor(u, factor, now)
-		}
-		if err != nil {
-			return err
+			if factor.email != "" {
+				err = s.useEmailCode(sess, factor.email, now)
+			} else {
+				err = s.useSecondFactor(u, factor, now)
+			}
+			if err != nil {
+				return err
+			}
 		}
 		if err := s.policy.Gate.Confirm(sess, now, nil); err != nil {
 			return err
 		}
-		sess.Method = factor.method()
+		sess.Method = method
 		if err := change(tx, sess, u); err != nil {
 			return err
 		}
-		if factor.recovery != "" {
-			remaining = len(u.TOTP.RecoveryDigests)
+		if factor.recovery != "" && req.Assertion == nil {
+			remaining = len(*recoveryDigests(u))
 		}
 		if err := tx.PutUser(u); err != nil {
 			return err
@@ -240,7 +267,10 @@ func (s *Service) StepUp(req StepUpRequest, change func(tx store.Tx, sess *store
 		return tx.PutSession(sess)
 	})
 	if errors.Is(err, ErrBadCode) || errors.Is(err, ErrReplayedCode) {
-		return s.codeFailed(attempt, req.Step, user, factor.method(), req.Client, err)
+		return s.codeFailed(attempt, req.Step, user, method, req.Client, err)
+	}
+	if err == nil && refused != nil {
+		err = s.passkeyRefused(attempt, req.Step, user, true, req.Client, refused)
 	}
 	if err != nil {
 		return err

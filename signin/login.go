@@ -120,7 +120,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest) (LoginResult, err
 			return err
 		}
 		res.Stage = NeedsSetup
-		if u != nil && u.TOTP != nil {
+		if u != nil && u.Enrolled() {
 			res.Stage = NeedsConfirm
 		}
 		if dev, ok := s.rememberedDevice(u, req.RememberToken, now); ok {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-two-factor/caddy-two-factor/passkey"
 	"github.com/caddy-two-factor/caddy-two-factor/policy"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
 	"github.com/caddy-two-factor/caddy-two-factor/throttle"
@@ -22,16 +23,30 @@ const (
 type UserInfo struct {
 	Name string `json:"name"`
 	// DefinedIn is where the password comes from: "config" or "database".
-	DefinedIn         string    `json:"defined_in"`
-	Enrolled          bool      `json:"enrolled"`
-	EnrolledAt        time.Time `json:"enrolled_at,omitzero"`
-	RecoveryCodesLeft int       `json:"recovery_codes_left"`
+	DefinedIn  string    `json:"defined_in"`
+	Enrolled   bool      `json:"enrolled"`
+	EnrolledAt time.Time `json:"enrolled_at,omitzero"`
+	// Factors are the second factors the user has: totp, webauthn.
+	Factors []string `json:"factors,omitempty"`
+	// Passkeys are the user's passkeys and security keys.
+	Passkeys          []PasskeyInfo `json:"passkeys,omitempty"`
+	RecoveryCodesLeft int           `json:"recovery_codes_left"`
 	// Sessions counts the user's live signed-in sessions.
 	Sessions    int       `json:"sessions"`
 	LockedUntil time.Time `json:"locked_until,omitzero"`
 	// Email is the address of a user managed in the store (a declared
 	// user's is in the config).
 	Email string `json:"email,omitempty"`
+}
+
+// PasskeyInfo is what an operator sees of a passkey: nothing secret is
+// stored, and nothing of its key is shown.
+type PasskeyInfo struct {
+	Name string `json:"name"`
+	// ID is the credential ID in base64url, as remove-passkey takes it.
+	ID       string    `json:"id"`
+	Created  time.Time `json:"created,omitzero"`
+	LastUsed time.Time `json:"last_used,omitzero"`
 }
 
 // Scope is what an Operator acts on: one store, as the configs that have
@@ -153,11 +168,23 @@ func (o *Operator) info(tx store.Tx, name string, now time.Time) (UserInfo, erro
 	if u == nil {
 		return info, nil
 	}
+	info.Enrolled = u.Enrolled()
 	info.Email = u.Email
 	if u.TOTP != nil {
-		info.Enrolled = true
 		info.EnrolledAt = u.TOTP.EnrolledAt
-		info.RecoveryCodesLeft = len(u.TOTP.RecoveryDigests)
+		info.Factors = append(info.Factors, MethodTOTP)
+	}
+	if info.Enrolled {
+		info.RecoveryCodesLeft = len(*recoveryDigests(u))
+	}
+	for _, p := range u.Passkeys {
+		if info.EnrolledAt.IsZero() || p.Created.Before(info.EnrolledAt) {
+			info.EnrolledAt = p.Created
+		}
+		info.Passkeys = append(info.Passkeys, PasskeyInfo{Name: p.Name, ID: passkey.EncodeID(p.ID), Created: p.Created, LastUsed: p.LastUsed})
+	}
+	if len(u.Passkeys) > 0 {
+		info.Factors = append(info.Factors, MethodWebAuthn)
 	}
 	sessions, err := tx.UserSessions(name)
 	for _, s := range sessions {
@@ -174,6 +201,12 @@ func (o *Operator) info(tx store.Tx, name string, now time.Time) (UserInfo, erro
 // passes check, which tells an unknown user or a refused action, and
 // reports kind with the sessions fn ended.
 func (o *Operator) change(kind, name string, check func(u *store.User, where string) error, fn func(tx store.Tx, u *store.User) (int, error)) (int, error) {
+	return o.changeItem(kind, name, nil, check, fn)
+}
+
+// changeItem is change for an action on one thing of the user's, which
+// fn names in *item for the event's Reason.
+func (o *Operator) changeItem(kind, name string, item *string, check func(u *store.User, where string) error, fn func(tx store.Tx, u *store.User) (int, error)) (int, error) {
 	var ended int
 	err := o.deps.Store.Update(func(tx store.Tx) error {
 		u, where, err := o.user(tx, name)
@@ -189,7 +222,11 @@ func (o *Operator) change(kind, name string, check func(u *store.User, where str
 	if err != nil {
 		return 0, err
 	}
-	o.observers.emit(Event{Kind: kind, User: name, Known: true, Sessions: ended})
+	e := Event{Kind: kind, User: name, Known: true, Sessions: ended}
+	if item != nil {
+		e.Reason = *item
+	}
+	o.observers.emit(e)
 	return ended, nil
 }
 
@@ -284,19 +321,55 @@ func (o *Operator) RemoveUser(name string) (int, error) {
 	})
 }
 
-// Reset drops the enrollment, the app tokens, the remembered browsers and
-// the sessions of name: the user sets up an authenticator again at their
-// next sign-in.
+// Reset drops every second factor (TOTP, passkeys, recovery codes), the
+// app tokens, the remembered browsers and the sessions of name: the user
+// enrolls again at their next sign-in. The user's WebAuthn handle stays,
+// so passkeys they add later belong to the same handle.
 func (o *Operator) Reset(name string) (int, error) {
 	return o.change(EventReset, name, mustExist, func(tx store.Tx, u *store.User) (int, error) {
 		if u != nil {
-			u.TOTP = nil
+			u.TOTP, u.Passkeys, u.RecoveryDigests = nil, nil, nil
 			u.SessionID = ""
 			policy.RevokeAllAppTokens(u)
 			policy.ForgetAllDevices(u)
 			if err := tx.PutUser(u); err != nil {
 				return 0, err
 			}
+		}
+		return endSessions(tx, name, nil)
+	})
+}
+
+// RemovePasskey removes the passkey of name that ref names (its name or
+// its ID as PasskeyInfo shows it) and ends name's sessions: a lost key may
+// hold one. An operator may remove the last factor: the user then enrolls
+// again at their next sign-in, as after Reset. It returns ErrUnknownUser,
+// or ErrUnknownPasskey (also when ref names two passkeys).
+func (o *Operator) RemovePasskey(name, ref string) (int, error) {
+	var removed string
+	return o.changeItem(EventPasskeyRemoved, name, &removed, mustExist, func(tx store.Tx, u *store.User) (int, error) {
+		i := -1
+		if u != nil {
+			for j, p := range u.Passkeys {
+				if p.Name == ref || passkey.EncodeID(p.ID) == ref {
+					if i >= 0 {
+						return 0, ErrUnknownPasskey // ambiguous: give the ID
+					}
+					i = j
+				}
+			}
+		}
+		if i < 0 {
+			return 0, ErrUnknownPasskey
+		}
+		removed = u.Passkeys[i].Name
+		u.Passkeys = slices.Delete(u.Passkeys, i, i+1)
+		if len(u.Passkeys) == 0 {
+			u.Passkeys = nil
+		}
+		u.SessionID = ""
+		if err := tx.PutUser(u); err != nil {
+			return 0, err
 		}
 		return endSessions(tx, name, nil)
 	})

@@ -15,11 +15,20 @@ import (
 //
 // Errors are StepUp's.
 func (s *Service) Reconfirm(sess *store.Session, factor string, c Client) (string, error) {
+	return s.ReconfirmAfter(StepUpRequest{Session: sess, Factor: factor, Client: c})
+}
+
+// ReconfirmAfter is Reconfirm with the factor of req: a code, or a
+// passkey's answer (req.Assertion) to the ceremony BeginPasskeyStepUp
+// began. A passkey counts as a code does.
+func (s *Service) ReconfirmAfter(req StepUpRequest) (string, error) {
+	sess, c := req.Session, req.Client
+	req.Step = StepReconfirm
 	var (
 		token  string
 		method string
 	)
-	err := s.StepUp(StepUpRequest{Session: sess, Factor: factor, Step: StepReconfirm, Client: c},
+	err := s.StepUp(req,
 		func(tx store.Tx, rec *store.Session, _ *store.User) error {
 			if err := tx.DeleteSession(rec.Key); err != nil {
 				return err

@@ -54,7 +54,7 @@ func (s *Service) RememberBrowser(sessionToken string, c Client) (string, error)
 	if err != nil {
 		return "", err
 	}
-	s.observers.emit(Event{Kind: EventBrowserRemembered, User: user, Known: true, Client: c, Item: Device(c.UserAgent)})
+	s.observers.emit(Event{Kind: EventBrowserRemembered, User: user, Known: true, Client: c, Reason: Device(c.UserAgent)})
 	return token, nil
 }
 
@@ -87,7 +87,7 @@ func (s *Service) ForgetBrowsers(sess *store.Session, id string, c Client) error
 		return err
 	}
 	if n > 0 {
-		s.observers.emit(Event{Kind: EventBrowsersForgotten, User: sess.User, Known: true, Sessions: n, Client: c, Item: label})
+		s.observers.emit(Event{Kind: EventBrowsersForgotten, User: sess.User, Known: true, Sessions: n, Client: c, Reason: label})
 	}
 	return nil
 }

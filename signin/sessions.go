@@ -71,8 +71,8 @@ func (s *Service) Pending(key store.SessionKey) (*store.Session, *store.User, er
 		if err != nil {
 			return err
 		}
-		if rec.Stage != store.StagePending {
-			return ErrNoPending
+		if rec.Stage != store.StagePending || rec.User == passkeyLoginUser {
+			return ErrNoPending // a passkey login, which has no user yet
 		}
 		u, err := tx.User(rec.User)
 		if errors.Is(err, store.ErrNotFound) {
@@ -128,6 +128,9 @@ func (s *Service) Session(key store.SessionKey, live bool) (*store.Session, erro
 	if errors.Is(err, store.ErrNotFound) || (err == nil && live && !sess.Live(s.deps.Now(), s.policy.SessionIdle)) {
 		return nil, nil
 	}
+	if err == nil && sess.User == passkeyLoginUser {
+		return nil, nil // an unfinished passkey login is no one's yet; it expires
+	}
 	return sess, err
 }
 
@@ -173,7 +176,7 @@ func fullRecords(tx store.Tx, key store.SessionKey) (*store.Session, *store.User
 	if err != nil {
 		return nil, nil, asEnded(err)
 	}
-	if u.TOTP == nil {
+	if !u.Enrolled() {
 		return nil, nil, ErrSessionEnded
 	}
 	return s, u, nil

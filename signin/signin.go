@@ -1,8 +1,8 @@
 // Package signin is the two-factor sign-in itself, with no HTTP in it:
-// a password, then a TOTP code (enrolled at the first sign-in, with
-// recovery codes), server-side sessions, attempt budgets, the account
-// actions that ask for a fresh second factor, and the operator's actions
-// on users. A Service decides and writes to the store; the caller parses
+// a password, then a TOTP code or a passkey (enrolled at the first
+// sign-in, with recovery codes), or a passkey alone (see passkeys.go),
+// server-side sessions, attempt budgets, the account actions that ask for
+// a fresh second factor, and the operator's actions on users. A Service decides and writes to the store; the caller parses
 // requests, keeps cookies and CSRF, and answers. It imports nothing of
 // Caddy or net/http: it reads the password hashes of `caddy
 // hash-password` itself.
@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/caddy-two-factor/caddy-two-factor/passkey"
 	"github.com/caddy-two-factor/caddy-two-factor/policy"
 	"github.com/caddy-two-factor/caddy-two-factor/seal"
 	"github.com/caddy-two-factor/caddy-two-factor/store"
@@ -70,6 +71,10 @@ type Policy struct {
 	// Remember spares a remembered browser the second factor, after the
 	// right password, for its lifetime. The zero Remember is off.
 	Remember policy.Remember
+	// NoTOTPEnrollment and NoPasskeyEnrollment keep users from enrolling
+	// that factor (the config's factors); a factor a user has keeps
+	// working.
+	NoTOTPEnrollment, NoPasskeyEnrollment bool
 	// EmailCodes lets a user with an e-mail address ask for a fallback
 	// code by e-mail at the confirm step (see SendEmailCode); it needs
 	// Deps.Mailer.
@@ -92,6 +97,9 @@ type Deps struct {
 	Hashing *throttle.HashLimiter
 	// Sealer encrypts TOTP secrets at rest.
 	Sealer *seal.Sealer
+	// Passkeys runs WebAuthn ceremonies; nil when the config has none,
+	// and then no passkey works (recovery codes still do).
+	Passkeys *passkey.Service
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
 	// Mailer queues an e-mailed code (see SendEmailCode); it must not

@@ -14,12 +14,17 @@
 //     <button type="button" id="passkey-register" disabled>…</button>
 //   </form>
 //
-// The button asks the server for the options (a POST of the form's csrf
-// field to data-passkey-options, answered with JSON), hands them to the
-// browser, and sends the browser's answer in the credential field with an
-// ordinary submission of the form, so the server answers with a page as
-// it does for every other form. Without JavaScript the button stays
-// disabled and the data-passkey-nojs text says why.
+// The button asks the server for the options (a POST of the form's csrf,
+// current and stepup fields to data-passkey-options, answered with JSON),
+// hands them to the browser, and sends the browser's answer in the
+// credential field with an ordinary submission of the form, so the server
+// answers with a page as it does for every other form. Without JavaScript
+// the button stays disabled and the data-passkey-nojs text says why.
+//
+// A form with data-passkey-stepup="URL" first confirms the user with a
+// passkey they have (options from that URL), and sends that answer in its
+// stepup field with the options request: the account page adds a passkey
+// only behind a fresh second factor.
 (function () {
   "use strict";
 
@@ -28,7 +33,8 @@
     "passkey-register": "create",
     "passkey-add": "create",
     "passkey-signin": "get",
-    "passkey-login": "get"
+    "passkey-login": "get",
+    "passkey-verify": "get"
   };
 
   // base64url (no padding) <-> ArrayBuffer, as WebAuthn's JSON spells
@@ -92,27 +98,35 @@
     return out;
   }
 
-  // message says in words what went wrong, without the browser's jargon.
-  function message(err) {
-    switch (err && err.name) {
-      case "NotAllowedError":
-        return "The request was cancelled or timed out. Try again when you are ready.";
-      case "InvalidStateError":
-        return "This security key or passkey is already registered for your account.";
-      case "SecurityError":
-        return "This address is not one the site's passkeys are set up for.";
-      case "NotSupportedError":
-        return "This browser or authenticator does not support the kind of passkey the site asks for.";
-      case "AbortError":
-        return "The request was cancelled.";
-    }
-    return (err && err.serverMessage) || "Something went wrong with the passkey. Reload the page and try again.";
+  // The words of each browser error, in the page's language: the error
+  // box's data attributes carry them (templates/layout.html), and these
+  // English ones stand in for a page that lacks them.
+  var errorNames = {
+    NotAllowedError: ["cancelled", "The request was cancelled or timed out. Try again when you are ready."],
+    InvalidStateError: ["registered", "This security key or passkey is already registered for your account."],
+    SecurityError: ["wrongOrigin", "This address is not one the site's passkeys are set up for."],
+    NotSupportedError: ["unsupported", "This browser or authenticator does not support the kind of passkey the site asks for."],
+    AbortError: ["aborted", "The request was cancelled."]
+  };
+
+  function words(box, name, english) {
+    return (box && box.dataset[name]) || english;
   }
 
-  function fetchOptions(form) {
+  // message says in words what went wrong, without the browser's jargon.
+  function message(box, err) {
+    var known = err && errorNames[err.name];
+    if (known) return words(box, known[0], known[1]);
+    return (err && err.serverMessage) || words(box, "failed", "Something went wrong with the passkey. Reload the page and try again.");
+  }
+
+  function fetchOptions(form, url) {
     var body = new URLSearchParams();
-    body.set("csrf", form.elements.csrf ? form.elements.csrf.value : "");
-    return fetch(form.dataset.passkeyOptions, {
+    ["csrf", "current", "stepup"].forEach(function (name) {
+      var field = form.elements[name];
+      if (field && field.value) body.set(name, field.value);
+    });
+    return fetch(url, {
       method: "POST",
       credentials: "same-origin",
       headers: { "Accept": "application/json" },
@@ -142,7 +156,7 @@
     };
     form.querySelectorAll("[data-passkey-nojs]").forEach(function (el) { el.hidden = true; });
     if (!window.PublicKeyCredential || !navigator.credentials) {
-      showError("This browser cannot use passkeys or security keys.");
+      showError(words(errorBox, "noPasskeys", "This browser cannot use passkeys or security keys."));
       return;
     }
     button.disabled = false;
@@ -152,7 +166,18 @@
       busy = true;
       button.disabled = true;
       showError("");
-      fetchOptions(form).then(function (json) {
+      var stepUp = Promise.resolve();
+      if (form.dataset.passkeyStepup) {
+        stepUp = fetchOptions(form, form.dataset.passkeyStepup).then(function (json) {
+          return navigator.credentials.get({ publicKey: publicKeyOptions("get", json) });
+        }).then(function (cred) {
+          if (!cred) throw new Error("no credential");
+          form.elements.stepup.value = JSON.stringify(answer("get", cred));
+        });
+      }
+      stepUp.then(function () {
+        return fetchOptions(form, form.dataset.passkeyOptions);
+      }).then(function (json) {
         var publicKey = publicKeyOptions(kind, json);
         return kind === "create"
           ? navigator.credentials.create({ publicKey: publicKey })
@@ -162,7 +187,8 @@
         form.elements.credential.value = JSON.stringify(answer(kind, cred));
         form.submit();
       }).catch(function (err) {
-        showError(message(err));
+        if (form.elements.stepup) form.elements.stepup.value = "";
+        showError(message(errorBox, err));
         busy = false;
         button.disabled = false;
       });

@@ -175,3 +175,37 @@ func TestPasskeyLoginNeedsAnAccount(t *testing.T) {
 		t.Fatalf("passkey login of a user the config dropped: %v, want ErrBadPasskey", err)
 	}
 }
+
+// TestPasskeyLoginOptionsFloodEndsOnlyTheFloodersOwn: one client asking
+// for passkey login options again and again ends its own unfinished
+// logins, not another client's.
+func TestPasskeyLoginOptionsFloodEndsOnlyTheFloodersOwn(t *testing.T) {
+	e := newEnv(t, nil)
+	e.withPasskeys(t, true)
+	key := softauthn.New(t, -7)
+	e.enrollPasskey(t, "alice", key)
+	token, options, err := e.svc.BeginPasskeyLogin(nil, alpha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flooder := Client{IP: "198.51.100.7", UserAgent: "flood"}
+	var first string
+	for i := range 2 * maxAnonymousPending {
+		e.advance(time.Millisecond)
+		tok, _, err := e.svc.BeginPasskeyLogin(nil, flooder)
+		if err != nil {
+			t.Fatalf("options %d: %v", i, err)
+		}
+		if i == 0 {
+			first = tok
+		}
+	}
+	own, _ := store.ParseSessionToken(first)
+	if _, err := e.svc.FinishPasskeyLogin(own, key.Get(t, options), "/", flooder); !errors.Is(err, ErrNoPending) {
+		t.Errorf("the flooder's first passkey login: %v, want it ended (ErrNoPending)", err)
+	}
+	victim, _ := store.ParseSessionToken(token)
+	if _, err := e.svc.FinishPasskeyLogin(victim, key.Get(t, options), "/", alpha); err != nil {
+		t.Fatalf("passkey login begun before another client's flood: %v", err)
+	}
+}

@@ -437,10 +437,17 @@ func (s *Service) FinishPasskeyLogin(key store.SessionKey, response []byte, next
 		return SignInResult{}, ErrPasskeysOff
 	}
 	now := s.deps.Now()
-	// Whose attempt it is: the account the answer names, if any.
+	// Whose attempt it is: the account the answer names, if any. Only for
+	// a passkey login begun in this session: looking a handle up may read
+	// every user (see passkey.UserByHandle), and an answer with no
+	// ceremony to check it against is refused below without counting.
 	name, known := "", false
 	if handle, err := passkey.UserHandle(response); err == nil {
 		err := s.deps.Store.View(func(tx store.Tx) error {
+			rec, err := tx.Session(key)
+			if err != nil || rec.Stage != store.StagePending || rec.User != passkeyLoginUser || rec.Ceremony == nil {
+				return nil
+			}
 			u, err := passkey.UserByHandle(tx, handle)
 			if err == nil {
 				_, known = s.accountOf(u)

@@ -75,5 +75,8 @@ func (h *TwoFactor) postConfirmEmail(w http.ResponseWriter, r *http.Request) err
 	case errors.Is(err, signin.ErrNoAddress), errors.Is(err, signin.ErrEmailCodesOff):
 		return h.renderConfirm(w, http.StatusBadRequest, sess, user, msgEmailCodeNone)
 	}
+	if locked, ok := errors.AsType[*signin.LockedError](err); ok {
+		return h.renderLocked(w, locked.RetryAfter(h.now()))
+	}
 	return h.noPending(w, err)
 }

@@ -246,10 +246,13 @@ func (c *tab) expectProtected(user, method string) {
 }
 
 // typeInto types s, key by key, into a field of a freshly loaded page,
-// in place of the value the page filled in.
+// in place of the value the page filled in. It focuses the field and
+// sends the keys to the page rather than using chromedp.SendKeys, which
+// reads the node's attributes without their lock: a script that changes
+// an attribute meanwhile (passkey.js does) is a data race in chromedp.
 func (c *tab) typeInto(id, s string) {
 	c.t.Helper()
-	c.do(chromedp.Clear(chromedp.ID(id)), chromedp.SendKeys(chromedp.ID(id), s))
+	c.do(chromedp.Clear(chromedp.ID(id)), chromedp.Focus(chromedp.ID(id)), chromedp.KeyEvent(s))
 }
 
 // signIn fills the login form and sends it; the form must lead to a page
@@ -267,7 +270,7 @@ func (c *tab) signIn(user, password string, wantStatus int64) {
 func (c *tab) enterCode(code string, wantStatus int64) {
 	c.t.Helper()
 	if c.js {
-		c.load(wantStatus, chromedp.SendKeys(chromedp.ID("code"), code))
+		c.load(wantStatus, chromedp.Focus(chromedp.ID("code")), chromedp.KeyEvent(code))
 		return
 	}
 	c.typeInto("code", code)

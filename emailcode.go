@@ -69,6 +69,9 @@ func (h *TwoFactor) postConfirmEmail(w http.ResponseWriter, r *http.Request) err
 	if answered, err := h.answerEmailCode(w, masked, err, h.confirmPage(sess, user)); answered {
 		return err
 	}
+	if locked, ok := errors.AsType[*signin.LockedError](err); ok {
+		return h.renderLocked(w, locked.RetryAfter(h.now()))
+	}
 	return h.noPending(w, err)
 }
 

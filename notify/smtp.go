@@ -13,6 +13,7 @@ import (
 	"net/mail"
 	"net/smtp"
 	"net/textproto"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -155,7 +156,32 @@ func (s *SMTP) Send(ctx context.Context, n Notice) error {
 	if err != nil {
 		return Permanent(err)
 	}
-	return s.deliver(ctx, to, msg)
+	return hideAddress(s.deliver(ctx, to, msg), to)
+}
+
+// addressHidden is an error whose text has the recipient's address
+// masked: mail servers name it in their refusals ("550 5.1.1
+// <alice@example.com>: Recipient address rejected"), and errors are
+// logged. It still wraps the error, so IsPermanent sees through it.
+type addressHidden struct {
+	err  error
+	text string
+}
+
+func (e *addressHidden) Error() string { return e.text }
+func (e *addressHidden) Unwrap() error { return e.err }
+
+// hideAddress masks the address to, in any case, in err's text (see
+// MaskAddress).
+func hideAddress(err error, to string) error {
+	if err == nil {
+		return err
+	}
+	addr := regexp.MustCompile("(?i)" + regexp.QuoteMeta(to))
+	if !addr.MatchString(err.Error()) {
+		return err
+	}
+	return &addressHidden{err: err, text: addr.ReplaceAllLiteralString(err.Error(), MaskAddress(to))}
 }
 
 // compose builds the message. Every header value is checked for CR and LF,

@@ -273,3 +273,18 @@ func TestNewSMTPChecksConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestSMTPErrorHidesTheAddress: a mail server that names the recipient in
+// its refusal (as Postfix does) puts no address in the error, which is
+// logged; the refusal stays permanent.
+func TestSMTPErrorHidesTheAddress(t *testing.T) {
+	rejected := &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<Alice@Example.com>: Recipient address rejected: User unknown"}
+	ms := mailtest.Start(t, mailtest.OfferSTARTTLS, func(ms *mailtest.Server) { ms.RcptErrs = []error{rejected} })
+	err := newSMTP(t, ms, nil).Send(context.Background(), aliceNotice(notify.AccountLocked))
+	if !notify.IsPermanent(err) {
+		t.Fatalf("Send to a refused address: %v, want a permanent error", err)
+	}
+	if strings.Contains(strings.ToLower(err.Error()), "alice@example.com") {
+		t.Errorf("error %q contains the address", err)
+	}
+}

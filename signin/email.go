@@ -88,7 +88,10 @@ func (s *Service) OffersEmailCode(name string, u *store.User) (masked string, ok
 // known here (it is queued), so every answer is the same whatever the mail
 // server does.
 //
-// It returns ErrEmailCodesOff, ErrNoAddress, a *TooManyCodesError past
+// A locked account (or client) gets no code: the code could not be used
+// while the lock lasts, and a session opened before the lock would
+// otherwise keep sending mail. It returns a *LockedError then, and
+// otherwise ErrEmailCodesOff, ErrNoAddress, a *TooManyCodesError past
 // the limits (EmailCodeRequests per user and EmailCodeClientRequests per
 // client network within EmailCodeWindow), ErrSessionEnded, or the store's
 // error.
@@ -96,11 +99,18 @@ func (s *Service) SendEmailCode(sess *store.Session, c Client) (string, error) {
 	if !s.policy.EmailCodes || s.deps.Mailer == nil {
 		return "", ErrEmailCodesOff
 	}
+	now := s.deps.Now()
+	until, err := s.deps.Attempts.LockedUntil(sess.User, true, c.IP, s.policy.Limits, now)
+	if err != nil {
+		return "", err
+	}
+	if !until.IsZero() {
+		return "", s.locked(StepEmailCode, sess.User, true, c, until, ScopeAccount)
+	}
 	code, err := notify.NewCode()
 	if err != nil {
 		return "", err
 	}
-	now := s.deps.Now()
 	mail := CodeMail{User: sess.User, Code: code, Expires: now.Add(notify.CodeLifetime), Client: c}
 	err = s.deps.Store.Update(func(tx store.Tx) error {
 		rec, err := tx.Session(sess.Key)

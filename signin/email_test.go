@@ -219,6 +219,14 @@ func TestWrongEmailCodesLock(t *testing.T) {
 	if _, err := e.svc.Confirm(sess, code, alpha); !errors.As(err, new(*LockedError)) {
 		t.Fatalf("right code after 3 wrong ones: %v, want a lock", err)
 	}
+	// While the lock lasts, the session opened before it gets no new code.
+	sent := len(box.mails)
+	if _, err := e.svc.SendEmailCode(sess, alpha); !errors.As(err, new(*LockedError)) {
+		t.Fatalf("a code asked for while locked: %v, want a lock", err)
+	}
+	if len(box.mails) != sent {
+		t.Fatal("a code was queued while the account was locked")
+	}
 }
 
 func TestEmailCodeRequestLimits(t *testing.T) {

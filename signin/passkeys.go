@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/caddy-two-factor/caddy-two-factor/passkey"
@@ -28,8 +29,14 @@ const passkeyLoginUser = "\x01passkey-login"
 
 // maxAnonymousPending bounds the sessions of passkey logins not yet
 // finished (they have no user until the passkey names one): a new one
-// ends the oldest.
-const maxAnonymousPending = 100
+// ends the oldest. maxAnonymousPerNetwork bounds those of one client
+// network (see throttle.NetworkOf): past it, a client's new one ends its
+// own oldest, so that one client asking for options again and again
+// cannot end everyone else's passkey logins.
+const (
+	maxAnonymousPending    = 100
+	maxAnonymousPerNetwork = 5
+)
 
 // Offers is what the config offers users, for the pages to show.
 type Offers struct {
@@ -361,7 +368,7 @@ func (s *Service) BeginPasskeyLogin(replace *store.SessionKey, c Client) (token 
 				return err
 			}
 		}
-		if err := endOldestPending(tx, passkeyLoginUser, maxAnonymousPending-1); err != nil {
+		if err := endOldestAnonymous(tx, c); err != nil {
 			return err
 		}
 		token, err = newSession(tx, c, store.Session{
@@ -378,6 +385,30 @@ func (s *Service) BeginPasskeyLogin(replace *store.SessionKey, c Client) (token 
 		return "", nil, err
 	}
 	return token, begun.Options, nil
+}
+
+// endOldestAnonymous makes room for a new passkey login session of c:
+// it ends c's network's oldest past maxAnonymousPerNetwork-1, else the
+// oldest of all past maxAnonymousPending-1.
+func endOldestAnonymous(tx store.Tx, c Client) error {
+	sessions, err := tx.UserSessions(passkeyLoginUser)
+	if err != nil {
+		return err
+	}
+	sessions = slices.DeleteFunc(sessions, func(o *store.Session) bool { return o.Stage != store.StagePending })
+	slices.SortFunc(sessions, func(a, b *store.Session) int { return a.Created.Compare(b.Created) })
+	network := throttle.NetworkOf(c.IP)
+	mine := slices.DeleteFunc(slices.Clone(sessions), func(o *store.Session) bool { return throttle.NetworkOf(o.ClientIP) != network })
+	end := sessions[:max(len(sessions)-(maxAnonymousPending-1), 0)]
+	if n := len(mine) - (maxAnonymousPerNetwork - 1); n > 0 {
+		end = mine[:n]
+	}
+	for _, o := range end {
+		if err := tx.DeleteSession(o.Key); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // accountOf returns the account of u under the policy: declared in it, or
@@ -406,10 +437,17 @@ func (s *Service) FinishPasskeyLogin(key store.SessionKey, response []byte, next
 		return SignInResult{}, ErrPasskeysOff
 	}
 	now := s.deps.Now()
-	// Whose attempt it is: the account the answer names, if any.
+	// Whose attempt it is: the account the answer names, if any. Only for
+	// a passkey login begun in this session: looking a handle up may read
+	// every user (see passkey.UserByHandle), and an answer with no
+	// ceremony to check it against is refused below without counting.
 	name, known := "", false
 	if handle, err := passkey.UserHandle(response); err == nil {
 		err := s.deps.Store.View(func(tx store.Tx) error {
+			rec, err := tx.Session(key)
+			if err != nil || rec.Stage != store.StagePending || rec.User != passkeyLoginUser || rec.Ceremony == nil {
+				return nil
+			}
 			u, err := passkey.UserByHandle(tx, handle)
 			if err == nil {
 				_, known = s.accountOf(u)

@@ -2,6 +2,7 @@ package signin
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,5 +174,90 @@ func TestPasskeyLoginNeedsAnAccount(t *testing.T) {
 	key2, _ = store.ParseSessionToken(token)
 	if _, err := e.svc.FinishPasskeyLogin(key2, key.Get(t, options), "/", alpha); !errors.Is(err, ErrBadPasskey) {
 		t.Fatalf("passkey login of a user the config dropped: %v, want ErrBadPasskey", err)
+	}
+}
+
+// TestPasskeyLoginOptionsFloodEndsOnlyTheFloodersOwn: one client asking
+// for passkey login options again and again ends its own unfinished
+// logins, not another client's.
+func TestPasskeyLoginOptionsFloodEndsOnlyTheFloodersOwn(t *testing.T) {
+	e := newEnv(t, nil)
+	e.withPasskeys(t, true)
+	key := softauthn.New(t, -7)
+	e.enrollPasskey(t, "alice", key)
+	token, options, err := e.svc.BeginPasskeyLogin(nil, alpha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flooder := Client{IP: "198.51.100.7", UserAgent: "flood"}
+	var first string
+	for i := range 2 * maxAnonymousPending {
+		e.advance(time.Millisecond)
+		tok, _, err := e.svc.BeginPasskeyLogin(nil, flooder)
+		if err != nil {
+			t.Fatalf("options %d: %v", i, err)
+		}
+		if i == 0 {
+			first = tok
+		}
+	}
+	own, _ := store.ParseSessionToken(first)
+	if _, err := e.svc.FinishPasskeyLogin(own, key.Get(t, options), "/", flooder); !errors.Is(err, ErrNoPending) {
+		t.Errorf("the flooder's first passkey login: %v, want it ended (ErrNoPending)", err)
+	}
+	victim, _ := store.ParseSessionToken(token)
+	if _, err := e.svc.FinishPasskeyLogin(victim, key.Get(t, options), "/", alpha); err != nil {
+		t.Fatalf("passkey login begun before another client's flood: %v", err)
+	}
+}
+
+// scanCounter is a store that counts the reads of every user.
+type scanCounter struct {
+	store.Store
+	scans atomic.Int32
+}
+
+type scanCountingTx struct {
+	store.Tx
+	c *scanCounter
+}
+
+func (c *scanCounter) View(fn func(store.Tx) error) error {
+	return c.Store.View(func(tx store.Tx) error { return fn(scanCountingTx{tx, c}) })
+}
+
+func (c *scanCounter) Update(fn func(store.Tx) error) error {
+	return c.Store.Update(func(tx store.Tx) error { return fn(scanCountingTx{tx, c}) })
+}
+
+func (tx scanCountingTx) ForEachUser(fn func(*store.User) error) error {
+	tx.c.scans.Add(1)
+	return tx.Tx.ForEachUser(fn)
+}
+
+// TestPasskeyLoginAnswerWithoutCeremonyReadsNoUsers: an answer naming an
+// unknown user handle, posted with no passkey login begun, is refused
+// without reading every user (which it could do without limit: it counts
+// against no budget).
+func TestPasskeyLoginAnswerWithoutCeremonyReadsNoUsers(t *testing.T) {
+	e := newEnv(t, nil)
+	e.withPasskeys(t, true)
+	counter := &scanCounter{Store: e.svc.deps.Store}
+	e.svc.deps.Store = counter
+	_, options, err := e.svc.BeginPasskeyLogin(nil, alpha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger := softauthn.New(t, -7) // a handle no user has
+	stranger.Handle = []byte("no-such-handle")
+	answer := stranger.Get(t, options)
+	pending, _ := e.pending(t, "bob")
+	for _, key := range []store.SessionKey{{}, pending.Key} {
+		if _, err := e.svc.FinishPasskeyLogin(key, answer, "/", alpha); !errors.Is(err, ErrSessionEnded) {
+			t.Fatalf("answer without a passkey login: %v, want ErrSessionEnded", err)
+		}
+	}
+	if n := counter.scans.Load(); n != 0 {
+		t.Errorf("answers without a passkey login read every user %d times", n)
 	}
 }

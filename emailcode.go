@@ -69,16 +69,17 @@ func (h *TwoFactor) postConfirmEmail(w http.ResponseWriter, r *http.Request) err
 	if answered, err := h.answerEmailCode(w, masked, err, h.confirmPage(sess, user)); answered {
 		return err
 	}
-	if locked, ok := errors.AsType[*signin.LockedError](err); ok {
-		return h.renderLocked(w, locked.RetryAfter(h.now()))
-	}
 	return h.noPending(w, err)
 }
 
 // answerEmailCode shows page, the confirm page, after a request for an
-// e-mailed code: where it went, or why none was sent. It reports whether
-// it answered; an error it did not is the caller's.
+// e-mailed code: where it went, or why none was sent (the lock page for a
+// locked account). It reports whether it answered; an error it did not is
+// the caller's.
 func (h *TwoFactor) answerEmailCode(w http.ResponseWriter, masked string, err error, page pageData) (bool, error) {
+	if locked, ok := errors.AsType[*signin.LockedError](err); ok {
+		return true, h.renderLocked(w, locked.RetryAfter(h.now()))
+	}
 	status := http.StatusOK
 	switch tooMany, isTooMany := errors.AsType[*signin.TooManyCodesError](err); {
 	case err == nil:

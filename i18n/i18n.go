@@ -301,6 +301,14 @@ func (p *Printer) English(text string) string {
 	}
 	for _, pat := range p.bundle.patterns {
 		if args, ok := pat.match(text); ok {
+			// An argument that is itself a message (a duration put into a
+			// sentence) is translated too; any other (a name, an address)
+			// stays as it is.
+			for i, a := range args {
+				if s, ok := a.(string); ok {
+					args[i] = p.English(s)
+				}
+			}
 			return p.T(pat.key, args...)
 		}
 	}
@@ -312,6 +320,9 @@ type pattern struct {
 	key   string
 	re    *regexp.Regexp
 	verbs []byte
+	// literal is how much of the message is fixed text: the more, the
+	// more specific the pattern.
+	literal int
 }
 
 var verbRE = regexp.MustCompile(`%(?:\[\d+\])?[-+# 0]*\d*(?:\.\d+)?[a-zA-Z%]`)
@@ -343,7 +354,8 @@ func compilePatterns(english map[string]entry) []pattern {
 			last = l[1]
 		}
 		re.WriteString(regexp.QuoteMeta(text[last:]) + "$")
-		pats = append(pats, pattern{key: key, re: regexp.MustCompile(re.String()), verbs: verbs})
+		literal := len(text) - len(verbs)*2
+		pats = append(pats, pattern{key: key, re: regexp.MustCompile(re.String()), verbs: verbs, literal: literal})
 	}
 	keys := make([]string, 0, len(english))
 	for k := range english {
@@ -365,6 +377,9 @@ func compilePatterns(english map[string]entry) []pattern {
 			add(k, m.Forms[f])
 		}
 	}
+	// The most specific pattern first: a short one ("%s on %s", a device)
+	// also matches a sentence that merely contains its words.
+	sort.SliceStable(pats, func(i, j int) bool { return pats[i].literal > pats[j].literal })
 	return pats
 }
 

@@ -298,6 +298,11 @@ func TestEnglish(t *testing.T) {
 		{"15 minutes", "15 Minuten"},
 		{"1 minute", "1 Minute"},
 		{"Firefox on Linux", "Firefox auf Linux"},
+		// A duration inside a sentence is translated with it; an address is not.
+		{"You have asked for several codes already. Please wait 15 minutes, or use your authenticator or a recovery code.",
+			"Sie haben bereits mehrere Codes angefordert. Bitte warten Sie 15 Minuten oder verwenden Sie Ihren Authenticator oder einen Wiederherstellungscode."},
+		{"If the address is right, a code is on its way to a***@example.com. It works once, for 10 minutes.",
+			"Wenn die Adresse stimmt, ist ein Code an a***@example.com unterwegs. Er gilt einmal, 10 Minuten lang."},
 		{"Something else entirely.", "Something else entirely."},
 		{"", ""},
 	}

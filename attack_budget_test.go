@@ -32,7 +32,8 @@ func commitsOf(t *testing.T, site *testSite) uint64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return unwrapStore(db.raw).(*boltstore.Store).Commits()
+	bolt, _ := store.As[*boltstore.Store](db.raw)
+	return bolt.Commits()
 }
 
 func TestAttackRefusedSignInsWriteNothingAndLockTheClient(t *testing.T) {

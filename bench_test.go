@@ -305,7 +305,7 @@ func BenchmarkRefusedSignIn(b *testing.B) {
 			}
 			pre := encodeKey(make([]byte, store.TokenBytes))
 			body := "username=bench&password=wrong&csrf=" + h.csrfToken("login", []byte(pre))
-			bolt := unwrapStore(h.db.raw).(*boltstore.Store)
+			bolt, _ := store.As[*boltstore.Store](h.db.raw)
 			before := bolt.Commits()
 			b.ResetTimer()
 			for range b.N {

@@ -69,14 +69,6 @@ func series(name string, labels ...string) string {
 	return name + "{" + b.String() + "}"
 }
 
-// unwrapStore returns the backend under a database's metrics.
-func unwrapStore(st store.Store) store.Store {
-	if i, ok := st.(interface{ Unwrap() store.Store }); ok {
-		return i.Unwrap()
-	}
-	return st
-}
-
 // checkSessionGauges counts the sessions of the store named name afresh
 // and fails unless the scrape reports pending and full sessions.
 func checkSessionGauges(t *testing.T, backend, name string, pending, full float64) {
